@@ -1,0 +1,49 @@
+// Checking the GPU kernels against the CPU reference on random inputs: the machinery behind
+// samples/info's self-check and the tests. Each check fills its outputs with NaN first, so
+// an element a kernel fails to write shows up as an error.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vkalex/context.hpp"
+#include "vkalex/ops.hpp"
+
+namespace vkalex {
+
+struct CheckResult {
+  std::string op;       // "conv2d"
+  std::string case_name;  // shapes and parameters, e.g. "x[1, 3, 227, 227] w[96, 3, 11, 11] s4"
+  uint64_t seed = 0;    // reruns the same inputs
+  double rel_l2 = 0;    // ||gpu - ref|| / ||ref||; infinity when the GPU gave a NaN or Inf
+  double max_abs = 0;   // largest |gpu - ref|
+  bool exact_match = true;  // integer outputs (argmax) equal, where the op has them
+  bool passed(double tolerance) const { return rel_l2 <= tolerance && exact_match; }
+};
+
+// Relative L2 error of `got` against `want`; infinity if any value of `got` is NaN or Inf
+// or the sizes differ; 0 when both are all zero.
+double relative_l2(std::span<const float> got, std::span<const float> want);
+
+// Uniform values in [-scale, scale) from a counter-based generator: the same on every machine.
+std::vector<float> random_uniform(size_t count, uint64_t seed, float scale = 1.0f);
+
+CheckResult check_conv2d(Context& ctx, const Shape& x, const Shape& weight, bool bias,
+                         const Conv2dParams& params, uint64_t seed);
+CheckResult check_relu(Context& ctx, const Shape& x, uint64_t seed);
+CheckResult check_lrn(Context& ctx, const Shape& x, const LrnParams& params, uint64_t seed,
+                      float input_scale = 1.0f);
+// Also requires the argmax indices to equal the reference's.
+CheckResult check_max_pool(Context& ctx, const Shape& x, const MaxPoolParams& params, uint64_t seed);
+CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, bool bias,
+                         bool relu, uint64_t seed);
+CheckResult check_softmax(Context& ctx, const Shape& x, uint64_t seed, float input_scale = 10.0f);
+// Checks both forms: no output (x itself comes back, nothing recorded) and a copy.
+CheckResult check_dropout_inference(Context& ctx, const Shape& x, uint64_t seed);
+
+// One check per op on AlexNet's own layer shapes (batch 1): what samples/info runs.
+std::vector<CheckResult> self_check(Context& ctx, uint64_t seed);
+
+}  // namespace vkalex

@@ -1,0 +1,163 @@
+// Vulkan instance and device: listing, choosing, memory, and moving tensors in and out.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vkalex/shape.hpp"
+
+namespace vkalex {
+
+namespace detail {
+struct DeviceImpl;
+struct Allocation;
+}  // namespace detail
+
+enum class DeviceType { Other, IntegratedGpu, DiscreteGpu, VirtualGpu, Cpu };
+const char* device_type_name(DeviceType type);
+
+struct MemoryHeap {
+  uint64_t size = 0;
+  bool device_local = false;
+};
+
+// What a physical device is and what it offers; filled in by list_devices() and Context.
+struct DeviceInfo {
+  uint32_t index = 0;             // position in the Vulkan loader's enumeration
+  std::string name;               // e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
+  uint32_t vendor_id = 0;
+  std::string vendor;             // "NVIDIA", "AMD", "Intel", "Mesa", ... or the id in hex
+  uint32_t device_id = 0;
+  DeviceType type = DeviceType::Other;
+  std::string driver_name;        // empty where the device does not report it (Vulkan < 1.2)
+  std::string driver_info;
+  uint32_t driver_version = 0;    // raw, vendor-encoded
+  std::string driver_version_string;
+  uint32_t api_version = 0;
+  std::string api_version_string;  // "1.3.230"
+  std::array<uint8_t, 16> uuid{};
+  std::vector<MemoryHeap> heaps;
+  uint32_t subgroup_size = 0;
+  bool shader_float16 = false;     // fp16 arithmetic in shaders
+  bool storage_buffer_16bit = false;  // 16-bit values in storage buffers
+  bool timestamps = false;         // compute queue can write timestamps
+  double timestamp_period_ns = 0;  // nanoseconds per timestamp tick
+  // Limits the engine respects (DESIGN.md, "Device limits that bite").
+  uint64_t max_storage_buffer_range = 0;
+  uint64_t min_storage_buffer_offset_alignment = 0;
+  uint64_t max_memory_allocation_size = 0;
+  uint32_t max_push_constants_size = 0;
+  std::array<uint32_t, 3> max_workgroup_count{};
+  uint32_t max_workgroup_invocations = 0;
+};
+
+// Lists the physical devices the Vulkan loader reports, in its order.
+// Throws Error when there is no loader; returns an empty list when there is no device.
+std::vector<DeviceInfo> list_devices();
+
+// Picks a device from `devices` (as list_devices() returns them) and returns its position.
+// `spec` is a decimal index or a case-insensitive substring of the device name; an empty
+// spec picks by type: discrete GPU > integrated GPU > virtual GPU > CPU > other, then by
+// index. Throws Error naming what was found when nothing matches.
+size_t select_device(const std::vector<DeviceInfo>& devices, std::string_view spec);
+
+struct ContextOptions {
+  // Index or name substring (see select_device). Unset: the environment variable
+  // VKALEX_DEVICE if set, else the default preference.
+  std::optional<std::string> device;
+  // Enable VK_LAYER_KHRONOS_validation (throws if the layer is not installed). Also turned
+  // on by the environment variable VKALEX_VALIDATION=1.
+  bool validation = false;
+  // Keep and reuse compiled pipelines across runs, in $XDG_CACHE_HOME/vkalex (else
+  // ~/.cache/vkalex), unless pipeline_cache_dir names another folder. VKALEX_PIPELINE_CACHE=0
+  // turns it off.
+  bool pipeline_cache = true;
+  std::string pipeline_cache_dir;
+  // Move data through staging buffers even where device memory is host-visible
+  // (lavapipe, integrated GPUs). For testing the path discrete GPUs take.
+  bool force_staging = false;
+};
+
+class Tensor;
+
+// Owns the Vulkan instance, the chosen device, its compute queue, memory and pipelines.
+// Tensors and Recorders made from a Context keep its device alive, so they may outlive it.
+// A Context is not thread-safe: record and submit from one thread at a time.
+class Context {
+ public:
+  explicit Context(const ContextOptions& options = {});
+  ~Context();
+  Context(Context&&) noexcept;
+  Context& operator=(Context&&) noexcept;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const DeviceInfo& device() const;
+
+  // Allocates a device tensor (contents undefined). Throws Error naming the size when the
+  // device is out of memory or the size is beyond its limits.
+  Tensor tensor(const Shape& shape, DType dtype = DType::F32);
+
+  // Copies host data into / out of a tensor and waits until done. The sizes must match the
+  // tensor's exactly. Must not overlap a submission that uses the tensor.
+  void upload(const Tensor& tensor, std::span<const float> data);
+  void upload(const Tensor& tensor, std::span<const uint32_t> data);
+  std::vector<float> download(const Tensor& tensor);
+  std::vector<uint32_t> download_u32(const Tensor& tensor);
+  // Sets every element's bits to `value`'s bits (NaN included) and waits until done.
+  void fill(const Tensor& tensor, float value);
+
+  // True when tensors are read and written by the host directly (no staging copies).
+  bool direct_host_access() const;
+
+  // Messages the validation layer reported (warnings and errors) since the last call.
+  std::vector<std::string> take_validation_messages();
+  // Where the pipeline cache lives (empty when off), and why it was not loaded, if it was not.
+  std::string pipeline_cache_path() const;
+  std::string pipeline_cache_status() const;
+  // Saves the pipeline cache now (also done when the Context is destroyed).
+  void save_pipeline_cache();
+
+  detail::DeviceImpl& impl() const { return *impl_; }
+  const std::shared_ptr<detail::DeviceImpl>& shared_impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<detail::DeviceImpl> impl_;
+};
+
+// A shape plus a region of device memory. Copying a Tensor copies the handle, not the data
+// (both refer to the same memory); the memory is freed when the last handle goes.
+class Tensor {
+ public:
+  Tensor() = default;
+
+  const Shape& shape() const { return shape_; }
+  DType dtype() const { return dtype_; }
+  uint64_t numel() const { return shape_.numel(); }
+  uint64_t bytes() const { return numel() * dtype_size(dtype_); }
+  bool empty() const { return alloc_ == nullptr; }
+
+  // The same memory seen with another shape of the same element count.
+  Tensor reshaped(const Shape& shape) const;
+  // True when both refer to overlapping memory.
+  bool aliases(const Tensor& other) const;
+
+  // Engine internals: the allocation and the byte offset of this tensor within it.
+  const detail::Allocation& allocation() const;
+  uint64_t offset() const { return offset_; }
+
+ private:
+  friend class Context;
+  std::shared_ptr<detail::Allocation> alloc_;
+  Shape shape_;
+  DType dtype_ = DType::F32;
+  uint64_t offset_ = 0;
+};
+
+}  // namespace vkalex

@@ -1,0 +1,69 @@
+// Records many dispatches into one command buffer, once, and replays it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vkalex/context.hpp"
+
+namespace vkalex {
+
+namespace detail {
+struct RecorderImpl;
+}
+
+struct RecorderOptions {
+  // Write a GPU timestamp around every dispatch (read with timings() after wait()).
+  // Timed dispatches run one after another, so leave it off when not measuring.
+  bool timestamps = false;
+};
+
+// GPU time of one recorded command, from the device's timestamps.
+struct DispatchTiming {
+  std::string label;  // the op that recorded it, e.g. "conv2d"
+  double ms = 0;
+};
+
+// Usage: begin(); record ops (vkalex::ops::*); end(); then run() as often as needed: each
+// run replays the same command buffer (nothing is re-recorded). The recorder inserts a
+// buffer memory barrier only where a command reads or overwrites memory that an earlier
+// command of the same recording wrote (or overwrites what one read).
+// Tensors recorded must stay alive as long as the recording is replayed.
+class Recorder {
+ public:
+  explicit Recorder(Context& context, const RecorderOptions& options = {});
+  ~Recorder();
+  Recorder(Recorder&&) noexcept;
+  Recorder& operator=(Recorder&&) noexcept;
+
+  // Starts a new recording; the previous one is dropped (waits for it if it is running).
+  void begin();
+  // Finishes the recording; after this it can be submitted.
+  void end();
+  // Submits the recording. Returns at once; a second submit waits for the first.
+  void submit();
+  // Waits until the last submission has finished.
+  void wait();
+  // submit() then wait().
+  void run();
+
+  // Records filling every element of `tensor` with the bits of `value` (NaN included).
+  void fill(const Tensor& tensor, float value);
+  // Records a copy of all of `src` into `dst` (same byte size).
+  void copy(const Tensor& src, const Tensor& dst);
+
+  // Per-command GPU times of the last finished submission (timestamps option only).
+  std::vector<DispatchTiming> timings() const;
+  size_t dispatch_count() const;
+  size_t barrier_count() const;
+  // How many times the current recording has been submitted (replays, not re-recordings).
+  size_t submit_count() const;
+
+  detail::RecorderImpl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<detail::RecorderImpl> impl_;
+};
+
+}  // namespace vkalex

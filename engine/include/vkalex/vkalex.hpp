@@ -1,0 +1,10 @@
+// Everything a program that uses vkalex needs.
+#pragma once
+
+#include "vkalex/context.hpp"
+#include "vkalex/cpu.hpp"
+#include "vkalex/error.hpp"
+#include "vkalex/ops.hpp"
+#include "vkalex/recorder.hpp"
+#include "vkalex/shape.hpp"
+#include "vkalex/check.hpp"

@@ -1,0 +1,44 @@
+// Host side of conv2d_forward.comp.
+#include "ops/op_common.hpp"
+
+namespace vkalex::ops {
+
+void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y,
+            const Conv2dParams& params) {
+  using namespace detail;
+  const char* op = "conv2d";
+  check_tensor(op, "input", x, x.shape());
+  check_tensor(op, "weight", w, w.shape());
+  if (bias) check_tensor(op, "bias", *bias, bias->shape());
+  const Shape out = conv2d_output_shape(x.shape(), w.shape(), bias ? &bias->shape() : nullptr, params);
+  check_tensor(op, "output", y, out);
+  check_no_alias(op, x, y);
+  check_no_alias(op, w, y);
+
+  struct {
+    uint32_t N, C, H, W, K, OH, OW, KH, KW, SH, SW, PH, PW, G, flags;
+  } push{0, x.shape()[1], x.shape()[2], x.shape()[3], out[1], out[2], out[3], w.shape()[2],
+         w.shape()[3], params.stride_h, params.stride_w, params.pad_h, params.pad_w, params.groups,
+         (bias ? 1u : 0u) | (params.relu ? 2u : 0u)};
+
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t wg = elementwise_workgroup(dev);
+  const uint64_t x_item = x.bytes() / x.shape()[0], y_item = y.bytes() / out[0];
+  for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item})) {
+    push.N = n1 - n0;
+    Dispatch d;
+    d.shader = "conv2d_forward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item},
+                  {&w, Use::Read},
+                  {bias ? bias : &w, bias ? Use::Read : Use::Unused},
+                  {&y, Use::Write, n0 * y_item, push.N * y_item}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.K * push.OH * push.OW, wg);
+    record_dispatch(rec, d);
+  }
+}
+
+}  // namespace vkalex::ops

@@ -1,0 +1,44 @@
+// Host side of linear_forward.comp.
+#include "ops/op_common.hpp"
+
+namespace vkalex::ops {
+
+void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& y,
+            bool relu) {
+  using namespace detail;
+  const char* op = "linear";
+  check_tensor(op, "input", x, x.shape());
+  check_tensor(op, "weight", w, w.shape());
+  if (bias) check_tensor(op, "bias", *bias, bias->shape());
+  const Shape out = linear_output_shape(x.shape(), w.shape(), bias ? &bias->shape() : nullptr);
+  check_tensor(op, "output", y, out);
+  check_no_alias(op, x, y);
+  check_no_alias(op, w, y);
+
+  struct {
+    uint32_t N, K, M, m0, rows, flags;
+  } push{out[0], x.shape()[1], out[1], 0, 0, (bias ? 1u : 0u) | (relu ? 2u : 0u)};
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t wg = elementwise_workgroup(dev);
+  const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
+  // fc6's 9216 x 4096 weights (151 MB) exceed lavapipe's 128 MiB binding limit: bind and
+  // dispatch them in blocks of output rows.
+  for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
+    push.m0 = m0;
+    push.rows = m1 - m0;
+    Dispatch d;
+    d.shader = "linear_forward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&x, Use::Read},
+                  {&w, Use::Read, m0 * row_bytes, push.rows * row_bytes},
+                  {bias ? bias : &x, bias ? Use::Read : Use::Unused},
+                  {&y, Use::Write}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.rows, wg);
+    record_dispatch(rec, d);
+  }
+}
+
+}  // namespace vkalex::ops

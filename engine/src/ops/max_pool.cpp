@@ -1,0 +1,46 @@
+// Host side of maxpool_forward.comp.
+#include "ops/op_common.hpp"
+
+namespace vkalex::ops {
+
+
+void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* argmax,
+              const MaxPoolParams& params) {
+  using namespace detail;
+  const char* op = "max_pool";
+  check_tensor(op, "input", x, x.shape());
+  const Shape out = max_pool_output_shape(x.shape(), params);
+  check_tensor(op, "output", y, out);
+  check_no_alias(op, x, y);
+  if (argmax) {
+    check_tensor(op, "argmax", *argmax, out, DType::U32);
+    check_no_alias(op, x, *argmax);
+    check_no_alias(op, y, *argmax);
+  }
+  const Shape& s = x.shape();
+  struct {
+    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, flags, index_base;
+  } push{0, s[1], s[2], s[3], out[2], out[3], params.kernel_h, params.kernel_w, params.stride_h,
+         params.stride_w, params.pad_h, params.pad_w, argmax ? 1u : 0u, 0};
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t wg = elementwise_workgroup(dev);
+  const uint64_t x_item = x.bytes() / s[0], y_item = y.bytes() / s[0];
+  for (auto [n0, n1] : item_ranges(dev, op, s[0], {x_item, y_item})) {
+    push.N = n1 - n0;
+    push.index_base = static_cast<uint32_t>(uint64_t(n0) * s[1] * s[2] * s[3]);
+    Dispatch d;
+    d.shader = "maxpool_forward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item},
+                  {&y, Use::Write, n0 * y_item, push.N * y_item},
+                  argmax ? Binding{argmax, Use::Write, n0 * y_item, push.N * y_item}
+                         : Binding{&y, Use::Unused, n0 * y_item, push.N * y_item}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.OH * push.OW, wg);
+    record_dispatch(rec, d);
+  }
+}
+
+}  // namespace vkalex::ops

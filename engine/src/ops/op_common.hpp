@@ -1,0 +1,33 @@
+// Internal helpers the host side of every op shares.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+#include "vk/dispatch.hpp"
+#include "vkalex/ops.hpp"
+
+namespace vkalex::detail {
+
+// Throws Error "<op>: <name> ..." unless t is allocated, of `dtype`, and shaped `expected`.
+void check_tensor(const char* op, const char* name, const Tensor& t, const Shape& expected,
+                  DType dtype = DType::F32);
+// Throws unless `out` shares no memory with `in`.
+void check_no_alias(const char* op, const Tensor& in, const Tensor& out);
+
+// Workgroup size of the one-invocation-per-element kernels on this device.
+uint32_t elementwise_workgroup(const DeviceInfo& device);
+
+// Grid of `threads` invocations in workgroups of `workgroup`.
+std::array<uint32_t, 3> grid_for_threads(const DeviceInfo& device, uint64_t threads, uint32_t workgroup);
+
+// Splits items [0, n) (images of a batch, rows of a matrix) into ranges whose slices fit one
+// binding: each slice of items * bytes_per_item[i] stays within maxStorageBufferRange and
+// starts at a multiple of minStorageBufferOffsetAlignment. Usually one range.
+std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device, const char* op,
+                                                       uint32_t n,
+                                                       std::initializer_list<uint64_t> bytes_per_item);
+
+}  // namespace vkalex::detail

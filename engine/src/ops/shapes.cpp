@@ -1,0 +1,115 @@
+// Shapes, element types and the output-shape rules every op (GPU and CPU) checks against.
+#include <numeric>
+
+#include "vkalex/error.hpp"
+#include "vkalex/ops.hpp"
+
+namespace vkalex {
+
+uint32_t dtype_size(DType) { return 4; }
+
+const char* dtype_name(DType dtype) { return dtype == DType::F32 ? "f32" : "u32"; }
+
+uint64_t Shape::numel() const {
+  uint64_t n = 1;
+  for (uint32_t d : dims_) n *= d;
+  return n;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (size_t i = 0; i < dims_.size(); ++i) s += (i ? ", " : "") + std::to_string(dims_[i]);
+  return s + "]";
+}
+
+namespace {
+
+[[noreturn]] void fail(const char* op, const std::string& why) {
+  throw Error(std::string(op) + ": " + why);
+}
+
+void require_rank(const char* op, const char* name, const Shape& s, size_t rank) {
+  if (s.rank() != rank) {
+    fail(op, std::string(name) + " must have rank " + std::to_string(rank) + ", got " + s.str());
+  }
+}
+
+// Output size of a sliding window, or 0 when the window does not fit.
+uint32_t window_out(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad) {
+  const uint64_t padded = uint64_t(in) + 2ull * pad;
+  if (kernel == 0 || stride == 0 || padded < kernel) return 0;
+  return static_cast<uint32_t>((padded - kernel) / stride + 1);
+}
+
+}  // namespace
+
+Shape conv2d_output_shape(const Shape& x, const Shape& w, const Shape* bias, const Conv2dParams& p) {
+  const char* op = "conv2d";
+  require_rank(op, "input", x, 4);
+  require_rank(op, "weight", w, 4);
+  if (p.groups == 0) fail(op, "groups must be at least 1");
+  if (p.stride_h == 0 || p.stride_w == 0) fail(op, "stride must be at least 1");
+  const uint32_t C = x[1], K = w[0];
+  if (C % p.groups != 0 || K % p.groups != 0) {
+    fail(op, "groups " + std::to_string(p.groups) + " must divide input channels " +
+                 std::to_string(C) + " and output channels " + std::to_string(K));
+  }
+  if (w[1] != C / p.groups) {
+    fail(op, "weight " + w.str() + " needs " + std::to_string(C / p.groups) +
+                 " input channels per group (input " + x.str() + ", groups " +
+                 std::to_string(p.groups) + ")");
+  }
+  if (bias && (bias->rank() != 1 || (*bias)[0] != K)) {
+    fail(op, "bias " + bias->str() + " must be [" + std::to_string(K) + "]");
+  }
+  const uint32_t oh = window_out(x[2], w[2], p.stride_h, p.pad_h);
+  const uint32_t ow = window_out(x[3], w[3], p.stride_w, p.pad_w);
+  if (oh == 0 || ow == 0) {
+    fail(op, "kernel " + std::to_string(w[2]) + "x" + std::to_string(w[3]) +
+                 " does not fit input " + x.str() + " with padding " + std::to_string(p.pad_h) +
+                 "x" + std::to_string(p.pad_w));
+  }
+  return Shape{x[0], K, oh, ow};
+}
+
+Shape lrn_output_shape(const Shape& x, const LrnParams& p) {
+  require_rank("lrn", "input", x, 4);
+  if (p.size == 0) fail("lrn", "size must be at least 1");
+  if (!(p.k > 0.0f) || !(p.alpha >= 0.0f) || !(p.beta >= 0.0f)) {
+    fail("lrn", "needs k > 0, alpha >= 0 and beta >= 0");
+  }
+  return x;
+}
+
+Shape max_pool_output_shape(const Shape& x, const MaxPoolParams& p) {
+  const char* op = "max_pool";
+  require_rank(op, "input", x, 4);
+  if (p.kernel_h == 0 || p.kernel_w == 0 || p.stride_h == 0 || p.stride_w == 0) {
+    fail(op, "kernel and stride must be at least 1");
+  }
+  if (p.pad_h > p.kernel_h / 2 || p.pad_w > p.kernel_w / 2) {
+    fail(op, "padding may be at most half the kernel");
+  }
+  const uint32_t oh = window_out(x[2], p.kernel_h, p.stride_h, p.pad_h);
+  const uint32_t ow = window_out(x[3], p.kernel_w, p.stride_w, p.pad_w);
+  if (oh == 0 || ow == 0) fail(op, "kernel does not fit input " + x.str());
+  return Shape{x[0], x[1], oh, ow};
+}
+
+Shape linear_output_shape(const Shape& x, const Shape& w, const Shape* bias) {
+  const char* op = "linear";
+  require_rank(op, "input", x, 2);
+  require_rank(op, "weight", w, 2);
+  if (w[1] != x[1]) fail(op, "weight " + w.str() + " does not take input " + x.str());
+  if (bias && (bias->rank() != 1 || (*bias)[0] != w[0])) {
+    fail(op, "bias " + bias->str() + " must be [" + std::to_string(w[0]) + "]");
+  }
+  return Shape{x[0], w[0]};
+}
+
+Shape softmax_output_shape(const Shape& x) {
+  if (x.rank() == 0 || x.dims().back() == 0) fail("softmax", "needs a non-empty last dimension, got " + x.str());
+  return x;
+}
+
+}  // namespace vkalex

@@ -1,0 +1,36 @@
+// Host side of softmax_forward.comp.
+#include "ops/op_common.hpp"
+
+namespace vkalex::ops {
+
+void softmax(Recorder& rec, const Tensor& x, const Tensor& y) {
+  using namespace detail;
+  const char* op = "softmax";
+  check_tensor(op, "input", x, x.shape());
+  check_tensor(op, "output", y, softmax_output_shape(x.shape()));
+  check_no_alias(op, x, y);
+  const uint32_t L = x.shape().dims().back();
+  const uint64_t rows64 = x.numel() / L;
+  const DeviceInfo& dev = recorder_device(rec);
+  // A power of two for the shared-memory tree reduction.
+  uint32_t wg = 1;
+  while (wg * 2 <= std::min<uint32_t>(256, dev.max_workgroup_invocations) && wg < L) wg *= 2;
+  const uint64_t row_bytes = uint64_t(L) * sizeof(float);
+  for (auto [r0, r1] : item_ranges(dev, op, static_cast<uint32_t>(rows64), {row_bytes})) {
+    struct {
+      uint32_t rows, L;
+    } push{r1 - r0, L};
+    Dispatch d;
+    d.shader = "softmax_forward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&x, Use::Read, r0 * row_bytes, push.rows * row_bytes},
+                  {&y, Use::Write, r0 * row_bytes, push.rows * row_bytes}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for(dev, push.rows);
+    record_dispatch(rec, d);
+  }
+}
+
+}  // namespace vkalex::ops

@@ -1,0 +1,273 @@
+// Context: the chosen device, its queue, and blocking transfers between host and tensors.
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "vk/device.hpp"
+#include "vk/sync.hpp"
+#include "vkalex/error.hpp"
+
+namespace vkalex {
+namespace detail {
+
+DeviceImpl::~DeviceImpl() {
+  if (device) {
+    vk.vkDeviceWaitIdle(device);
+    pipelines.destroy();
+    allocator.destroy();
+    if (transfer_fence) vk.vkDestroyFence(device, transfer_fence, nullptr);
+    if (transfer_pool) vk.vkDestroyCommandPool(device, transfer_pool, nullptr);
+    vk.vkDestroyDevice(device, nullptr);
+  }
+  if (messenger) vkDestroyDebugUtilsMessengerEXT(instance, messenger, nullptr);
+  if (instance) vkDestroyInstance(instance, nullptr);
+}
+
+namespace {
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+// Runs `record` in the Context's transfer command buffer and waits for it.
+template <typename F>
+void run_transfer(DeviceImpl& d, F&& record) {
+  auto& vk = d.vk;
+  vk_check(vk.vkResetCommandBuffer(d.transfer_cmd, 0), "vkResetCommandBuffer");
+  VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  vk_check(vk.vkBeginCommandBuffer(d.transfer_cmd, &begin), "vkBeginCommandBuffer");
+  record(d.transfer_cmd);
+  record_completion_barrier(vk, d.transfer_cmd);
+  vk_check(vk.vkEndCommandBuffer(d.transfer_cmd), "vkEndCommandBuffer");
+  vk_check(vk.vkResetFences(d.device, 1, &d.transfer_fence), "vkResetFences");
+  VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  submit.commandBufferCount = 1;
+  submit.pCommandBuffers = &d.transfer_cmd;
+  vk_check(vk.vkQueueSubmit(d.queue, 1, &submit, d.transfer_fence), "vkQueueSubmit (transfer)");
+  vk_check(vk.vkWaitForFences(d.device, 1, &d.transfer_fence, VK_TRUE, UINT64_MAX),
+           "vkWaitForFences (transfer)");
+}
+
+void check_size(const Tensor& t, uint64_t bytes, const char* what) {
+  if (t.empty()) throw Error(std::string(what) + ": the tensor is empty (never allocated)");
+  if (t.bytes() != bytes) {
+    throw Error(std::string(what) + ": tensor " + t.shape().str() + " holds " +
+                std::to_string(t.bytes()) + " bytes but " + std::to_string(bytes) +
+                " were given");
+  }
+}
+
+void write_bytes(DeviceImpl& d, const std::shared_ptr<DeviceImpl>& shared, const Tensor& t,
+                 const void* src, uint64_t bytes) {
+  const Allocation& a = t.allocation();
+  if (bytes == 0) return;
+  if (std::byte* p = a.mapped()) {
+    std::memcpy(p + t.offset(), src, bytes);
+    return;
+  }
+  auto staging = d.allocator.allocate(shared, MemoryKind::Staging, bytes);
+  std::memcpy(staging->mapped(), src, bytes);
+  run_transfer(d, [&](VkCommandBuffer cmd) {
+    VkBufferCopy region{staging->offset, a.offset + t.offset(), bytes};
+    d.vk.vkCmdCopyBuffer(cmd, staging->buffer(), a.buffer(), 1, &region);
+  });
+}
+
+void read_bytes(DeviceImpl& d, const std::shared_ptr<DeviceImpl>& shared, const Tensor& t, void* dst,
+                uint64_t bytes) {
+  const Allocation& a = t.allocation();
+  if (bytes == 0) return;
+  if (std::byte* p = a.mapped()) {
+    std::memcpy(dst, p + t.offset(), bytes);
+    return;
+  }
+  auto staging = d.allocator.allocate(shared, MemoryKind::Staging, bytes);
+  run_transfer(d, [&](VkCommandBuffer cmd) {
+    VkBufferCopy region{a.offset + t.offset(), staging->offset, bytes};
+    d.vk.vkCmdCopyBuffer(cmd, a.buffer(), staging->buffer(), 1, &region);
+  });
+  std::memcpy(dst, staging->mapped(), bytes);
+}
+
+}  // namespace
+}  // namespace detail
+
+using detail::vk_check;
+
+Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail::DeviceImpl>()) {
+  auto& d = *impl_;
+  const bool validation = options.validation || detail::env_flag("VKALEX_VALIDATION");
+  if (validation) d.validation = std::make_unique<detail::ValidationLog>();
+  d.instance = detail::create_instance(validation, d.validation.get(), &d.messenger);
+
+  auto physical = detail::enumerate_physical_devices(d.instance);
+  std::vector<DeviceInfo> infos;
+  for (uint32_t i = 0; i < physical.size(); ++i) infos.push_back(detail::describe_device(physical[i], i));
+  std::string spec;
+  if (options.device) {
+    spec = *options.device;
+  } else if (const char* env = std::getenv("VKALEX_DEVICE")) {
+    spec = env;
+  }
+  const size_t chosen = select_device(infos, spec);
+  d.physical = physical[chosen];
+  d.info = infos[chosen];
+
+  VkPhysicalDeviceProperties props{};
+  vkGetPhysicalDeviceProperties(d.physical, &props);
+  d.limits = props.limits;
+  vkGetPhysicalDeviceMemoryProperties(d.physical, &d.memory_properties);
+
+  uint32_t family_count = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(d.physical, &family_count, nullptr);
+  std::vector<VkQueueFamilyProperties> families(family_count);
+  vkGetPhysicalDeviceQueueFamilyProperties(d.physical, &family_count, families.data());
+  // Prefer a family with compute and timestamps; a compute family without them still works.
+  int family = -1;
+  for (uint32_t i = 0; i < family_count; ++i) {
+    if (!(families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
+    if (family < 0 || (families[i].timestampValidBits > 0 && families[family].timestampValidBits == 0))
+      family = static_cast<int>(i);
+  }
+  if (family < 0) throw Error("device \"" + d.info.name + "\" has no compute queue");
+  d.queue_family = static_cast<uint32_t>(family);
+  d.info.timestamps = families[family].timestampValidBits > 0;
+
+  const float priority = 1.0f;
+  VkDeviceQueueCreateInfo queue_info{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  queue_info.queueFamilyIndex = d.queue_family;
+  queue_info.queueCount = 1;
+  queue_info.pQueuePriorities = &priority;
+  VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  device_info.queueCreateInfoCount = 1;
+  device_info.pQueueCreateInfos = &queue_info;
+  vk_check(vkCreateDevice(d.physical, &device_info, nullptr, &d.device),
+           ("vkCreateDevice for \"" + d.info.name + "\"").c_str());
+  volkLoadDeviceTable(&d.vk, d.device);
+  d.vk.vkGetDeviceQueue(d.device, d.queue_family, 0, &d.queue);
+
+  VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+  pool_info.queueFamilyIndex = d.queue_family;
+  vk_check(d.vk.vkCreateCommandPool(d.device, &pool_info, nullptr, &d.transfer_pool),
+           "vkCreateCommandPool");
+  VkCommandBufferAllocateInfo alloc{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  alloc.commandPool = d.transfer_pool;
+  alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  alloc.commandBufferCount = 1;
+  vk_check(d.vk.vkAllocateCommandBuffers(d.device, &alloc, &d.transfer_cmd),
+           "vkAllocateCommandBuffers");
+  VkFenceCreateInfo fence_info{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  vk_check(d.vk.vkCreateFence(d.device, &fence_info, nullptr, &d.transfer_fence), "vkCreateFence");
+
+  d.force_staging = options.force_staging || detail::env_flag("VKALEX_FORCE_STAGING");
+  d.allocator.init(&d, !d.force_staging);
+  ContextOptions cache_options = options;
+  if (const char* env = std::getenv("VKALEX_PIPELINE_CACHE"); env && std::strcmp(env, "0") == 0)
+    cache_options.pipeline_cache = false;
+  d.pipelines.init(&d, cache_options);
+}
+
+Context::~Context() {
+  if (impl_) {
+    try {
+      impl_->pipelines.save();
+    } catch (...) {
+      // A cache that cannot be written only costs compile time on the next start.
+    }
+  }
+}
+
+Context::Context(Context&&) noexcept = default;
+Context& Context::operator=(Context&&) noexcept = default;
+
+const DeviceInfo& Context::device() const { return impl_->info; }
+
+bool Context::direct_host_access() const { return impl_->allocator.device_memory_mapped(); }
+
+Tensor Context::tensor(const Shape& shape, DType dtype) {
+  const uint64_t bytes = shape.numel() * dtype_size(dtype);
+  Tensor t;
+  t.alloc_ = impl_->allocator.allocate(impl_, detail::MemoryKind::Device, bytes);
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  return t;
+}
+
+void Context::upload(const Tensor& t, std::span<const float> data) {
+  detail::check_size(t, data.size_bytes(), "upload");
+  if (t.dtype() != DType::F32) throw Error("upload: float data given for a U32 tensor");
+  detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
+}
+
+void Context::upload(const Tensor& t, std::span<const uint32_t> data) {
+  detail::check_size(t, data.size_bytes(), "upload");
+  if (t.dtype() != DType::U32) throw Error("upload: uint32 data given for a F32 tensor");
+  detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
+}
+
+std::vector<float> Context::download(const Tensor& t) {
+  if (t.dtype() != DType::F32) throw Error("download: tensor is U32; use download_u32");
+  std::vector<float> out(t.numel());
+  detail::check_size(t, out.size() * sizeof(float), "download");
+  detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());
+  return out;
+}
+
+std::vector<uint32_t> Context::download_u32(const Tensor& t) {
+  if (t.dtype() != DType::U32) throw Error("download_u32: tensor is F32; use download");
+  std::vector<uint32_t> out(t.numel());
+  detail::check_size(t, out.size() * sizeof(uint32_t), "download_u32");
+  detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());
+  return out;
+}
+
+void Context::fill(const Tensor& t, float value) {
+  detail::check_size(t, t.bytes(), "fill");
+  if (t.bytes() == 0) return;
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  const auto& a = t.allocation();
+  detail::run_transfer(*impl_, [&](VkCommandBuffer cmd) {
+    impl_->vk.vkCmdFillBuffer(cmd, a.buffer(), a.offset + t.offset(), t.bytes(), bits);
+  });
+}
+
+std::vector<std::string> Context::take_validation_messages() {
+  if (!impl_->validation) return {};
+  std::lock_guard lock(impl_->validation->mutex);
+  return std::exchange(impl_->validation->messages, {});
+}
+
+std::string Context::pipeline_cache_path() const { return impl_->pipelines.path(); }
+std::string Context::pipeline_cache_status() const { return impl_->pipelines.status(); }
+void Context::save_pipeline_cache() { impl_->pipelines.save(); }
+
+Tensor Tensor::reshaped(const Shape& shape) const {
+  if (shape.numel() != numel()) {
+    throw Error("reshape: " + shape_.str() + " has " + std::to_string(numel()) +
+                " elements, " + shape.str() + " has " + std::to_string(shape.numel()));
+  }
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+bool Tensor::aliases(const Tensor& other) const {
+  if (empty() || other.empty()) return false;
+  const auto& a = allocation();
+  const auto& b = other.allocation();
+  if (a.buffer() != b.buffer()) return false;
+  const uint64_t a0 = a.offset + offset_, a1 = a0 + bytes();
+  const uint64_t b0 = b.offset + other.offset_, b1 = b0 + other.bytes();
+  return a0 < b1 && b0 < a1;
+}
+
+const detail::Allocation& Tensor::allocation() const {
+  if (!alloc_) throw Error("tensor is empty (never allocated)");
+  return *alloc_;
+}
+
+}  // namespace vkalex

@@ -1,0 +1,148 @@
+// Internal: the Vulkan objects behind a Context, the memory allocator and the pipelines.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vk/vulkan.hpp"
+#include "vkalex/context.hpp"
+
+namespace vkalex::detail {
+
+struct DeviceImpl;
+
+enum class MemoryKind {
+  Device,   // device-local storage buffers (tensors)
+  Staging,  // host-visible, coherent: uploads and downloads through copies
+};
+
+// One large VkDeviceMemory with one VkBuffer over all of it, handed out in aligned ranges.
+struct MemoryBlock {
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VkDeviceSize size = 0;
+  std::byte* mapped = nullptr;          // non-null when host-visible and mapped
+  std::map<VkDeviceSize, VkDeviceSize> free_ranges;  // offset -> size, coalesced
+  VkDeviceSize used = 0;
+  bool dedicated = false;               // made for one allocation larger than a block
+};
+
+// A range of a MemoryBlock. Returns itself to the allocator when destroyed.
+struct Allocation {
+  std::shared_ptr<DeviceImpl> device;
+  MemoryKind kind = MemoryKind::Device;
+  MemoryBlock* block = nullptr;
+  VkDeviceSize offset = 0;  // within block->buffer
+  VkDeviceSize size = 0;
+  uint64_t id = 0;          // unique per allocation, for tracking hazards
+
+  VkBuffer buffer() const { return block->buffer; }
+  std::byte* mapped() const { return block->mapped ? block->mapped + offset : nullptr; }
+  ~Allocation();
+};
+
+// Sub-allocates tensors from few large blocks: some drivers allow only 4096 allocations.
+class Allocator {
+ public:
+  void init(DeviceImpl* device, bool map_device_memory);
+  void destroy();
+  // Throws Error naming `size` when the memory cannot be had.
+  std::shared_ptr<Allocation> allocate(const std::shared_ptr<DeviceImpl>& device, MemoryKind kind,
+                                       VkDeviceSize size);
+  void release(Allocation& allocation);
+  bool device_memory_mapped() const { return device_mapped_; }
+
+ private:
+  MemoryBlock* new_block(MemoryKind kind, VkDeviceSize size, bool dedicated);
+  void free_block(MemoryBlock* block);
+
+  DeviceImpl* device_ = nullptr;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<MemoryBlock>> blocks_[2];
+  uint32_t type_index_[2] = {0, 0};
+  bool host_visible_[2] = {false, false};
+  bool device_mapped_ = false;
+  VkDeviceSize alignment_ = 256;
+  VkDeviceSize block_size_ = 256ull << 20;
+  uint64_t next_id_ = 1;
+};
+
+struct PipelineKey {
+  std::string shader;
+  std::vector<uint32_t> specialization;  // value of constant_id i at position i
+  uint32_t bindings = 0;
+  uint32_t push_constant_bytes = 0;
+  auto operator<=>(const PipelineKey&) const = default;
+};
+
+struct Pipeline {
+  VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+  VkPipelineLayout layout = VK_NULL_HANDLE;
+  VkPipeline pipeline = VK_NULL_HANDLE;
+  uint32_t bindings = 0;
+  uint32_t push_constant_bytes = 0;
+};
+
+// Pipelines built once per (shader, specialization) and kept for the device's life, plus the
+// driver's pipeline cache stored on disk per device.
+class PipelineStore {
+ public:
+  void init(DeviceImpl* device, const ContextOptions& options);
+  void destroy();
+  const Pipeline& get(const PipelineKey& key);
+  void save();
+  const std::string& path() const { return path_; }
+  const std::string& status() const { return status_; }
+
+ private:
+  void load();
+  DeviceImpl* device_ = nullptr;
+  std::mutex mutex_;
+  std::map<PipelineKey, std::unique_ptr<Pipeline>> pipelines_;
+  VkPipelineCache cache_ = VK_NULL_HANDLE;
+  std::string path_;
+  std::string status_;
+  bool dirty_ = false;
+};
+
+// Collects validation-layer messages; the debug messenger writes here from any thread.
+struct ValidationLog {
+  std::mutex mutex;
+  std::vector<std::string> messages;
+};
+
+struct DeviceImpl {
+  VkInstance instance = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  VolkDeviceTable vk{};  // device-level functions of this device, not volk's globals
+  uint32_t queue_family = 0;
+  VkQueue queue = VK_NULL_HANDLE;
+  DeviceInfo info;
+  VkPhysicalDeviceLimits limits{};
+  VkPhysicalDeviceMemoryProperties memory_properties{};
+  std::unique_ptr<ValidationLog> validation;  // null when validation is off
+  bool force_staging = false;
+
+  Allocator allocator;
+  PipelineStore pipelines;
+
+  // One command buffer and fence for the Context's own blocking transfers.
+  VkCommandPool transfer_pool = VK_NULL_HANDLE;
+  VkCommandBuffer transfer_cmd = VK_NULL_HANDLE;
+  VkFence transfer_fence = VK_NULL_HANDLE;
+
+  ~DeviceImpl();
+};
+
+// Instance creation and device description (instance.cpp).
+VkInstance create_instance(bool validation, ValidationLog* log, VkDebugUtilsMessengerEXT* messenger);
+DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index);
+std::vector<VkPhysicalDevice> enumerate_physical_devices(VkInstance instance);
+void load_vulkan_loader();
+
+}  // namespace vkalex::detail

@@ -1,0 +1,333 @@
+// Loading Vulkan, creating the instance, describing and choosing physical devices.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+
+#include "vk/device.hpp"
+#include "vkalex/error.hpp"
+
+namespace vkalex {
+
+const char* device_type_name(DeviceType type) {
+  switch (type) {
+    case DeviceType::DiscreteGpu: return "discrete GPU";
+    case DeviceType::IntegratedGpu: return "integrated GPU";
+    case DeviceType::VirtualGpu: return "virtual GPU";
+    case DeviceType::Cpu: return "CPU";
+    default: return "other";
+  }
+}
+
+namespace detail {
+namespace {
+
+const char* const kNoDeviceHint =
+    "Install a Vulkan driver for your GPU, or Mesa's lavapipe for a CPU device "
+    "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers).";
+
+std::string hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%04x", v);
+  return buf;
+}
+
+std::string vendor_name(uint32_t id) {
+  switch (id) {
+    case 0x10DE: return "NVIDIA";
+    case 0x1002: return "AMD";
+    case 0x1022: return "AMD";
+    case 0x8086: return "Intel";
+    case 0x13B5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x1010: return "Imagination";
+    case 0x106B: return "Apple";
+    case 0x10005: return "Mesa";
+    default: return hex(id);
+  }
+}
+
+std::string api_version_string(uint32_t v) {
+  return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v)) +
+         "." + std::to_string(VK_API_VERSION_PATCH(v));
+}
+
+// Drivers encode their version in vendor-specific ways.
+std::string driver_version_string(uint32_t vendor, uint32_t v) {
+  if (vendor == 0x10DE) {
+    return std::to_string((v >> 22) & 0x3ff) + "." + std::to_string((v >> 14) & 0xff) + "." +
+           std::to_string((v >> 6) & 0xff);
+  }
+#ifdef _WIN32
+  if (vendor == 0x8086) return std::to_string(v >> 14) + "." + std::to_string(v & 0x3fff);
+#endif
+  return api_version_string(v);
+}
+
+bool has_extension(VkPhysicalDevice device, const char* name) {
+  uint32_t count = 0;
+  vkEnumerateDeviceExtensionProperties(device, nullptr, &count, nullptr);
+  std::vector<VkExtensionProperties> props(count);
+  vkEnumerateDeviceExtensionProperties(device, nullptr, &count, props.data());
+  for (const auto& p : props)
+    if (std::strcmp(p.extensionName, name) == 0) return true;
+  return false;
+}
+
+VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
+    VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT,
+    const VkDebugUtilsMessengerCallbackDataEXT* data, void* user) {
+  if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
+  auto* log = static_cast<ValidationLog*>(user);
+  std::lock_guard lock(log->mutex);
+  log->messages.emplace_back(data && data->pMessage ? data->pMessage : "(no message)");
+  return VK_FALSE;
+}
+
+bool layer_available(const char* name) {
+  uint32_t count = 0;
+  vkEnumerateInstanceLayerProperties(&count, nullptr);
+  std::vector<VkLayerProperties> layers(count);
+  vkEnumerateInstanceLayerProperties(&count, layers.data());
+  for (const auto& l : layers)
+    if (std::strcmp(l.layerName, name) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+void load_vulkan_loader() {
+  static const VkResult result = volkInitialize();
+  if (result != VK_SUCCESS) {
+    throw Error(std::string("no Vulkan loader found (libvulkan.so.1 could not be loaded). "
+                            "Install libvulkan1 and a driver; ") + kNoDeviceHint,
+                vk_result_name(result));
+  }
+}
+
+VkInstance create_instance(bool validation, ValidationLog* log,
+                           VkDebugUtilsMessengerEXT* messenger) {
+  load_vulkan_loader();
+  const uint32_t loader_version = volkGetInstanceVersion();
+  if (loader_version < VK_API_VERSION_1_1) {
+    throw Error("the Vulkan loader supports only Vulkan " + api_version_string(loader_version) +
+                "; vkalex needs 1.1 or later");
+  }
+
+  VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+  app.pApplicationName = "vkalex";
+  app.pEngineName = "vkalex";
+  app.apiVersion = std::min<uint32_t>(loader_version, VK_API_VERSION_1_3);
+
+  std::vector<const char*> layers;
+  std::vector<const char*> extensions;
+  VkDebugUtilsMessengerCreateInfoEXT messenger_info{
+      VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
+  if (validation) {
+    if (!layer_available("VK_LAYER_KHRONOS_validation")) {
+      throw Error("validation was asked for, but VK_LAYER_KHRONOS_validation is not installed "
+                  "(Debian: apt-get install vulkan-validationlayers)");
+    }
+    layers.push_back("VK_LAYER_KHRONOS_validation");
+    extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+    messenger_info.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
+                                     VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+    messenger_info.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
+                                 VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                                 VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+    messenger_info.pfnUserCallback = on_validation_message;
+    messenger_info.pUserData = log;
+  }
+
+  VkInstanceCreateInfo info{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+  info.pApplicationInfo = &app;
+  info.enabledLayerCount = static_cast<uint32_t>(layers.size());
+  info.ppEnabledLayerNames = layers.data();
+  info.enabledExtensionCount = static_cast<uint32_t>(extensions.size());
+  info.ppEnabledExtensionNames = extensions.data();
+  if (validation) info.pNext = &messenger_info;
+
+  VkInstance instance = VK_NULL_HANDLE;
+  VkResult result = vkCreateInstance(&info, nullptr, &instance);
+  if (result == VK_ERROR_INCOMPATIBLE_DRIVER) {
+    throw Error(std::string("the Vulkan loader found no driver (vkCreateInstance: "
+                            "VK_ERROR_INCOMPATIBLE_DRIVER). ") + kNoDeviceHint,
+                vk_result_name(result));
+  }
+  vk_check(result, "vkCreateInstance");
+  volkLoadInstanceOnly(instance);
+
+  if (validation) {
+    result = vkCreateDebugUtilsMessengerEXT(instance, &messenger_info, nullptr, messenger);
+    if (result != VK_SUCCESS) {
+      vkDestroyInstance(instance, nullptr);
+      vk_check(result, "vkCreateDebugUtilsMessengerEXT");
+    }
+  }
+  return instance;
+}
+
+std::vector<VkPhysicalDevice> enumerate_physical_devices(VkInstance instance) {
+  uint32_t count = 0;
+  vk_check(vkEnumeratePhysicalDevices(instance, &count, nullptr), "vkEnumeratePhysicalDevices");
+  std::vector<VkPhysicalDevice> devices(count);
+  vk_check(vkEnumeratePhysicalDevices(instance, &count, devices.data()),
+           "vkEnumeratePhysicalDevices");
+  devices.resize(count);
+  return devices;
+}
+
+DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
+  DeviceInfo info;
+  info.index = index;
+
+  VkPhysicalDeviceProperties base{};
+  vkGetPhysicalDeviceProperties(device, &base);
+  const bool v12 = base.apiVersion >= VK_API_VERSION_1_2;
+
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  VkPhysicalDeviceIDProperties id{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES};
+  VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+  props.pNext = &id;
+  id.pNext = &subgroup;
+  if (v12 || has_extension(device, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME)) subgroup.pNext = &driver;
+  vkGetPhysicalDeviceProperties2(device, &props);
+
+  VkPhysicalDeviceFeatures2 features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  VkPhysicalDevice16BitStorageFeatures storage16{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+  VkPhysicalDeviceShaderFloat16Int8Features float16{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+  features.pNext = &storage16;
+  if (v12 || has_extension(device, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME))
+    storage16.pNext = &float16;
+  vkGetPhysicalDeviceFeatures2(device, &features);
+
+  VkPhysicalDeviceMemoryProperties memory{};
+  vkGetPhysicalDeviceMemoryProperties(device, &memory);
+
+  uint32_t family_count = 0;
+  vkGetPhysicalDeviceQueueFamilyProperties(device, &family_count, nullptr);
+  std::vector<VkQueueFamilyProperties> families(family_count);
+  vkGetPhysicalDeviceQueueFamilyProperties(device, &family_count, families.data());
+
+  info.name = base.deviceName;
+  info.vendor_id = base.vendorID;
+  info.vendor = vendor_name(base.vendorID);
+  info.device_id = base.deviceID;
+  switch (base.deviceType) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: info.type = DeviceType::DiscreteGpu; break;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: info.type = DeviceType::IntegratedGpu; break;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: info.type = DeviceType::VirtualGpu; break;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: info.type = DeviceType::Cpu; break;
+    default: info.type = DeviceType::Other; break;
+  }
+  if (subgroup.pNext == &driver) {
+    info.driver_name = driver.driverName;
+    info.driver_info = driver.driverInfo;
+  }
+  info.driver_version = base.driverVersion;
+  info.driver_version_string = driver_version_string(base.vendorID, base.driverVersion);
+  info.api_version = base.apiVersion;
+  info.api_version_string = api_version_string(base.apiVersion);
+  std::memcpy(info.uuid.data(), id.deviceUUID, VK_UUID_SIZE);
+  for (uint32_t i = 0; i < memory.memoryHeapCount; ++i) {
+    info.heaps.push_back({memory.memoryHeaps[i].size,
+                          (memory.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0});
+  }
+  info.subgroup_size = subgroup.subgroupSize;
+  info.storage_buffer_16bit = storage16.storageBuffer16BitAccess == VK_TRUE;
+  info.shader_float16 = storage16.pNext == &float16 && float16.shaderFloat16 == VK_TRUE;
+  for (const auto& f : families) {
+    if ((f.queueFlags & VK_QUEUE_COMPUTE_BIT) && f.timestampValidBits > 0) info.timestamps = true;
+  }
+  info.timestamp_period_ns = base.limits.timestampPeriod;
+  info.max_storage_buffer_range = base.limits.maxStorageBufferRange;
+  info.min_storage_buffer_offset_alignment = base.limits.minStorageBufferOffsetAlignment;
+  info.max_memory_allocation_size = 0;
+  {
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    VkPhysicalDeviceMaintenance3Properties m3{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    p2.pNext = &m3;
+    vkGetPhysicalDeviceProperties2(device, &p2);
+    info.max_memory_allocation_size = m3.maxMemoryAllocationSize;
+  }
+  info.max_push_constants_size = base.limits.maxPushConstantsSize;
+  for (int i = 0; i < 3; ++i) info.max_workgroup_count[i] = base.limits.maxComputeWorkGroupCount[i];
+  info.max_workgroup_invocations = base.limits.maxComputeWorkGroupInvocations;
+  return info;
+}
+
+}  // namespace detail
+
+std::vector<DeviceInfo> list_devices() {
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  VkInstance instance = detail::create_instance(false, nullptr, &messenger);
+  std::vector<DeviceInfo> out;
+  try {
+    auto devices = detail::enumerate_physical_devices(instance);
+    for (uint32_t i = 0; i < devices.size(); ++i) out.push_back(detail::describe_device(devices[i], i));
+  } catch (...) {
+    vkDestroyInstance(instance, nullptr);
+    throw;
+  }
+  vkDestroyInstance(instance, nullptr);
+  return out;
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+int type_rank(DeviceType t) {
+  switch (t) {
+    case DeviceType::DiscreteGpu: return 0;
+    case DeviceType::IntegratedGpu: return 1;
+    case DeviceType::VirtualGpu: return 2;
+    case DeviceType::Cpu: return 3;
+    default: return 4;
+  }
+}
+
+std::string found_list(const std::vector<DeviceInfo>& devices) {
+  std::string s = "found " + std::to_string(devices.size()) + " device(s)";
+  for (size_t i = 0; i < devices.size(); ++i) {
+    s += (i == 0 ? ": " : ", ") + std::to_string(i) + " = \"" + devices[i].name + "\" (" +
+         device_type_name(devices[i].type) + ")";
+  }
+  return s;
+}
+
+}  // namespace
+
+size_t select_device(const std::vector<DeviceInfo>& devices, std::string_view spec) {
+  if (devices.empty()) {
+    throw Error(std::string("the Vulkan loader reports no device. ") + detail::kNoDeviceHint);
+  }
+  if (spec.empty()) {
+    size_t best = 0;
+    for (size_t i = 1; i < devices.size(); ++i)
+      if (type_rank(devices[i].type) < type_rank(devices[best].type)) best = i;
+    return best;
+  }
+  const bool numeric = std::all_of(spec.begin(), spec.end(),
+                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  if (numeric) {
+    if (spec.size() > 9 || std::stoul(std::string(spec)) >= devices.size()) {
+      throw Error("device index " + std::string(spec) + " is out of range; " + found_list(devices));
+    }
+    return std::stoul(std::string(spec));
+  }
+  const std::string needle = lower(spec);
+  for (size_t i = 0; i < devices.size(); ++i)
+    if (lower(devices[i].name).find(needle) != std::string::npos) return i;
+  throw Error("no device name contains \"" + std::string(spec) + "\"; " + found_list(devices));
+}
+
+}  // namespace vkalex

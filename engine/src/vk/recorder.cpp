@@ -1,0 +1,342 @@
+// Recorder: one command buffer recorded once and replayed, with the barriers it needs and
+// optional timestamps around each command.
+#include "vkalex/recorder.hpp"
+
+#include <cstring>
+
+#include "vk/device.hpp"
+#include "vk/dispatch.hpp"
+#include "vk/sync.hpp"
+#include "vkalex/error.hpp"
+
+namespace vkalex {
+namespace detail {
+
+namespace {
+constexpr uint32_t kQueriesPerPool = 256;
+constexpr uint32_t kSetsPerPool = 128;
+constexpr uint32_t kDescriptorsPerPool = kSetsPerPool * 8;
+}  // namespace
+
+struct RecorderImpl {
+  std::shared_ptr<DeviceImpl> dev;
+  bool timestamps = false;
+  VkCommandPool pool = VK_NULL_HANDLE;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  VkFence fence = VK_NULL_HANDLE;
+
+  std::vector<VkDescriptorPool> descriptor_pools;
+  size_t pools_in_use = 0;
+  uint32_t sets_left = 0, descriptors_left = 0;
+
+  std::vector<VkQueryPool> query_pools;
+  std::vector<std::string> timed_labels;
+
+  HazardTracker tracker;
+  enum class State { Empty, Recording, Recorded } state = State::Empty;
+  bool in_flight = false;
+  size_t dispatches = 0, barriers = 0, submits = 0;
+  std::vector<DispatchTiming> timings;
+
+  ~RecorderImpl() {
+    if (!dev) return;
+    auto& vk = dev->vk;
+    if (in_flight) vk.vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX);
+    for (auto p : descriptor_pools) vk.vkDestroyDescriptorPool(dev->device, p, nullptr);
+    for (auto q : query_pools) vk.vkDestroyQueryPool(dev->device, q, nullptr);
+    if (fence) vk.vkDestroyFence(dev->device, fence, nullptr);
+    if (pool) vk.vkDestroyCommandPool(dev->device, pool, nullptr);
+  }
+
+  void require_recording(const char* what) const {
+    if (state != State::Recording) {
+      throw Error(std::string("Recorder: ") + what + " outside begin()/end()");
+    }
+  }
+
+  VkDescriptorSet allocate_set(VkDescriptorSetLayout layout, uint32_t descriptors) {
+    auto& vk = dev->vk;
+    if (sets_left == 0 || descriptors_left < descriptors) {
+      if (pools_in_use == descriptor_pools.size()) {
+        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kDescriptorsPerPool};
+        VkDescriptorPoolCreateInfo info{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+        info.maxSets = kSetsPerPool;
+        info.poolSizeCount = 1;
+        info.pPoolSizes = &size;
+        VkDescriptorPool p = VK_NULL_HANDLE;
+        vk_check(vk.vkCreateDescriptorPool(dev->device, &info, nullptr, &p), "vkCreateDescriptorPool");
+        descriptor_pools.push_back(p);
+      }
+      ++pools_in_use;
+      sets_left = kSetsPerPool;
+      descriptors_left = kDescriptorsPerPool;
+    }
+    VkDescriptorSetAllocateInfo info{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+    info.descriptorPool = descriptor_pools[pools_in_use - 1];
+    info.descriptorSetCount = 1;
+    info.pSetLayouts = &layout;
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    vk_check(vk.vkAllocateDescriptorSets(dev->device, &info, &set), "vkAllocateDescriptorSets");
+    --sets_left;
+    descriptors_left -= descriptors;
+    return set;
+  }
+
+  // Records the barrier these accesses need, then (if timing) the opening timestamp.
+  void before_command(const std::vector<BufferAccess>& accesses, const char* label) {
+    auto barrier = tracker.before(accesses);
+    if (barrier.needed()) {
+      dev->vk.vkCmdPipelineBarrier(cmd, barrier.src_stages, barrier.dst_stages, 0, 0, nullptr,
+                                   static_cast<uint32_t>(barrier.buffers.size()),
+                                   barrier.buffers.data(), 0, nullptr);
+      ++barriers;
+    }
+    if (timestamps) {
+      const uint32_t q = static_cast<uint32_t>(timed_labels.size()) * 2;
+      if (q / kQueriesPerPool == query_pools.size()) {
+        VkQueryPoolCreateInfo info{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+        info.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        info.queryCount = kQueriesPerPool;
+        VkQueryPool p = VK_NULL_HANDLE;
+        vk_check(dev->vk.vkCreateQueryPool(dev->device, &info, nullptr, &p), "vkCreateQueryPool");
+        query_pools.push_back(p);
+      }
+      VkQueryPool p = query_pools[q / kQueriesPerPool];
+      if (q % kQueriesPerPool == 0) dev->vk.vkCmdResetQueryPool(cmd, p, 0, kQueriesPerPool);
+      dev->vk.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, p, q % kQueriesPerPool);
+      timed_labels.emplace_back(label ? label : "?");
+    }
+  }
+
+  void after_command() {
+    if (!timestamps) return;
+    const uint32_t q = static_cast<uint32_t>(timed_labels.size()) * 2 - 1;
+    dev->vk.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                                query_pools[q / kQueriesPerPool], q % kQueriesPerPool);
+  }
+
+  void collect_timings() {
+    timings.clear();
+    if (!timestamps || timed_labels.empty()) return;
+    const uint32_t total = static_cast<uint32_t>(timed_labels.size()) * 2;
+    std::vector<uint64_t> ticks(total);
+    for (uint32_t first = 0; first < total; first += kQueriesPerPool) {
+      const uint32_t count = std::min(kQueriesPerPool, total - first);
+      vk_check(dev->vk.vkGetQueryPoolResults(dev->device, query_pools[first / kQueriesPerPool], 0,
+                                             count, count * sizeof(uint64_t), ticks.data() + first,
+                                             sizeof(uint64_t),
+                                             VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+               "vkGetQueryPoolResults");
+    }
+    for (size_t i = 0; i < timed_labels.size(); ++i) {
+      const uint64_t dt = ticks[2 * i + 1] - ticks[2 * i];
+      timings.push_back({timed_labels[i], dt * dev->info.timestamp_period_ns * 1e-6});
+    }
+  }
+
+  void wait() {
+    if (!in_flight) return;
+    vk_check(dev->vk.vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    in_flight = false;
+    collect_timings();
+  }
+};
+
+namespace {
+
+BufferAccess access_of(const Tensor& t, uint64_t offset, uint64_t size, VkPipelineStageFlags stage,
+                       bool write) {
+  const Allocation& a = t.allocation();
+  return {a.buffer(), a.offset + t.offset() + offset, size, stage, write};
+}
+
+}  // namespace
+
+const DeviceInfo& recorder_device(const Recorder& rec) { return rec.impl().dev->info; }
+
+std::array<uint32_t, 3> grid_for(const DeviceInfo& device, uint64_t workgroups) {
+  const uint64_t mx = device.max_workgroup_count[0], my = device.max_workgroup_count[1],
+                 mz = device.max_workgroup_count[2];
+  if (workgroups <= mx) return {static_cast<uint32_t>(workgroups), 1, 1};
+  const uint64_t y = (workgroups + mx - 1) / mx;
+  if (y <= my) return {static_cast<uint32_t>(mx), static_cast<uint32_t>(y), 1};
+  const uint64_t z = (y + my - 1) / my;
+  if (z > mz) throw Error("a dispatch of " + std::to_string(workgroups) + " workgroups exceeds the device's limits");
+  return {static_cast<uint32_t>(mx), static_cast<uint32_t>(my), static_cast<uint32_t>(z)};
+}
+
+void record_dispatch(Recorder& rec, const Dispatch& d) {
+  RecorderImpl& r = rec.impl();
+  r.require_recording("recording a dispatch");
+  if (static_cast<uint64_t>(d.groups[0]) * d.groups[1] * d.groups[2] == 0) return;
+  auto& dev = *r.dev;
+  const auto& pipeline = dev.pipelines.get({d.shader, d.specialization,
+                                            static_cast<uint32_t>(d.bindings.size()), d.push_bytes});
+
+  std::vector<VkDescriptorBufferInfo> infos(d.bindings.size());
+  std::vector<BufferAccess> accesses;
+  for (size_t i = 0; i < d.bindings.size(); ++i) {
+    const Binding& b = d.bindings[i];
+    const Tensor& t = *b.tensor;
+    const Allocation& a = t.allocation();
+    const uint64_t size = b.size ? b.size : t.bytes() - b.offset;
+    const uint64_t offset = a.offset + t.offset() + b.offset;
+    if (b.offset + size > t.bytes() || size == 0) {
+      throw Error(std::string(d.label) + ": binding " + std::to_string(i) + " (bytes " +
+                  std::to_string(b.offset) + ".." + std::to_string(b.offset + size) +
+                  ") lies outside its tensor " + t.shape().str());
+    }
+    if (size > dev.info.max_storage_buffer_range) {
+      throw Error(std::string(d.label) + ": tensor " + t.shape().str() + " needs a binding of " +
+                  std::to_string(size) + " bytes, more than the device's maxStorageBufferRange (" +
+                  std::to_string(dev.info.max_storage_buffer_range) + "); use a smaller batch");
+    }
+    if (offset % dev.info.min_storage_buffer_offset_alignment != 0) {
+      throw Error(std::string(d.label) + ": binding " + std::to_string(i) + " starts at byte " +
+                  std::to_string(offset) + ", not a multiple of minStorageBufferOffsetAlignment");
+    }
+    infos[i] = {a.buffer(), offset, size};
+    if (b.use != Use::Unused) {
+      if (b.use != Use::Write) accesses.push_back(access_of(t, b.offset, size, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, false));
+      if (b.use != Use::Read) accesses.push_back(access_of(t, b.offset, size, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, true));
+    }
+  }
+
+  VkDescriptorSet set = r.allocate_set(pipeline.set_layout, pipeline.bindings);
+  std::vector<VkWriteDescriptorSet> writes(d.bindings.size());
+  for (uint32_t i = 0; i < writes.size(); ++i) {
+    writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
+    writes[i].dstSet = set;
+    writes[i].dstBinding = i;
+    writes[i].descriptorCount = 1;
+    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    writes[i].pBufferInfo = &infos[i];
+  }
+  dev.vk.vkUpdateDescriptorSets(dev.device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
+
+  r.before_command(accesses, d.label);
+  dev.vk.vkCmdBindPipeline(r.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.pipeline);
+  dev.vk.vkCmdBindDescriptorSets(r.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &set, 0, nullptr);
+  if (d.push_bytes) {
+    dev.vk.vkCmdPushConstants(r.cmd, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d.push_bytes, d.push);
+  }
+  dev.vk.vkCmdDispatch(r.cmd, d.groups[0], d.groups[1], d.groups[2]);
+  r.after_command();
+  ++r.dispatches;
+}
+
+}  // namespace detail
+
+using detail::vk_check;
+
+Recorder::Recorder(Context& context, const RecorderOptions& options)
+    : impl_(std::make_unique<detail::RecorderImpl>()) {
+  auto& r = *impl_;
+  r.dev = context.shared_impl();
+  auto& dev = *r.dev;
+  if (options.timestamps && !dev.info.timestamps) {
+    throw Error("timestamps asked for, but device \"" + dev.info.name +
+                "\" cannot write them on its compute queue");
+  }
+  r.timestamps = options.timestamps;
+  VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+  pool_info.queueFamilyIndex = dev.queue_family;
+  vk_check(dev.vk.vkCreateCommandPool(dev.device, &pool_info, nullptr, &r.pool), "vkCreateCommandPool");
+  VkCommandBufferAllocateInfo alloc{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+  alloc.commandPool = r.pool;
+  alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  alloc.commandBufferCount = 1;
+  vk_check(dev.vk.vkAllocateCommandBuffers(dev.device, &alloc, &r.cmd), "vkAllocateCommandBuffers");
+  VkFenceCreateInfo fence_info{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+  vk_check(dev.vk.vkCreateFence(dev.device, &fence_info, nullptr, &r.fence), "vkCreateFence");
+}
+
+Recorder::~Recorder() = default;
+Recorder::Recorder(Recorder&&) noexcept = default;
+Recorder& Recorder::operator=(Recorder&&) noexcept = default;
+
+void Recorder::begin() {
+  auto& r = *impl_;
+  auto& dev = *r.dev;
+  r.wait();
+  vk_check(dev.vk.vkResetCommandPool(dev.device, r.pool, 0), "vkResetCommandPool");
+  for (auto p : r.descriptor_pools) vk_check(dev.vk.vkResetDescriptorPool(dev.device, p, 0), "vkResetDescriptorPool");
+  r.pools_in_use = 0;
+  r.sets_left = r.descriptors_left = 0;
+  r.timed_labels.clear();
+  r.timings.clear();
+  r.tracker.reset();
+  r.dispatches = r.barriers = r.submits = 0;
+  VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  vk_check(dev.vk.vkBeginCommandBuffer(r.cmd, &begin), "vkBeginCommandBuffer");
+  r.state = detail::RecorderImpl::State::Recording;
+}
+
+void Recorder::end() {
+  auto& r = *impl_;
+  r.require_recording("end()");
+  detail::record_completion_barrier(r.dev->vk, r.cmd);
+  vk_check(r.dev->vk.vkEndCommandBuffer(r.cmd), "vkEndCommandBuffer");
+  r.state = detail::RecorderImpl::State::Recorded;
+}
+
+void Recorder::submit() {
+  auto& r = *impl_;
+  if (r.state != detail::RecorderImpl::State::Recorded) {
+    throw Error("Recorder: submit() needs a finished recording (begin(), ops, end())");
+  }
+  r.wait();
+  auto& dev = *r.dev;
+  vk_check(dev.vk.vkResetFences(dev.device, 1, &r.fence), "vkResetFences");
+  VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  submit.commandBufferCount = 1;
+  submit.pCommandBuffers = &r.cmd;
+  vk_check(dev.vk.vkQueueSubmit(dev.queue, 1, &submit, r.fence), "vkQueueSubmit");
+  r.in_flight = true;
+  ++r.submits;
+}
+
+void Recorder::wait() { impl_->wait(); }
+
+void Recorder::run() {
+  submit();
+  wait();
+}
+
+void Recorder::fill(const Tensor& tensor, float value) {
+  auto& r = *impl_;
+  r.require_recording("fill()");
+  if (tensor.bytes() == 0) return;
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  r.before_command({detail::access_of(tensor, 0, tensor.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)}, "fill");
+  const auto& a = tensor.allocation();
+  r.dev->vk.vkCmdFillBuffer(r.cmd, a.buffer(), a.offset + tensor.offset(), tensor.bytes(), bits);
+  r.after_command();
+}
+
+void Recorder::copy(const Tensor& src, const Tensor& dst) {
+  auto& r = *impl_;
+  r.require_recording("copy()");
+  if (src.bytes() != dst.bytes()) {
+    throw Error("copy: source " + src.shape().str() + " and destination " + dst.shape().str() +
+                " differ in size");
+  }
+  if (src.aliases(dst)) throw Error("copy: source and destination overlap");
+  if (src.bytes() == 0) return;
+  r.before_command({detail::access_of(src, 0, src.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, false),
+                    detail::access_of(dst, 0, dst.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)},
+                   "copy");
+  const auto& sa = src.allocation();
+  const auto& da = dst.allocation();
+  VkBufferCopy region{sa.offset + src.offset(), da.offset + dst.offset(), src.bytes()};
+  r.dev->vk.vkCmdCopyBuffer(r.cmd, sa.buffer(), da.buffer(), 1, &region);
+  r.after_command();
+}
+
+std::vector<DispatchTiming> Recorder::timings() const { return impl_->timings; }
+size_t Recorder::dispatch_count() const { return impl_->dispatches; }
+size_t Recorder::barrier_count() const { return impl_->barriers; }
+size_t Recorder::submit_count() const { return impl_->submits; }
+
+}  // namespace vkalex
