@@ -198,18 +198,18 @@ Tensor Context::tensor(const Shape& shape, DType dtype) {
 
 void Context::upload(const Tensor& t, std::span<const float> data) {
   detail::check_size(t, data.size_bytes(), "upload");
-  if (t.dtype() != DType::F32) throw Error("upload: float data given for a U32 tensor");
+  if (t.dtype() != DType::F32) throw Error("upload: float data given for a u32 tensor");
   detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
 }
 
 void Context::upload(const Tensor& t, std::span<const uint32_t> data) {
   detail::check_size(t, data.size_bytes(), "upload");
-  if (t.dtype() != DType::U32) throw Error("upload: uint32 data given for a F32 tensor");
+  if (t.dtype() != DType::U32) throw Error("upload: uint32 data given for an f32 tensor");
   detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
 }
 
 std::vector<float> Context::download(const Tensor& t) {
-  if (t.dtype() != DType::F32) throw Error("download: tensor is U32; use download_u32");
+  if (t.dtype() != DType::F32) throw Error("download: the tensor is u32; use download_u32");
   std::vector<float> out(t.numel());
   detail::check_size(t, out.size() * sizeof(float), "download");
   detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());
@@ -217,7 +217,7 @@ std::vector<float> Context::download(const Tensor& t) {
 }
 
 std::vector<uint32_t> Context::download_u32(const Tensor& t) {
-  if (t.dtype() != DType::U32) throw Error("download_u32: tensor is F32; use download");
+  if (t.dtype() != DType::U32) throw Error("download_u32: the tensor is f32; use download");
   std::vector<uint32_t> out(t.numel());
   detail::check_size(t, out.size() * sizeof(uint32_t), "download_u32");
   detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());

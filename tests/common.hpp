@@ -1,0 +1,33 @@
+// Shared by the tests: the GPU context (validation layer on) and the run's random seed.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "vkalex/vkalex.hpp"
+
+namespace test {
+
+// Options every test Context uses: validation on, no pipeline cache in the user's home.
+vkalex::ContextOptions options();
+// One Context for the whole test process.
+vkalex::Context& gpu();
+// Seed of this run: $VKALEX_TEST_SEED if set, else fresh. Printed with every failure.
+uint64_t seed();
+// Fails the current test with the messages, if the validation layer reported any.
+void require_no_validation_messages(vkalex::Context& ctx);
+
+}  // namespace test
+
+// Asserts a GPU-vs-reference check within `tol` and prints everything needed to rerun it.
+#define REQUIRE_CHECK(result, tol)                                                         \
+  do {                                                                                     \
+    const vkalex::CheckResult& r_ = (result);                                              \
+    INFO(r_.op << " " << r_.case_name << ": rel L2 " << r_.rel_l2 << ", max abs "         \
+               << r_.max_abs << ", seed " << r_.seed                                      \
+               << " (rerun with VKALEX_TEST_SEED=" << test::seed() << ")");                \
+    CHECK(r_.exact_match);                                                                 \
+    REQUIRE(r_.rel_l2 <= (tol));                                                           \
+  } while (0)

@@ -1,0 +1,270 @@
+// Device listing and choice, memory, transfers and the pipeline cache.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+
+#include "common.hpp"
+
+using namespace vkalex;
+
+namespace {
+
+DeviceInfo fake(uint32_t index, const char* name, DeviceType type) {
+  DeviceInfo d;
+  d.index = index;
+  d.name = name;
+  d.type = type;
+  return d;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Sets an environment variable for one scope.
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* v) : name(n) { ::setenv(n, v, 1); }
+  ~ScopedEnv() { ::unsetenv(name.c_str()); }
+};
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/vkalex-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+// Runs a command; returns its exit status and what it printed (stdout and stderr).
+std::pair<int, std::string> run(const std::string& command) {
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST_CASE("list_devices describes each device", "[context]") {
+  const auto devices = list_devices();
+  REQUIRE(!devices.empty());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto& d = devices[i];
+    INFO(d.name);
+    CHECK(d.index == i);
+    CHECK(!d.name.empty());
+    CHECK(!d.vendor.empty());
+    CHECK(d.api_version >= (1u << 22 | 1u << 12));  // Vulkan 1.1
+    CHECK(!d.heaps.empty());
+    CHECK(d.subgroup_size >= 1);
+    CHECK(d.max_storage_buffer_range >= 16384);
+    CHECK(d.min_storage_buffer_offset_alignment >= 1);
+    if (d.timestamps) CHECK(d.timestamp_period_ns > 0);
+  }
+}
+
+TEST_CASE("select_device prefers discrete > integrated > virtual > CPU", "[context]") {
+  std::vector<DeviceInfo> devices{fake(0, "llvmpipe", DeviceType::Cpu),
+                                  fake(1, "Intel(R) UHD Graphics", DeviceType::IntegratedGpu),
+                                  fake(2, "NVIDIA GeForce RTX 4090", DeviceType::DiscreteGpu),
+                                  fake(3, "Virtio GPU", DeviceType::VirtualGpu)};
+  CHECK(select_device(devices, "") == 2);
+  devices.erase(devices.begin() + 2);
+  CHECK(select_device(devices, "") == 1);
+  devices.erase(devices.begin() + 1);
+  CHECK(select_device(devices, "") == 1);  // virtual before CPU
+  CHECK(select_device(devices, "LLVM") == 0);
+  CHECK(select_device(devices, "1") == 1);
+  CHECK_THROWS_WITH(select_device(devices, "2"), Catch::Contains("out of range") && Catch::Contains("llvmpipe"));
+  CHECK_THROWS_WITH(select_device(devices, "radeon"),
+                    Catch::Contains("radeon") && Catch::Contains("found 2 device(s)") && Catch::Contains("Virtio GPU"));
+  CHECK_THROWS_WITH(select_device({}, ""), Catch::Contains("mesa-vulkan-drivers"));
+}
+
+TEST_CASE("a Context picks its device by index, by name and by VKALEX_DEVICE", "[context]") {
+  const auto devices = list_devices();
+  REQUIRE(!devices.empty());
+  const std::string name = devices.back().name;
+  const std::string last = std::to_string(devices.size() - 1);
+  ::unsetenv("VKALEX_DEVICE");
+
+  SECTION("by index") {
+    auto o = test::options();
+    o.device = last;
+    Context ctx(o);
+    CHECK(ctx.device().name == name);
+    test::require_no_validation_messages(ctx);
+  }
+  SECTION("by a case-changed part of the name") {
+    auto o = test::options();
+    o.device = upper(name.substr(0, std::min<size_t>(name.size(), 6)));
+    Context ctx(o);
+    CHECK(ctx.device().index == select_device(devices, *o.device));
+  }
+  SECTION("by VKALEX_DEVICE") {
+    ScopedEnv env("VKALEX_DEVICE", last.c_str());
+    Context ctx(test::options());
+    CHECK(ctx.device().name == name);
+  }
+  SECTION("the API's choice wins over VKALEX_DEVICE") {
+    ScopedEnv env("VKALEX_DEVICE", "no such device anywhere");
+    auto o = test::options();
+    o.device = last;
+    Context ctx(o);
+    CHECK(ctx.device().name == name);
+  }
+  SECTION("a name that matches nothing is a clear error") {
+    auto o = test::options();
+    o.device = "no such device anywhere";
+    CHECK_THROWS_WITH(Context(o), Catch::Contains("no device name contains \"no such device anywhere\"") &&
+                                      Catch::Contains(name));
+    ScopedEnv env("VKALEX_DEVICE", "nonexistent gpu");
+    CHECK_THROWS_WITH(Context(test::options()), Catch::Contains("nonexistent gpu"));
+  }
+}
+
+TEST_CASE("samples/info explains a machine without a Vulkan driver", "[context][info]") {
+  // Point the loader at a driver manifest that does not exist: no device at all.
+  const auto [status, out] =
+      run("env VK_ICD_FILENAMES=/nonexistent/icd.json VK_DRIVER_FILES=/nonexistent/icd.json " VKALEX_INFO_EXE);
+  INFO(out);
+  CHECK(status == 2);
+  CHECK_THAT(out, Catch::Contains("lavapipe") && Catch::Contains("mesa-vulkan-drivers"));
+}
+
+TEST_CASE("samples/info lists the device and passes its self-check", "[context][info]") {
+  const auto [status, out] = run(std::string("env VKALEX_VALIDATION=1 " VKALEX_INFO_EXE " --seed ") +
+                                 std::to_string(test::seed()));
+  INFO(out);
+  CHECK(status == 0);
+  CHECK_THAT(out, Catch::Contains("subgroup size") && Catch::Contains("all ops PASS"));
+  CHECK_THAT(out, !Catch::Contains("FAIL") && !Catch::Contains("validation:"));
+  const auto [bad, usage] = run(VKALEX_INFO_EXE " --frobnicate");
+  CHECK(bad == 2);
+  CHECK_THAT(usage, Catch::Contains("unknown argument"));
+}
+
+TEST_CASE("upload and download round-trip, directly and through staging", "[context][memory]") {
+  auto o = test::options();
+  const bool staging = GENERATE(false, true);
+  o.force_staging = staging;
+  Context ctx(o);
+  if (staging) CHECK_FALSE(ctx.direct_host_access());
+  const auto data = random_uniform(1000003, test::seed());
+  Tensor t = ctx.tensor(Shape{1000003});
+  ctx.upload(t, data);
+  CHECK(ctx.download(t) == data);
+  std::vector<uint32_t> idx(17);
+  for (uint32_t i = 0; i < idx.size(); ++i) idx[i] = i * 2654435761u;
+  Tensor u = ctx.tensor(Shape{17}, DType::U32);
+  ctx.upload(u, idx);
+  CHECK(ctx.download_u32(u) == idx);
+  ctx.fill(t, 2.5f);
+  for (float v : ctx.download(t)) REQUIRE(v == 2.5f);
+  // The ops work the same on either path.
+  REQUIRE_CHECK(check_conv2d(ctx, Shape{2, 3, 9, 9}, Shape{4, 3, 3, 3}, true, Conv2dParams{}, test::seed()), 1e-5);
+
+  CHECK_THROWS_WITH(ctx.upload(t, std::vector<float>(5)), Catch::Contains("4000012 bytes but 20"));
+  CHECK_THROWS_WITH(ctx.upload(t, std::vector<uint32_t>(1000003)), Catch::Contains("f32 tensor"));
+  CHECK_THROWS_WITH(ctx.download(Tensor{}), Catch::Contains("empty"));
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("many tensors share a few memory blocks and free correctly", "[context][memory]") {
+  Context& ctx = test::gpu();
+  std::vector<Tensor> tensors;
+  for (uint32_t i = 0; i < 5000; ++i) tensors.push_back(ctx.tensor(Shape{i % 97 + 1}));
+  // Every tensor keeps its own data: no two overlap.
+  for (uint32_t i = 0; i < tensors.size(); i += 499) {
+    ctx.fill(tensors[i], float(i));
+  }
+  for (uint32_t i = 0; i < tensors.size(); i += 499) {
+    for (float v : ctx.download(tensors[i])) REQUIRE(v == float(i));
+    if (i + 1 < tensors.size()) CHECK_FALSE(tensors[i].aliases(tensors[i + 1]));
+  }
+  tensors.clear();
+  Tensor again = ctx.tensor(Shape{10});
+  CHECK(again.bytes() == 40);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("asking for more memory than the device has names the size", "[context][memory][errors]") {
+  Context& ctx = test::gpu();
+  uint64_t total = 0;
+  for (const auto& h : ctx.device().heaps) total += h.size;
+  // Twice all the memory the device reports, in one tensor.
+  const uint32_t rows = static_cast<uint32_t>(std::min<uint64_t>(total * 2 / (1u << 20) / 4 + 1, UINT32_MAX));
+  try {
+    Tensor t = ctx.tensor(Shape{rows, 1u << 20});
+    FAIL("allocation of " << t.bytes() << " bytes succeeded");
+  } catch (const Error& e) {
+    const std::string bytes = std::to_string(uint64_t(rows) << 22);
+    CHECK_THAT(e.what(), Catch::Contains(bytes));
+    CHECK(e.vk_result() == "VK_ERROR_OUT_OF_DEVICE_MEMORY");
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("the pipeline cache is saved per device and a corrupt one is ignored", "[context][pipelines]") {
+  TempDir dir;
+  auto o = test::options();
+  o.pipeline_cache = true;
+  o.pipeline_cache_dir = dir.path.string();
+  std::string path;
+  {
+    Context ctx(o);
+    path = ctx.pipeline_cache_path();
+    CHECK(ctx.pipeline_cache_status() == "no cache file yet");
+    REQUIRE_CHECK(check_relu(ctx, Shape{10}, 1), 0.0);
+  }
+  REQUIRE(std::filesystem::exists(path));
+  CHECK(std::filesystem::path(path).parent_path() == dir.path);
+  {
+    Context ctx(o);
+    CHECK(ctx.pipeline_cache_status() == "loaded");
+  }
+  const auto size = std::filesystem::file_size(path);
+  SECTION("truncated") {
+    std::filesystem::resize_file(path, size / 2);
+    Context ctx(o);
+    CHECK_THAT(ctx.pipeline_cache_status(), Catch::StartsWith("ignored"));
+    REQUIRE_CHECK(check_relu(ctx, Shape{10}, 2), 0.0);
+  }
+  SECTION("bytes flipped") {
+    {
+      std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(size - 5));
+      f.put('\x5a');
+    }
+    Context ctx(o);
+    CHECK_THAT(ctx.pipeline_cache_status(), Catch::StartsWith("ignored"));
+    REQUIRE_CHECK(check_relu(ctx, Shape{10}, 3), 0.0);
+  }
+  SECTION("garbage") {
+    std::ofstream(path, std::ios::binary) << "not a cache at all";
+    Context ctx(o);
+    CHECK_THAT(ctx.pipeline_cache_status(), Catch::StartsWith("ignored"));
+    REQUIRE_CHECK(check_relu(ctx, Shape{10}, 4), 0.0);
+  }
+  {
+    Context ctx(o);  // the one saved after the damaged one was ignored
+    CHECK(ctx.pipeline_cache_status() == "loaded");
+  }
+}
+
+TEST_CASE("XDG_CACHE_HOME decides where the pipeline cache goes", "[context][pipelines]") {
+  TempDir dir;
+  ScopedEnv env("XDG_CACHE_HOME", dir.path.c_str());
+  auto o = test::options();
+  o.pipeline_cache = true;
+  Context ctx(o);
+  CHECK_THAT(ctx.pipeline_cache_path(), Catch::StartsWith(dir.path.string() + "/vkalex/pipelines-"));
+}

@@ -1,0 +1,235 @@
+// Every forward op on the GPU against the CPU reference, on AlexNet's layer shapes and on
+// awkward ones. Outputs start as NaN, so an unwritten element fails.
+#include <cmath>
+#include <limits>
+
+#include "common.hpp"
+
+using namespace vkalex;
+
+namespace {
+constexpr double kTol = 1e-5;
+Conv2dParams conv(uint32_t stride, uint32_t pad, uint32_t groups, bool relu) {
+  return Conv2dParams{stride, stride, pad, pad, groups, relu};
+}
+}  // namespace
+
+TEST_CASE("relative_l2 and the NaN fill catch what they must", "[check]") {
+  const std::vector<float> want{1, 2, 3};
+  CHECK(relative_l2(want, want) == 0);
+  CHECK(relative_l2(std::vector<float>{1, 2, 3.5f}, want) == Approx(0.5 / std::sqrt(14.0)));
+  CHECK(std::isinf(relative_l2(std::vector<float>{1, NAN, 3}, want)));
+  CHECK(std::isinf(relative_l2(std::vector<float>{1, INFINITY, 3}, want)));
+  CHECK(std::isinf(relative_l2(std::vector<float>{1, 2}, want)));
+
+  // An output that no kernel writes keeps the NaN fill and fails.
+  Context& ctx = test::gpu();
+  Tensor y = ctx.tensor(Shape{3});
+  Recorder rec(ctx);
+  rec.begin();
+  rec.fill(y, std::numeric_limits<float>::quiet_NaN());
+  rec.end();
+  rec.run();
+  CHECK(std::isinf(relative_l2(ctx.download(y), want)));
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("random_uniform is reproducible and spans its range", "[check]") {
+  const auto a = random_uniform(10000, 42, 2.0f), b = random_uniform(10000, 42, 2.0f);
+  CHECK(a == b);
+  CHECK(random_uniform(10000, 43, 2.0f) != a);
+  float lo = 0, hi = 0;
+  for (float v : a) lo = std::min(lo, v), hi = std::max(hi, v);
+  CHECK(lo < -1.9f);
+  CHECK(hi > 1.9f);
+  CHECK(hi < 2.0f);
+}
+
+TEST_CASE("conv2d on AlexNet's layers", "[ops][conv2d][alexnet]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  SECTION("conv1 3->96 11x11 stride 4 on 227x227") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, true, conv(4, 0, 1, true), s), kTol);
+  }
+  SECTION("conv2 96->256 5x5 pad 2 groups 2 on 27x27") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, true, conv(1, 2, 2, true), s), kTol);
+  }
+  SECTION("conv3 256->384 3x3 pad 1 on 13x13") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 256, 13, 13}, Shape{384, 256, 3, 3}, true, conv(1, 1, 1, true), s), kTol);
+  }
+  SECTION("conv4 384->384 3x3 pad 1 groups 2 on 13x13") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{2, 384, 13, 13}, Shape{384, 192, 3, 3}, true, conv(1, 1, 2, true), s), kTol);
+  }
+  SECTION("conv5 384->256 3x3 pad 1 groups 2 on 13x13") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 384, 13, 13}, Shape{256, 192, 3, 3}, true, conv(1, 1, 2, false), s), kTol);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("conv2d on awkward shapes", "[ops][conv2d]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  SECTION("batch 3, odd sizes, no bias, channels not a multiple of the workgroup") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{3, 5, 17, 13}, Shape{7, 5, 3, 3}, false, conv(1, 0, 1, false), s), kTol);
+  }
+  SECTION("groups = C (depthwise), stride 2, padding 3") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{2, 6, 15, 15}, Shape{6, 1, 7, 7}, true, conv(2, 3, 6, true), s), kTol);
+  }
+  SECTION("non-square kernel, unequal strides and paddings") {
+    Conv2dParams p{2, 1, 1, 2, 1, false};
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 3, 11, 9}, Shape{4, 3, 3, 5}, true, p, s), kTol);
+  }
+  SECTION("1x1 kernel, groups 3, batch 1") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 9, 4, 4}, Shape{12, 3, 1, 1}, true, conv(1, 0, 3, false), s), kTol);
+  }
+  SECTION("padding larger than the kernel's half on a tiny image") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{3, 2, 2, 3}, Shape{5, 2, 3, 3}, true, conv(1, 2, 1, true), s), kTol);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("conv2d rejects shapes that do not fit", "[ops][conv2d][errors]") {
+  Context& ctx = test::gpu();
+  Tensor x = ctx.tensor(Shape{1, 4, 8, 8}), w = ctx.tensor(Shape{6, 3, 3, 3}), y = ctx.tensor(Shape{1, 6, 6, 6});
+  Recorder rec(ctx);
+  rec.begin();
+  CHECK_THROWS_WITH(ops::conv2d(rec, x, w, nullptr, y, Conv2dParams{}), Catch::Contains("conv2d") && Catch::Contains("weight"));
+  Tensor w2 = ctx.tensor(Shape{6, 4, 3, 3}), wrong = ctx.tensor(Shape{1, 6, 5, 5});
+  CHECK_THROWS_WITH(ops::conv2d(rec, x, w2, nullptr, wrong, Conv2dParams{}), Catch::Contains("output has shape [1, 6, 5, 5]"));
+  CHECK_THROWS_WITH(ops::conv2d(rec, x, w2, nullptr, y, conv(1, 0, 3, false)), Catch::Contains("groups 3"));
+  Tensor big = ctx.tensor(Shape{6, 4, 9, 9}), y0 = ctx.tensor(Shape{1, 6, 1, 1});
+  CHECK_THROWS_WITH(ops::conv2d(rec, x, big, nullptr, y0, Conv2dParams{}), Catch::Contains("does not fit"));
+  rec.end();
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("relu", "[ops][relu]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  REQUIRE_CHECK(check_relu(ctx, Shape{1, 96, 55, 55}, s), 0.0);
+  REQUIRE_CHECK(check_relu(ctx, Shape{3, 7}, s + 1), 0.0);
+  REQUIRE_CHECK(check_relu(ctx, Shape{1}, s + 2), 0.0);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("relu larger than one binding is split", "[ops][relu][limits]") {
+  Context& ctx = test::gpu();
+  // One element past the largest binding the device allows (128 MiB on lavapipe).
+  const uint64_t n = ctx.device().max_storage_buffer_range / sizeof(float) + 1;
+  if (n > (uint64_t(1) << 29)) {
+    WARN("maxStorageBufferRange is " << ctx.device().max_storage_buffer_range << " bytes; too large to test splitting");
+    return;
+  }
+  REQUIRE_CHECK(check_relu(ctx, Shape{static_cast<uint32_t>(n)}, test::seed()), 0.0);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("lrn across channels", "[ops][lrn]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  SECTION("AlexNet 96x55x55 and 256x27x27") {
+    REQUIRE_CHECK(check_lrn(ctx, Shape{1, 96, 55, 55}, LrnParams{}, s, 10.0f), kTol);
+    REQUIRE_CHECK(check_lrn(ctx, Shape{2, 256, 27, 27}, LrnParams{}, s + 1, 10.0f), kTol);
+  }
+  SECTION("awkward: few channels, even size, strong alpha, batch 3") {
+    REQUIRE_CHECK(check_lrn(ctx, Shape{3, 7, 5, 3}, LrnParams{4, 0.5f, 0.75f, 1.0f}, s, 3.0f), kTol);
+    REQUIRE_CHECK(check_lrn(ctx, Shape{1, 3, 2, 2}, LrnParams{7, 2.0f, 1.5f, 0.5f}, s + 1, 2.0f), kTol);
+    REQUIRE_CHECK(check_lrn(ctx, Shape{2, 65, 1, 1}, LrnParams{1, 1.0f, 0.5f, 1.0f}, s + 2, 1.0f), kTol);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("lrn matches torch.nn.LocalResponseNorm's definition", "[ops][lrn][cpu]") {
+  // Worked by hand: C = 3, size 3, alpha 3, beta 1, k 1, x = (1, 2, 3) at one pixel.
+  // channel 0: window {0, 1}: 1 / (1 + 3/3 * (1 + 4)) = 1/6
+  // channel 1: window {0, 1, 2}: 2 / (1 + 14) = 2/15
+  // channel 2: window {1, 2}: 3 / (1 + 13) = 3/14
+  HostTensor x(Shape{1, 3, 1, 1}, {1, 2, 3});
+  const HostTensor y = cpu::lrn(x, LrnParams{3, 3.0f, 1.0f, 1.0f});
+  CHECK(y.data[0] == Approx(1.0 / 6));
+  CHECK(y.data[1] == Approx(2.0 / 15));
+  CHECK(y.data[2] == Approx(3.0 / 14));
+}
+
+TEST_CASE("max pool with argmax", "[ops][max_pool]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  SECTION("AlexNet pools 3/2") {
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{}, s), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{2, 256, 27, 27}, MaxPoolParams{}, s + 1), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 256, 13, 13}, MaxPoolParams{}, s + 2), 0.0);
+  }
+  SECTION("awkward: padding, non-square, stride 1, batch 3") {
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{3, 5, 7, 9}, MaxPoolParams{3, 3, 1, 1, 1, 1}, s), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 3, 8, 5}, MaxPoolParams{2, 3, 2, 1, 1, 1}, s + 1), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{2, 1, 4, 4}, MaxPoolParams{2, 2, 2, 2, 1, 0}, s + 2), 0.0);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("max pool ties and NaN follow the reference", "[ops][max_pool][cpu]") {
+  Context& ctx = test::gpu();
+  // A window of equal values picks the first; a NaN wins over numbers.
+  HostTensor x(Shape{1, 1, 2, 4}, {5, 5, 1, NAN, 5, 5, 2, 0});
+  const auto want = cpu::max_pool(x, MaxPoolParams{2, 2, 2, 2, 0, 0});
+  CHECK(want.argmax[0] == 0);
+  CHECK(std::isnan(want.y.data[1]));
+  CHECK(want.argmax[1] == 3);
+
+  Tensor dx = ctx.tensor(x.shape), dy = ctx.tensor(want.y.shape), da = ctx.tensor(want.y.shape, DType::U32);
+  ctx.upload(dx, x.data);
+  Recorder rec(ctx);
+  rec.begin();
+  ops::max_pool(rec, dx, dy, &da, MaxPoolParams{2, 2, 2, 2, 0, 0});
+  rec.end();
+  rec.run();
+  const auto y = ctx.download(dy);
+  CHECK(y[0] == 5);
+  CHECK(std::isnan(y[1]));
+  CHECK(ctx.download_u32(da) == want.argmax);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("linear on AlexNet's layers", "[ops][linear][alexnet]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  SECTION("fc6 9216->4096 (weights larger than lavapipe's 128 MiB binding)") {
+    REQUIRE_CHECK(check_linear(ctx, 1, 9216, 4096, true, true, s), kTol);
+  }
+  SECTION("fc7 4096->4096, batch 2") {
+    REQUIRE_CHECK(check_linear(ctx, 2, 4096, 4096, true, true, s), kTol);
+  }
+  SECTION("fc8 4096->1000, batch 3") {
+    REQUIRE_CHECK(check_linear(ctx, 3, 4096, 1000, true, false, s), kTol);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("linear on awkward shapes", "[ops][linear]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  REQUIRE_CHECK(check_linear(ctx, 3, 7, 5, false, false, s), kTol);
+  REQUIRE_CHECK(check_linear(ctx, 1, 1, 1, true, false, s + 1), kTol);
+  REQUIRE_CHECK(check_linear(ctx, 5, 33, 65, true, true, s + 2), kTol);
+  REQUIRE_CHECK(check_linear(ctx, 2, 100, 3, true, false, s + 3), kTol);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("softmax", "[ops][softmax]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  REQUIRE_CHECK(check_softmax(ctx, Shape{1, 1000}, s), kTol);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{3, 1000}, s + 1), kTol);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{5, 1025}, s + 2), kTol);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{2, 3}, s + 3), kTol);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{4, 1}, s + 4), kTol);
+  // Logits of +-500: exp overflows in fp32 unless the row maximum is subtracted.
+  REQUIRE_CHECK(check_softmax(ctx, Shape{2, 10}, s + 5, 500.0f), kTol);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("dropout at inference is the identity without a copy", "[ops][dropout]") {
+  Context& ctx = test::gpu();
+  REQUIRE_CHECK(check_dropout_inference(ctx, Shape{2, 4096}, test::seed()), 0.0);
+  test::require_no_validation_messages(ctx);
+}
