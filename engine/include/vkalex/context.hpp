@@ -104,6 +104,10 @@ class Context {
   // device is out of memory or the size is beyond its limits.
   Tensor tensor(const Shape& shape, DType dtype = DType::F32);
 
+  // Allocates a host-visible tensor for moving data with Recorder::copy (not usable by ops):
+  // upload() and download() on it are plain memory copies.
+  Tensor staging_tensor(const Shape& shape, DType dtype = DType::F32);
+
   // Copies host data into / out of a tensor and waits until done. The sizes must match the
   // tensor's exactly. Must not overlap a submission that uses the tensor.
   void upload(const Tensor& tensor, std::span<const float> data);
@@ -145,6 +149,9 @@ class Tensor {
 
   // The same memory seen with another shape of the same element count.
   Tensor reshaped(const Shape& shape) const;
+  // A part of this tensor's memory, `byte_offset` bytes in, seen with `shape`. Ops can bind it
+  // when the offset is a multiple of the device's minStorageBufferOffsetAlignment (256 always is).
+  Tensor view(uint64_t byte_offset, const Shape& shape, DType dtype = DType::F32) const;
   // True when both refer to overlapping memory.
   bool aliases(const Tensor& other) const;
 

@@ -55,6 +55,8 @@ class Recorder {
 
   // Per-command GPU times of the last finished submission (timestamps option only).
   std::vector<DispatchTiming> timings() const;
+  // GPU time of the whole last finished submission, in ms (0 where the device has no timestamps).
+  double gpu_time_ms() const;
   size_t dispatch_count() const;
   size_t barrier_count() const;
   // How many times the current recording has been submitted (replays, not re-recordings).

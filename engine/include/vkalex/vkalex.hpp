@@ -8,3 +8,7 @@
 #include "vkalex/recorder.hpp"
 #include "vkalex/shape.hpp"
 #include "vkalex/check.hpp"
+#include "vkalex/image.hpp"
+#include "vkalex/model.hpp"
+#include "vkalex/net.hpp"
+#include "vkalex/safetensors.hpp"

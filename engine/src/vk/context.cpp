@@ -134,6 +134,8 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   if (family < 0) throw Error("device \"" + d.info.name + "\" has no compute queue");
   d.queue_family = static_cast<uint32_t>(family);
   d.info.timestamps = families[family].timestampValidBits > 0;
+  const uint32_t bits = families[family].timestampValidBits;
+  d.timestamp_mask = bits >= 64 ? ~0ull : (bits ? (1ull << bits) - 1 : 0);
 
   const float priority = 1.0f;
   VkDeviceQueueCreateInfo queue_info{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
@@ -196,6 +198,14 @@ Tensor Context::tensor(const Shape& shape, DType dtype) {
   return t;
 }
 
+Tensor Context::staging_tensor(const Shape& shape, DType dtype) {
+  Tensor t;
+  t.alloc_ = impl_->allocator.allocate(impl_, detail::MemoryKind::Staging, shape.numel() * dtype_size(dtype));
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  return t;
+}
+
 void Context::upload(const Tensor& t, std::span<const float> data) {
   detail::check_size(t, data.size_bytes(), "upload");
   if (t.dtype() != DType::F32) throw Error("upload: float data given for a u32 tensor");
@@ -252,6 +262,19 @@ Tensor Tensor::reshaped(const Shape& shape) const {
   }
   Tensor t = *this;
   t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::view(uint64_t byte_offset, const Shape& shape, DType dtype) const {
+  const uint64_t bytes = shape.numel() * dtype_size(dtype);
+  if (empty() || byte_offset > this->bytes() || bytes > this->bytes() - byte_offset) {
+    throw Error("view: " + shape.str() + " at byte " + std::to_string(byte_offset) +
+                " does not lie within tensor " + shape_.str());
+  }
+  Tensor t = *this;
+  t.offset_ = offset_ + byte_offset;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
   return t;
 }
 

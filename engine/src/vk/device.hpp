@@ -125,6 +125,7 @@ struct DeviceImpl {
   DeviceInfo info;
   VkPhysicalDeviceLimits limits{};
   VkPhysicalDeviceMemoryProperties memory_properties{};
+  uint64_t timestamp_mask = ~0ull;  // the queue's timestampValidBits as a mask
   std::unique_ptr<ValidationLog> validation;  // null when validation is off
   bool force_staging = false;
 

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
+#include "io/atomic_file.hpp"
 #include "vk/device.hpp"
 #include "vkalex/error.hpp"
 
@@ -148,20 +148,13 @@ void PipelineStore::save() {
 
   // Written whole to a temporary file, then renamed over the old one: a reader never sees
   // half a cache, and a crash leaves the old one in place.
-  namespace fs = std::filesystem;
   std::error_code ec;
-  fs::create_directories(fs::path(path_).parent_path(), ec);
-  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return;
-  bool ok = std::fwrite(&h, sizeof h, 1, f) == 1 &&
-            (blob.empty() || std::fwrite(blob.data(), blob.size(), 1, f) == 1);
-  ok = std::fflush(f) == 0 && ok;
-  ok = ::fsync(fileno(f)) == 0 && ok;
-  ok = std::fclose(f) == 0 && ok;
-  if (ok) fs::rename(tmp, path_, ec);
-  if (!ok || ec) fs::remove(tmp, ec);
-  else dirty_ = false;
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
+  AtomicFile file(path_);
+  file.write(&h, sizeof h);
+  file.write(blob.data(), blob.size());
+  file.commit();
+  dirty_ = false;
 }
 
 void PipelineStore::destroy() {

@@ -31,6 +31,8 @@ struct RecorderImpl {
 
   std::vector<VkQueryPool> query_pools;
   std::vector<std::string> timed_labels;
+  VkQueryPool frame_queries = VK_NULL_HANDLE;  // start and end of the whole recording
+  double gpu_ms = 0;
 
   HazardTracker tracker;
   enum class State { Empty, Recording, Recorded } state = State::Empty;
@@ -44,6 +46,7 @@ struct RecorderImpl {
     if (in_flight) vk.vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX);
     for (auto p : descriptor_pools) vk.vkDestroyDescriptorPool(dev->device, p, nullptr);
     for (auto q : query_pools) vk.vkDestroyQueryPool(dev->device, q, nullptr);
+    if (frame_queries) vk.vkDestroyQueryPool(dev->device, frame_queries, nullptr);
     if (fence) vk.vkDestroyFence(dev->device, fence, nullptr);
     if (pool) vk.vkDestroyCommandPool(dev->device, pool, nullptr);
   }
@@ -117,6 +120,13 @@ struct RecorderImpl {
 
   void collect_timings() {
     timings.clear();
+    if (frame_queries) {
+      uint64_t t[2] = {0, 0};
+      vk_check(dev->vk.vkGetQueryPoolResults(dev->device, frame_queries, 0, 2, sizeof t, t, sizeof(uint64_t),
+                                             VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+               "vkGetQueryPoolResults");
+      gpu_ms = double((t[1] - t[0]) & dev->timestamp_mask) * dev->info.timestamp_period_ns * 1e-6;
+    }
     if (!timestamps || timed_labels.empty()) return;
     const uint32_t total = static_cast<uint32_t>(timed_labels.size()) * 2;
     std::vector<uint64_t> ticks(total);
@@ -129,7 +139,7 @@ struct RecorderImpl {
                "vkGetQueryPoolResults");
     }
     for (size_t i = 0; i < timed_labels.size(); ++i) {
-      const uint64_t dt = ticks[2 * i + 1] - ticks[2 * i];
+      const uint64_t dt = (ticks[2 * i + 1] - ticks[2 * i]) & dev->timestamp_mask;
       timings.push_back({timed_labels[i], dt * dev->info.timestamp_period_ns * 1e-6});
     }
   }
@@ -179,6 +189,10 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
     const Binding& b = d.bindings[i];
     const Tensor& t = *b.tensor;
     const Allocation& a = t.allocation();
+    if (a.kind != MemoryKind::Device) {
+      throw Error(std::string(d.label) + ": binding " + std::to_string(i) +
+                  " is a staging tensor; ops read and write device tensors only");
+    }
     const uint64_t size = b.size ? b.size : t.bytes() - b.offset;
     const uint64_t offset = a.offset + t.offset() + b.offset;
     if (b.offset + size > t.bytes() || size == 0) {
@@ -249,6 +263,12 @@ Recorder::Recorder(Context& context, const RecorderOptions& options)
   vk_check(dev.vk.vkAllocateCommandBuffers(dev.device, &alloc, &r.cmd), "vkAllocateCommandBuffers");
   VkFenceCreateInfo fence_info{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
   vk_check(dev.vk.vkCreateFence(dev.device, &fence_info, nullptr, &r.fence), "vkCreateFence");
+  if (dev.info.timestamps) {
+    VkQueryPoolCreateInfo info{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    info.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    info.queryCount = 2;
+    vk_check(dev.vk.vkCreateQueryPool(dev.device, &info, nullptr, &r.frame_queries), "vkCreateQueryPool");
+  }
 }
 
 Recorder::~Recorder() = default;
@@ -269,12 +289,20 @@ void Recorder::begin() {
   r.dispatches = r.barriers = r.submits = 0;
   VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
   vk_check(dev.vk.vkBeginCommandBuffer(r.cmd, &begin), "vkBeginCommandBuffer");
+  if (r.frame_queries) {
+    dev.vk.vkCmdResetQueryPool(r.cmd, r.frame_queries, 0, 2);
+    dev.vk.vkCmdWriteTimestamp(r.cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, r.frame_queries, 0);
+  }
+  r.gpu_ms = 0;
   r.state = detail::RecorderImpl::State::Recording;
 }
 
 void Recorder::end() {
   auto& r = *impl_;
   r.require_recording("end()");
+  if (r.frame_queries) {
+    r.dev->vk.vkCmdWriteTimestamp(r.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, r.frame_queries, 1);
+  }
   detail::record_completion_barrier(r.dev->vk, r.cmd);
   vk_check(r.dev->vk.vkEndCommandBuffer(r.cmd), "vkEndCommandBuffer");
   r.state = detail::RecorderImpl::State::Recorded;
@@ -335,6 +363,7 @@ void Recorder::copy(const Tensor& src, const Tensor& dst) {
 }
 
 std::vector<DispatchTiming> Recorder::timings() const { return impl_->timings; }
+double Recorder::gpu_time_ms() const { return impl_->gpu_ms; }
 size_t Recorder::dispatch_count() const { return impl_->dispatches; }
 size_t Recorder::barrier_count() const { return impl_->barriers; }
 size_t Recorder::submit_count() const { return impl_->submits; }

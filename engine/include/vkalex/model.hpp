@@ -1,0 +1,67 @@
+// Model descriptions: a network's input, preprocessing and layers, read from JSON (model/*.json).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vkalex/image.hpp"
+#include "vkalex/ops.hpp"
+
+namespace vkalex {
+
+enum class LayerType { Conv2d, Relu, Lrn, MaxPool, AdaptiveAvgPool, Flatten, Dropout, Linear, Softmax };
+const char* layer_type_name(LayerType type);
+
+struct LayerDesc {
+  std::string name;  // from the description, else "<type><position>"
+  LayerType type = LayerType::Relu;
+  // conv2d
+  uint32_t out_channels = 0, kernel_h = 0, kernel_w = 0;
+  Conv2dParams conv;
+  // lrn, max_pool
+  LrnParams lrn;
+  MaxPoolParams pool;
+  // adaptive_avg_pool: output size (only the identity is supported: input already that size)
+  uint32_t out_h = 0, out_w = 0;
+  // dropout
+  float dropout = 0.5f;
+  // linear
+  uint32_t out_features = 0;
+  // names of the parameter tensors (conv2d, linear); bias may be empty (no bias)
+  std::string weight, bias;
+};
+
+struct ModelDesc {
+  std::string name;
+  std::string description;
+  std::string source;  // the file it came from
+  uint32_t channels = 3, height = 224, width = 224;  // input of one image
+  Preprocess preprocess;
+  uint32_t classes = 0;
+  std::string labels_path;   // resolved against the description's folder; may be empty
+  std::string weights_path;  // default weights, resolved likewise; may be empty
+  std::vector<LayerDesc> layers;
+
+  Shape input_shape(uint32_t batch) const { return Shape{batch, channels, height, width}; }
+};
+
+// Reads and checks a description. Throws Error naming the file, the layer and the problem for
+// an unknown layer type or field value, a missing field, or shapes that do not chain.
+ModelDesc load_model(const std::string& path);
+// The same from JSON text; `source` names it in errors, `base_dir` resolves relative paths.
+ModelDesc parse_model(const std::string& json_text, const std::string& source,
+                      const std::string& base_dir);
+
+// Output shape of every layer for a batch (checked as parse_model checks).
+std::vector<Shape> layer_shapes(const ModelDesc& model, uint32_t batch);
+
+// Every parameter tensor the model needs, in layer order: (name, shape).
+std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& model);
+
+// Class names, one per line; throws unless there are exactly `classes` non-empty lines.
+std::vector<std::string> load_labels(const std::string& path, uint32_t classes);
+
+}  // namespace vkalex

@@ -1,0 +1,75 @@
+// A network built from a model description on a Context: its parameters, its activations
+// for one batch size, and its forward pass recorded once and replayed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vkalex/context.hpp"
+#include "vkalex/cpu.hpp"
+#include "vkalex/model.hpp"
+#include "vkalex/recorder.hpp"
+#include "vkalex/safetensors.hpp"
+
+namespace vkalex {
+
+// Random parameters for every tensor the model needs, seeded: weights uniform with He scale
+// (variance 2 / fan_in), biases uniform in [-0.1, 0.1]. For tests and checks, not training.
+std::map<std::string, HostTensor> random_parameters(const ModelDesc& model, uint64_t seed);
+
+struct ForwardResult {
+  uint32_t batch = 0, classes = 0;
+  std::vector<float> logits;         // [batch, classes]
+  std::vector<float> probabilities;  // [batch, classes]
+  double gpu_ms = 0;                 // GPU time of the forward pass (0 when not measured)
+};
+
+class Net {
+ public:
+  // Allocates the parameters on `context`, which must outlive the Net.
+  Net(Context& context, ModelDesc model);
+  ~Net();
+  Net(Net&&) noexcept;
+  Net& operator=(Net&&) noexcept;
+
+  const ModelDesc& model() const { return model_; }
+
+  // Loads every parameter from `weights`, converting F16/BF16 to float. Throws Error naming
+  // the tensor when one is missing or has the wrong shape (nothing is loaded then). Returns
+  // the names of tensors in the file that the model does not use.
+  std::vector<std::string> load_weights(const SafeTensors& weights);
+  // The same from host tensors (all required; extra ones are an error).
+  void set_parameters(const std::map<std::string, HostTensor>& parameters);
+  // The parameters as they are on the device.
+  std::map<std::string, HostTensor> parameters() const;
+
+  // Allocates activations for `batch` images and records the forward pass; forward() does
+  // this itself when the batch size changes.
+  void prepare(uint32_t batch);
+  uint32_t batch() const { return batch_; }
+
+  // Runs the recorded forward pass on `input` ([batch, C, H, W]): one upload, one submit,
+  // one download of logits and probabilities together.
+  ForwardResult forward(const HostTensor& input);
+  // The same network on the CPU reference (slow; for checking).
+  ForwardResult forward_cpu(const HostTensor& input) const;
+
+  // How often the forward pass was recorded, and submitted, since construction.
+  size_t record_count() const { return records_; }
+  size_t submit_count() const { return submits_; }
+
+ private:
+  struct State;
+  void check_input(const HostTensor& input) const;
+
+  Context* context_;
+  ModelDesc model_;
+  std::unique_ptr<State> state_;
+  uint32_t batch_ = 0;
+  size_t records_ = 0, submits_ = 0;
+};
+
+}  // namespace vkalex

@@ -1,0 +1,157 @@
+// Image decoding through Debian's stb (libstb), and the preprocessing of a model description.
+#include "vkalex/image.hpp"
+
+#include <stb_image.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "vkalex/error.hpp"
+
+namespace vkalex {
+
+Image load_image(const std::string& path, uint32_t channels) {
+  if (channels != 1 && channels != 3) throw Error("load_image: channels must be 1 or 3");
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(path + ": cannot open");
+  int w = 0, h = 0, n = 0;
+  // The header first: refuse absurd sizes before decoding allocates for them.
+  if (!stbi_info_from_file(f, &w, &h, &n)) {
+    std::fclose(f);
+    throw Error(path + ": not an image vkalex can read (JPEG, PNG, BMP, TGA, GIF, PNM): " +
+                stbi_failure_reason());
+  }
+  if (w <= 0 || h <= 0 || uint32_t(w) > kMaxImageSide || uint32_t(h) > kMaxImageSide ||
+      uint64_t(w) * uint64_t(h) > kMaxImagePixels) {
+    std::fclose(f);
+    throw Error(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
+                " pixels is beyond the limit (" + std::to_string(kMaxImageSide) + " a side, " +
+                std::to_string(kMaxImagePixels) + " in all)");
+  }
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_file(f, &w, &h, &n, static_cast<int>(channels)), stbi_image_free);
+  std::fclose(f);
+  if (!data) throw Error(path + ": cannot decode: " + stbi_failure_reason());
+  Image img;
+  img.width = static_cast<uint32_t>(w);
+  img.height = static_cast<uint32_t>(h);
+  img.channels = channels;
+  img.pixels.assign(data.get(), data.get() + uint64_t(w) * h * channels);
+  return img;
+}
+
+namespace {
+
+// Weights of a triangle (bilinear) filter from `in` samples to `out`. When shrinking, the
+// filter widens by the shrink factor so every input pixel contributes (antialiasing, as
+// PIL's bilinear resize does); when enlarging, it is plain linear interpolation.
+struct Taps {
+  std::vector<uint32_t> first;   // per output sample: first input index
+  std::vector<uint32_t> count;   // and how many
+  std::vector<float> weights;    // count weights per output, at offset given by start
+  std::vector<size_t> start;
+};
+
+Taps triangle_taps(uint32_t in, uint32_t out) {
+  Taps t;
+  const double scale = double(out) / in;
+  const double support = scale < 1 ? 1 / scale : 1;
+  for (uint32_t o = 0; o < out; ++o) {
+    const double center = (o + 0.5) / scale;  // in input pixel coordinates (edges at integers)
+    const int64_t lo = std::max<int64_t>(0, int64_t(std::floor(center - support)));
+    const int64_t hi = std::min<int64_t>(in - 1, int64_t(std::ceil(center + support)));
+    t.start.push_back(t.weights.size());
+    double sum = 0;
+    std::vector<double> w;
+    for (int64_t i = lo; i <= hi; ++i) {
+      const double d = std::fabs((i + 0.5 - center) / support);
+      w.push_back(d < 1 ? 1 - d : 0);
+      sum += w.back();
+    }
+    if (sum <= 0) {  // cannot happen with the ranges above; keep the nearest pixel regardless
+      w.assign(w.size(), 0);
+      w[std::min<size_t>(w.size() - 1, size_t(center - lo))] = 1;
+      sum = 1;
+    }
+    t.first.push_back(uint32_t(lo));
+    t.count.push_back(uint32_t(w.size()));
+    for (double v : w) t.weights.push_back(float(v / sum));
+  }
+  return t;
+}
+
+}  // namespace
+
+Image resize_image(const Image& image, uint32_t width, uint32_t height) {
+  if (width == 0 || height == 0 || image.width == 0 || image.height == 0) {
+    throw Error("resize_image: sizes must be at least 1");
+  }
+  const uint32_t C = image.channels;
+  const Taps tx = triangle_taps(image.width, width), ty = triangle_taps(image.height, height);
+  // Horizontal pass into floats, then vertical pass with rounding to 8 bits.
+  std::vector<float> mid(uint64_t(width) * image.height * C);
+  for (uint32_t y = 0; y < image.height; ++y)
+    for (uint32_t x = 0; x < width; ++x)
+      for (uint32_t c = 0; c < C; ++c) {
+        float acc = 0;
+        for (uint32_t k = 0; k < tx.count[x]; ++k) {
+          acc += tx.weights[tx.start[x] + k] * image.pixels[(uint64_t(y) * image.width + tx.first[x] + k) * C + c];
+        }
+        mid[(uint64_t(y) * width + x) * C + c] = acc;
+      }
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.channels = C;
+  out.pixels.resize(uint64_t(width) * height * C);
+  for (uint32_t y = 0; y < height; ++y)
+    for (uint32_t x = 0; x < width; ++x)
+      for (uint32_t c = 0; c < C; ++c) {
+        float acc = 0;
+        for (uint32_t k = 0; k < ty.count[y]; ++k) {
+          acc += ty.weights[ty.start[y] + k] * mid[(uint64_t(ty.first[y] + k) * width + x) * C + c];
+        }
+        out.pixels[(uint64_t(y) * width + x) * C + c] = uint8_t(std::clamp(std::lround(acc), 0l, 255l));
+      }
+  return out;
+}
+
+HostTensor preprocess_image(const Image& image, const Preprocess& p, uint32_t channels,
+                            uint32_t height, uint32_t width) {
+  if (image.channels != channels) {
+    throw Error("preprocess_image: image has " + std::to_string(image.channels) +
+                " channels, the network takes " + std::to_string(channels));
+  }
+  if (p.mean.size() != channels || p.std.size() != channels) {
+    throw Error("preprocess_image: mean and std need one value per channel");
+  }
+  const Image* src = &image;
+  Image resized;
+  uint32_t x0 = 0, y0 = 0;
+  if (image.width != width || image.height != height) {
+    // Shorter side to p.resize (never below the crop), the other keeping the aspect ratio.
+    const uint32_t target = std::max({p.resize, width, height});
+    const double scale = double(target) / std::min(image.width, image.height);
+    const uint32_t rw = std::max<uint32_t>(width, uint32_t(std::lround(image.width * scale)));
+    const uint32_t rh = std::max<uint32_t>(height, uint32_t(std::lround(image.height * scale)));
+    resized = resize_image(image, rw, rh);
+    src = &resized;
+    x0 = (rw - width) / 2;
+    y0 = (rh - height) / 2;
+  }
+  HostTensor t(Shape{channels, height, width});
+  for (uint32_t c = 0; c < channels; ++c) {
+    const uint32_t from = p.bgr && channels == 3 ? 2 - c : c;
+    for (uint32_t y = 0; y < height; ++y)
+      for (uint32_t x = 0; x < width; ++x) {
+        const uint8_t v = src->pixels[((uint64_t(y0 + y) * src->width) + x0 + x) * channels + from];
+        t.data[(uint64_t(c) * height + y) * width + x] = (v / 255.0f - p.mean[c]) / p.std[c];
+      }
+  }
+  return t;
+}
+
+}  // namespace vkalex

@@ -1,0 +1,364 @@
+// Model descriptions from JSON, checked field by field and shape by shape.
+#include "vkalex/model.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <optional>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "vkalex/error.hpp"
+
+namespace vkalex {
+
+using nlohmann::json;
+
+const char* layer_type_name(LayerType type) {
+  switch (type) {
+    case LayerType::Conv2d: return "conv2d";
+    case LayerType::Relu: return "relu";
+    case LayerType::Lrn: return "lrn";
+    case LayerType::MaxPool: return "max_pool";
+    case LayerType::AdaptiveAvgPool: return "adaptive_avg_pool";
+    case LayerType::Flatten: return "flatten";
+    case LayerType::Dropout: return "dropout";
+    case LayerType::Linear: return "linear";
+    case LayerType::Softmax: return "softmax";
+  }
+  return "?";
+}
+
+namespace {
+
+// Reads fields of one JSON object, remembering which were used so that unknown (misspelt)
+// fields are reported rather than silently ignored.
+class Fields {
+ public:
+  Fields(const json& j, std::string where) : j_(j), where_(std::move(where)) {
+    if (!j.is_object()) fail("must be a JSON object");
+  }
+  [[noreturn]] void fail(const std::string& why) const { throw Error(where_ + ": " + why); }
+  bool has(const char* key) const { return j_.contains(key); }
+
+  uint32_t uint(const char* key, std::optional<uint32_t> fallback = std::nullopt) {
+    used_.insert(key);
+    if (!j_.contains(key)) {
+      if (fallback) return *fallback;
+      fail(std::string("missing field \"") + key + "\"");
+    }
+    const json& v = j_[key];
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > 1'000'000) {
+      fail(std::string("\"") + key + "\" must be a whole number from 0 to 1000000");
+    }
+    return v.get<uint32_t>();
+  }
+  // A number or a pair [h, w].
+  std::pair<uint32_t, uint32_t> pair(const char* key, std::optional<uint32_t> fallback = std::nullopt) {
+    used_.insert(key);
+    if (j_.contains(key) && j_[key].is_array()) {
+      const json& v = j_[key];
+      if (v.size() != 2 || !v[0].is_number_unsigned() || !v[1].is_number_unsigned() ||
+          v[0].get<uint64_t>() > 1'000'000 || v[1].get<uint64_t>() > 1'000'000) {
+        fail(std::string("\"") + key + "\" must be a whole number or a pair [h, w]");
+      }
+      return {v[0].get<uint32_t>(), v[1].get<uint32_t>()};
+    }
+    const uint32_t v = uint(key, fallback);
+    return {v, v};
+  }
+  float number(const char* key, std::optional<float> fallback = std::nullopt) {
+    used_.insert(key);
+    if (!j_.contains(key)) {
+      if (fallback) return *fallback;
+      fail(std::string("missing field \"") + key + "\"");
+    }
+    if (!j_[key].is_number()) fail(std::string("\"") + key + "\" must be a number");
+    const double v = j_[key].get<double>();
+    if (!std::isfinite(v)) fail(std::string("\"") + key + "\" must be finite");
+    return static_cast<float>(v);
+  }
+  std::string text(const char* key, std::optional<std::string> fallback = std::nullopt) {
+    used_.insert(key);
+    if (!j_.contains(key)) {
+      if (fallback) return *fallback;
+      fail(std::string("missing field \"") + key + "\"");
+    }
+    if (!j_[key].is_string()) fail(std::string("\"") + key + "\" must be a string");
+    return j_[key].get<std::string>();
+  }
+  std::vector<float> numbers(const char* key, size_t count) {
+    used_.insert(key);
+    if (!j_.contains(key) || !j_[key].is_array() || j_[key].size() != count) {
+      fail(std::string("\"") + key + "\" must be a list of " + std::to_string(count) + " numbers");
+    }
+    std::vector<float> out;
+    for (const auto& v : j_[key]) {
+      if (!v.is_number()) fail(std::string("\"") + key + "\" must hold numbers");
+      out.push_back(v.get<float>());
+    }
+    return out;
+  }
+  const json& object(const char* key) {
+    used_.insert(key);
+    if (!j_.contains(key)) fail(std::string("missing field \"") + key + "\"");
+    return j_[key];
+  }
+  void finish() const {
+    for (const auto& [k, v] : j_.items()) {
+      if (!used_.count(k)) fail("unknown field \"" + k + "\"");
+    }
+  }
+
+ private:
+  const json& j_;
+  std::string where_;
+  std::set<std::string> used_;
+};
+
+LayerType parse_type(Fields& f, const std::string& type) {
+  static const std::map<std::string, LayerType> types{
+      {"conv2d", LayerType::Conv2d},   {"relu", LayerType::Relu},
+      {"lrn", LayerType::Lrn},         {"max_pool", LayerType::MaxPool},
+      {"adaptive_avg_pool", LayerType::AdaptiveAvgPool},
+      {"flatten", LayerType::Flatten}, {"dropout", LayerType::Dropout},
+      {"linear", LayerType::Linear},   {"softmax", LayerType::Softmax}};
+  auto it = types.find(type);
+  if (it == types.end()) {
+    f.fail("unknown layer type \"" + type +
+           "\" (known: conv2d, relu, lrn, max_pool, adaptive_avg_pool, flatten, dropout, linear, softmax)");
+  }
+  return it->second;
+}
+
+std::string where(const ModelDesc& m, size_t i) {
+  return m.source + ": layer " + std::to_string(i) + " (" + m.layers[i].name + ")";
+}
+
+std::string resolve(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || std::filesystem::path(p).is_absolute()) return p;
+  return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+}  // namespace
+
+std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
+  std::vector<Shape> shapes;
+  Shape s = m.input_shape(batch);
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerDesc& l = m.layers[i];
+    try {
+      switch (l.type) {
+        case LayerType::Conv2d: {
+          if (s.rank() != 4) throw Error("needs a 4-D input, gets " + s.str());
+          const Shape w{l.out_channels, s[1] / std::max(1u, l.conv.groups), l.kernel_h, l.kernel_w};
+          if (l.conv.groups && s[1] % l.conv.groups) {
+            throw Error("groups " + std::to_string(l.conv.groups) + " do not divide its " +
+                        std::to_string(s[1]) + " input channels");
+          }
+          const Shape b{l.out_channels};
+          s = conv2d_output_shape(s, w, l.bias.empty() ? nullptr : &b, l.conv);
+          break;
+        }
+        case LayerType::Lrn:
+          s = lrn_output_shape(s, l.lrn);
+          break;
+        case LayerType::MaxPool:
+          s = max_pool_output_shape(s, l.pool);
+          break;
+        case LayerType::AdaptiveAvgPool:
+          if (s.rank() != 4 || s[2] != l.out_h || s[3] != l.out_w) {
+            throw Error("gets " + s.str() + "; only the identity case (input already " +
+                        std::to_string(l.out_h) + "x" + std::to_string(l.out_w) + ") is supported");
+          }
+          break;
+        case LayerType::Flatten:
+          if (s.rank() < 2) throw Error("needs a batch dimension, gets " + s.str());
+          s = Shape{s[0], static_cast<uint32_t>(s.numel() / s[0])};
+          break;
+        case LayerType::Linear: {
+          if (s.rank() != 2) throw Error("needs a [batch, features] input, gets " + s.str() + " (add a flatten layer)");
+          const Shape w{l.out_features, s[1]}, b{l.out_features};
+          s = linear_output_shape(s, w, l.bias.empty() ? nullptr : &b);
+          break;
+        }
+        case LayerType::Softmax:
+          s = softmax_output_shape(s);
+          break;
+        case LayerType::Relu:
+        case LayerType::Dropout:
+          break;
+      }
+    } catch (const Error& e) {
+      throw Error(where(m, i) + ": " + e.what());
+    }
+    shapes.push_back(s);
+  }
+  return shapes;
+}
+
+std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& m) {
+  std::vector<std::pair<std::string, Shape>> out;
+  const auto shapes = layer_shapes(m, 1);
+  Shape in = m.input_shape(1);
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerDesc& l = m.layers[i];
+    if (l.type == LayerType::Conv2d) {
+      out.emplace_back(l.weight, Shape{l.out_channels, in[1] / l.conv.groups, l.kernel_h, l.kernel_w});
+      if (!l.bias.empty()) out.emplace_back(l.bias, Shape{l.out_channels});
+    } else if (l.type == LayerType::Linear) {
+      out.emplace_back(l.weight, Shape{l.out_features, in[1]});
+      if (!l.bias.empty()) out.emplace_back(l.bias, Shape{l.out_features});
+    }
+    in = shapes[i];
+  }
+  return out;
+}
+
+ModelDesc parse_model(const std::string& text, const std::string& source, const std::string& base_dir) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(source + ": not valid JSON: " + e.what());
+  }
+  ModelDesc m;
+  m.source = source;
+  Fields top(j, source);
+  m.name = top.text("name");
+  m.description = top.text("description", "");
+  {
+    Fields in(top.object("input"), source + ": input");
+    m.channels = in.uint("channels");
+    m.height = in.uint("height");
+    m.width = in.uint("width");
+    in.finish();
+    if (m.channels != 1 && m.channels != 3) in.fail("channels must be 1 (gray) or 3 (RGB)");
+    if (m.height == 0 || m.width == 0) in.fail("height and width must be at least 1");
+  }
+  {
+    Fields p(top.object("preprocess"), source + ": preprocess");
+    m.preprocess.resize = p.uint("resize");
+    m.preprocess.crop = p.uint("crop", std::max(m.height, m.width));
+    m.preprocess.mean = p.numbers("mean", m.channels);
+    m.preprocess.std = p.numbers("std", m.channels);
+    const std::string order = p.text("channel_order", m.channels == 3 ? "RGB" : "gray");
+    if (m.channels == 3 && order != "RGB" && order != "BGR") p.fail("channel_order must be \"RGB\" or \"BGR\"");
+    if (m.channels == 1 && order != "gray") p.fail("channel_order of a 1-channel input must be \"gray\"");
+    m.preprocess.bgr = order == "BGR";
+    for (float s : m.preprocess.std)
+      if (!(s > 0)) p.fail("std values must be positive");
+    if (m.preprocess.crop != m.height || m.height != m.width) {
+      p.fail("crop must equal the input's height and width (square inputs only)");
+    }
+    if (m.preprocess.resize < m.preprocess.crop) p.fail("resize must be at least crop");
+    p.finish();
+  }
+  m.classes = top.uint("classes");
+  m.labels_path = resolve(base_dir, top.text("labels", ""));
+  m.weights_path = resolve(base_dir, top.text("weights", ""));
+
+  const json& layers = top.object("layers");
+  if (!layers.is_array() || layers.empty()) top.fail("\"layers\" must be a non-empty list");
+  std::set<std::string> names, tensors;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const json& lj = layers[i];
+    LayerDesc l;
+    std::string label = source + ": layer " + std::to_string(i);
+    if (lj.is_object() && lj.contains("name") && lj["name"].is_string()) {
+      label += " (" + lj["name"].get<std::string>() + ")";
+    }
+    Fields f(lj, label);
+    l.type = parse_type(f, f.text("type"));
+    l.name = f.text("name", std::string(layer_type_name(l.type)) + std::to_string(i));
+    if (!names.insert(l.name).second) f.fail("layer name \"" + l.name + "\" is used twice");
+    switch (l.type) {
+      case LayerType::Conv2d: {
+        l.out_channels = f.uint("out_channels");
+        std::tie(l.kernel_h, l.kernel_w) = f.pair("kernel");
+        std::tie(l.conv.stride_h, l.conv.stride_w) = f.pair("stride", 1);
+        std::tie(l.conv.pad_h, l.conv.pad_w) = f.pair("padding", 0);
+        l.conv.groups = f.uint("groups", 1);
+        if (l.out_channels == 0 || l.kernel_h == 0 || l.kernel_w == 0) f.fail("out_channels and kernel must be at least 1");
+        l.weight = f.text("weight");
+        l.bias = f.text("bias", "");
+        break;
+      }
+      case LayerType::Lrn:
+        l.lrn.size = f.uint("size");
+        l.lrn.alpha = f.number("alpha");
+        l.lrn.beta = f.number("beta");
+        l.lrn.k = f.number("k");
+        break;
+      case LayerType::MaxPool:
+        std::tie(l.pool.kernel_h, l.pool.kernel_w) = f.pair("kernel");
+        std::tie(l.pool.stride_h, l.pool.stride_w) = f.pair("stride");
+        std::tie(l.pool.pad_h, l.pool.pad_w) = f.pair("padding", 0);
+        break;
+      case LayerType::AdaptiveAvgPool:
+        std::tie(l.out_h, l.out_w) = f.pair("output");
+        break;
+      case LayerType::Dropout:
+        l.dropout = f.number("p", 0.5f);
+        if (!(l.dropout >= 0 && l.dropout < 1)) f.fail("dropout p must be in [0, 1)");
+        break;
+      case LayerType::Linear:
+        l.out_features = f.uint("out_features");
+        if (l.out_features == 0) f.fail("out_features must be at least 1");
+        l.weight = f.text("weight");
+        l.bias = f.text("bias", "");
+        break;
+      case LayerType::Relu:
+      case LayerType::Flatten:
+      case LayerType::Softmax:
+        break;
+    }
+    f.finish();
+    for (const std::string* t : {&l.weight, &l.bias}) {
+      if (!t->empty() && !tensors.insert(*t).second) f.fail("tensor name \"" + *t + "\" is used twice");
+    }
+    m.layers.push_back(std::move(l));
+  }
+  top.finish();
+
+  const auto shapes = layer_shapes(m, 1);
+  const Shape& out = shapes.back();
+  if (out.rank() != 2 || out[1] != m.classes) {
+    top.fail("the last layer gives " + out.str() + ", but \"classes\" is " + std::to_string(m.classes));
+  }
+  if (m.layers.back().type != LayerType::Softmax) top.fail("the last layer must be softmax");
+  for (size_t i = 0; i + 1 < m.layers.size(); ++i) {
+    if (m.layers[i].type == LayerType::Softmax) throw Error(where(m, i) + ": softmax may only be the last layer");
+  }
+  return m;
+}
+
+ModelDesc load_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the model description");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() > (16u << 20)) throw Error(path + ": too large for a model description");
+  return parse_model(ss.str(), path, std::filesystem::path(path).parent_path().string());
+}
+
+std::vector<std::string> load_labels(const std::string& path, uint32_t classes) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the class names");
+  std::vector<std::string> labels;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) throw Error(path + ": line " + std::to_string(labels.size() + 1) + " is empty");
+    labels.push_back(line);
+    if (labels.size() > classes) break;
+  }
+  if (labels.size() != classes) {
+    throw Error(path + ": holds " + std::string(labels.size() > classes ? "more than " : "") +
+                std::to_string(labels.size()) + " class names, the model has " + std::to_string(classes));
+  }
+  return labels;
+}
+
+}  // namespace vkalex
