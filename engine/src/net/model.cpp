@@ -354,9 +354,13 @@ std::vector<std::string> load_labels(const std::string& path, uint32_t classes) 
     labels.push_back(line);
     if (labels.size() > classes) break;
   }
-  if (labels.size() != classes) {
-    throw Error(path + ": holds " + std::string(labels.size() > classes ? "more than " : "") +
-                std::to_string(labels.size()) + " class names, the model has " + std::to_string(classes));
+  if (labels.size() > classes) {
+    throw Error(path + ": holds more than " + std::to_string(classes) + " class names, the model has " +
+                std::to_string(classes));
+  }
+  if (labels.size() < classes) {
+    throw Error(path + ": holds " + std::to_string(labels.size()) + " class names, the model has " +
+                std::to_string(classes));
   }
   return labels;
 }

@@ -1,0 +1,112 @@
+// samples/classify end to end: random weights, a small bundled image, JSON checked.
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+
+using namespace vkalex;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModel = std::string(VKALEX_MODEL_DIR) + "/alexnet-torchvision.json";
+const std::string kImage = std::string(VKALEX_TEST_DATA_DIR) + "/small.png";
+
+std::pair<int, std::string> run(const std::string& args, bool with_stderr = false) {
+  const std::string cmd = std::string(VKALEX_CLASSIFY_EXE) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+struct Weights {
+  std::string path;
+  Weights() {
+    char tmpl[] = "/tmp/vkalex-classify-XXXXXX";
+    path = std::string(::mkdtemp(tmpl)) + "/w.safetensors";
+    save_safetensors(path, random_parameters(load_model(kModel), test::seed()));
+  }
+  ~Weights() { fs::remove_all(fs::path(path).parent_path()); }
+};
+
+}  // namespace
+
+TEST_CASE("classify: JSON with all 1000 classes whose probabilities sum to 1", "[classify]") {
+  Weights w;
+  const auto [status, out] = run("--model " + kModel + " --weights " + w.path + " --top 1000 --json " + kImage + " " + kImage);
+  INFO(out.substr(0, 2000));
+  REQUIRE(status == 0);
+  const auto j = nlohmann::json::parse(out);
+  REQUIRE(j["images"].size() == 2);
+  CHECK(j["batch"] == 2);
+  CHECK(j["model"] == "alexnet-torchvision");
+  CHECK(!j["device"]["name"].get<std::string>().empty());
+  CHECK(j["timings_ms"]["wall_forward"].get<double>() > 0);
+  for (const auto& image : j["images"]) {
+    const auto& top = image["top"];
+    REQUIRE(top.size() == 1000);
+    double sum = 0, prev = 2;
+    std::vector<bool> seen(1000);
+    for (const auto& e : top) {
+      const double p = e["probability"].get<double>();
+      sum += p;
+      CHECK(p <= prev);  // sorted, most probable first
+      prev = p;
+      CHECK(std::isfinite(e["logit"].get<double>()));
+      seen.at(e["index"].get<size_t>()) = true;
+      CHECK(!e["label"].get<std::string>().empty());
+    }
+    CHECK(std::count(seen.begin(), seen.end(), true) == 1000);
+    CHECK(std::fabs(sum - 1.0) <= 1e-4);
+  }
+  // The same image twice in a batch gives the same answer.
+  CHECK(j["images"][0]["top"][0] == j["images"][1]["top"][0]);
+}
+
+TEST_CASE("classify: top K in text and JSON, and --check agrees with the CPU reference", "[classify]") {
+  Weights w;
+  const auto [status, out] = run("--model " + kModel + " --weights " + w.path + " --top 3 --json --check " + kImage);
+  INFO(out);
+  REQUIRE(status == 0);
+  const auto j = nlohmann::json::parse(out);
+  CHECK(j["images"][0]["top"].size() == 3);
+  CHECK(j["check"]["relative_l2"].get<double>() <= 1e-4);
+  const auto [tstatus, text] = run("--model " + kModel + " --weights " + w.path + " --top 2 " + kImage);
+  INFO(text);
+  CHECK(tstatus == 0);
+  CHECK_THAT(text, Catch::Contains(" 1. ") && Catch::Contains(" 2. ") && !Catch::Contains(" 3. "));
+  CHECK_THAT(text, Catch::Contains("ms on the GPU"));
+}
+
+TEST_CASE("classify: bad input gives a clear message and exit status 1", "[classify][errors]") {
+  Weights w;
+  const std::string base = "--model " + kModel + " --weights " + w.path + " ";
+  auto refuse = [&](const std::string& args, const std::string& what) {
+    const auto [status, out] = run(args, true);
+    INFO(args << "\n" << out);
+    CHECK(status == 1);
+    CHECK_THAT(out, Catch::Contains(what));
+  };
+  refuse(base + "/nonexistent.png", "/nonexistent.png: cannot open");
+  refuse(base + kModel, "not an image");
+  refuse(base + "--top 0 " + kImage, "--top needs");
+  refuse(base + "--top 1001 " + kImage, "more than the model's 1000 classes");
+  refuse(base, "no image given");
+  refuse(base + "--frobnicate " + kImage, "unknown option");
+  refuse("--model " + kModel + " --weights /nonexistent.safetensors " + kImage, "not found");
+  refuse("--model /nonexistent.json " + kImage, "cannot open the model description");
+  refuse("--model " + kModel + " --weights " + kModel + " " + kImage, "alexnet-torchvision.json: ");
+  refuse(base + "--device nosuchgpu " + kImage, "no device name contains \"nosuchgpu\"");
+  refuse(base + "--labels " + kImage + " " + kImage, "class names");
+  const auto [status, help] = run("--help");
+  CHECK(status == 0);
+  CHECK_THAT(help, Catch::Contains("--weights") && Catch::Contains("--check") && Catch::Contains("--list-devices"));
+}

@@ -1,0 +1,284 @@
+// safetensors and images: round trips, and every kind of damaged file refused clearly.
+#include <stb_image_write.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common.hpp"
+
+using namespace vkalex;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/vkalex-io-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const char* name) const { return (path / name).string(); }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A safetensors file from a header (as JSON) and raw data.
+std::string safetensors_bytes(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+std::string floats(std::initializer_list<float> v) {
+  std::string s(v.size() * 4, '\0');
+  std::memcpy(s.data(), std::data(v), s.size());
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("safetensors round trip", "[io][safetensors]") {
+  TempDir dir;
+  const std::string path = dir / "w.safetensors";
+  std::map<std::string, HostTensor> tensors;
+  tensors.emplace("a.weight", HostTensor(Shape{2, 3}, random_uniform(6, test::seed())));
+  tensors.emplace("b", HostTensor(Shape{5}, random_uniform(5, test::seed() + 1)));
+  tensors.emplace("scalar", HostTensor(Shape{}, {42.0f}));
+  tensors.emplace("empty", HostTensor(Shape{0, 4}, {}));
+  save_safetensors(path, tensors, {{"epoch", "3"}});
+  const SafeTensors f(path);
+  CHECK(f.entries().size() == 4);
+  CHECK(f.metadata().at("epoch") == "3");
+  for (const auto& [name, t] : tensors) {
+    const HostTensor r = f.read(name);
+    CHECK(r.shape == t.shape);
+    CHECK(r.data == t.data);
+  }
+  // Data starts 8-byte aligned, as the format recommends.
+  const std::string bytes = read_file(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  CHECK((8 + n) % 8 == 0);
+  // No temporary file is left behind.
+  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator{}) == 1);
+  CHECK_THROWS_WITH(save_safetensors((dir.path / "no/such/dir/w.safetensors").string(), tensors),
+                    Catch::Contains("cannot write"));
+}
+
+TEST_CASE("safetensors F16 and BF16 are read as float", "[io][safetensors]") {
+  TempDir dir;
+  const std::string path = dir / "h.safetensors";
+  // 1.0, -2.0, 65504 (largest half), a subnormal (2^-24), and bfloat16 1.5 and -0.25.
+  const std::string data("\x00\x3c\x00\xc0\xff\x7b\x01\x00\xc0\x3f\x80\xbe", 12);
+  write_file(path, safetensors_bytes(
+                       R"({"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]}})",
+                       data));
+  const SafeTensors f(path);
+  CHECK(f.read("h").data == std::vector<float>{1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -24)});
+  CHECK(f.read("b").data == std::vector<float>{1.5f, -0.25f});
+}
+
+TEST_CASE("damaged safetensors files are refused naming the problem", "[io][safetensors][errors]") {
+  TempDir dir;
+  const std::string path = dir / "bad.safetensors";
+  const std::string ok_header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  auto refuse = [&](const std::string& bytes, const std::string& what) {
+    write_file(path, bytes);
+    CHECK_THROWS_WITH(SafeTensors(path), Catch::Contains(path) && Catch::Contains(what));
+  };
+  write_file(path, safetensors_bytes(ok_header, floats({1, 2})));
+  CHECK(SafeTensors(path).read("w").data == std::vector<float>{1, 2});
+
+  SECTION("truncated data") { refuse(safetensors_bytes(ok_header, floats({1})), "run past the data"); }
+  SECTION("truncated in the length") { refuse(std::string("\x10\x00\x00", 3), "too short"); }
+  SECTION("header length past the end") {
+    std::string b = safetensors_bytes(ok_header, floats({1, 2}));
+    b[0] = '\xff';
+    b[1] = '\xff';
+    refuse(b, "runs past the end of the file");
+  }
+  SECTION("absurd header length") {
+    std::string b = safetensors_bytes(ok_header, floats({1, 2}));
+    for (int i = 0; i < 8; ++i) b[i] = '\xff';
+    refuse(b, "past the end");
+  }
+  SECTION("header not JSON") { refuse(safetensors_bytes("{not json", ""), "not valid JSON"); }
+  SECTION("overlapping offsets") {
+    refuse(safetensors_bytes(
+               R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+               floats({1, 2, 3})),
+           "overlap");
+  }
+  SECTION("offsets out of range") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", floats({1, 2})),
+           "tensor \"w\"");
+  }
+  SECTION("reversed offsets") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", floats({1, 2})),
+           "reversed");
+  }
+  SECTION("unknown dtype") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F31","shape":[2],"data_offsets":[0,8]}})", floats({1, 2})),
+           "unknown dtype \"F31\"");
+  }
+  SECTION("shape that does not match the byte range") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", floats({1, 2})),
+           "needs 12 bytes");
+  }
+  SECTION("negative dimension") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", floats({1, 2})),
+           "bad dimension");
+  }
+  SECTION("missing field") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", floats({1, 2})), "missing shape");
+  }
+  SECTION("not a file") {
+    CHECK_THROWS_WITH(SafeTensors(dir.path.string()), Catch::Contains("not a regular file"));
+    CHECK_THROWS_WITH(SafeTensors(dir / "absent"), Catch::Contains("cannot open"));
+  }
+  SECTION("a dtype vkalex does not read") {
+    write_file(path, safetensors_bytes(R"({"w":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}})", floats({1, 2})));
+    CHECK_THROWS_WITH(SafeTensors(path).read("w"), Catch::Contains("I32"));
+    CHECK_THROWS_WITH(SafeTensors(path).read("v"), Catch::Contains("no tensor \"v\""));
+  }
+}
+
+TEST_CASE("weights that do not fit the model are refused naming the tensor", "[io][safetensors][net]") {
+  Context& ctx = test::gpu();
+  const ModelDesc m = parse_model(R"({
+    "name": "small", "input": {"channels": 1, "height": 4, "width": 4},
+    "preprocess": {"resize": 4, "mean": [0], "std": [1]}, "classes": 3,
+    "layers": [{"type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 3, "weight": "fc.w", "bias": "fc.b"},
+               {"type": "softmax"}]})",
+                                  "small", ".");
+  TempDir dir;
+  const std::string path = dir / "w.safetensors";
+  Net net(ctx, m);
+  auto params = random_parameters(m, test::seed());
+  save_safetensors(path, params);
+  CHECK(net.load_weights(SafeTensors(path)).empty());
+  CHECK(net.parameters().at("fc.w").data == params.at("fc.w").data);
+
+  auto extra = params;
+  extra.emplace("unused", HostTensor(Shape{1}, {0}));
+  save_safetensors(path, extra);
+  CHECK(net.load_weights(SafeTensors(path)) == std::vector<std::string>{"unused"});
+
+  auto missing = params;
+  missing.erase("fc.b");
+  save_safetensors(path, missing);
+  CHECK_THROWS_WITH(net.load_weights(SafeTensors(path)), Catch::Contains("\"fc.b\"") && Catch::Contains("missing"));
+
+  auto wrong = params;
+  wrong.at("fc.w") = HostTensor(Shape{3, 15}, std::vector<float>(45));
+  save_safetensors(path, wrong);
+  CHECK_THROWS_WITH(net.load_weights(SafeTensors(path)), Catch::Contains("\"fc.w\" has shape [3, 15]") && Catch::Contains("[3, 16]"));
+  // Nothing was loaded from the refused files.
+  CHECK(net.parameters().at("fc.w").data == params.at("fc.w").data);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("images decode, gray becomes RGB, exact sizes pass unchanged", "[io][image]") {
+  TempDir dir;
+  const uint32_t W = 7, H = 5;
+  std::vector<uint8_t> rgb(W * H * 3), gray(W * H);
+  for (uint32_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t(i * 37 + 11);
+  for (uint32_t i = 0; i < gray.size(); ++i) gray[i] = uint8_t(i * 13);
+  REQUIRE(stbi_write_png((dir / "rgb.png").c_str(), W, H, 3, rgb.data(), W * 3));
+  REQUIRE(stbi_write_png((dir / "gray.png").c_str(), W, H, 1, gray.data(), W));
+  REQUIRE(stbi_write_jpg((dir / "rgb.jpg").c_str(), W, H, 3, rgb.data(), 100));
+  std::vector<uint8_t> rgba(W * H * 4, 200);
+  REQUIRE(stbi_write_png((dir / "rgba.png").c_str(), W, H, 4, rgba.data(), W * 4));
+
+  const Image png = load_image(dir / "rgb.png", 3);
+  CHECK(png.width == W);
+  CHECK(png.height == H);
+  CHECK(png.pixels == rgb);
+  const Image g = load_image(dir / "gray.png", 3);
+  for (uint32_t i = 0; i < W * H; ++i) {
+    REQUIRE(g.pixels[3 * i] == gray[i]);
+    REQUIRE(g.pixels[3 * i + 1] == gray[i]);
+    REQUIRE(g.pixels[3 * i + 2] == gray[i]);
+  }
+  CHECK(load_image(dir / "gray.png", 1).pixels == gray);
+  CHECK(load_image(dir / "rgba.png", 3).pixels == std::vector<uint8_t>(W * H * 3, 200));
+  const Image jpg = load_image(dir / "rgb.jpg", 3);
+  CHECK(jpg.width == W);
+  CHECK(jpg.height == H);
+
+  // An image already of the input size: no resize, no crop; exactly (v/255 - mean) / std.
+  Preprocess p;
+  p.mean = {0.5f, 0.25f, 0.0f};
+  p.std = {0.5f, 2.0f, 1.0f};
+  const Image sq = load_image(dir / "rgb.png", 3);
+  const HostTensor x = preprocess_image(sq, p, 3, H, W);
+  for (uint32_t c = 0; c < 3; ++c)
+    for (uint32_t i = 0; i < W * H; ++i) {
+      REQUIRE(x.data[c * W * H + i] == (rgb[i * 3 + c] / 255.0f - p.mean[c]) / p.std[c]);
+    }
+  p.bgr = true;
+  const HostTensor xb = preprocess_image(sq, p, 3, H, W);
+  CHECK(xb.data[0] == (rgb[2] / 255.0f - p.mean[0]) / p.std[0]);
+}
+
+TEST_CASE("resizing and centre crop", "[io][image]") {
+  Image flat{40, 30, 3, std::vector<uint8_t>(40 * 30 * 3, 90)};
+  const Image small = resize_image(flat, 13, 7);
+  CHECK(small.pixels == std::vector<uint8_t>(13 * 7 * 3, 90));
+  // A 2x2 checkerboard shrunk by 2 averages to grey (the filter antialiases).
+  Image board{8, 8, 1, {}};
+  for (uint32_t y = 0; y < 8; ++y)
+    for (uint32_t x = 0; x < 8; ++x) board.pixels.push_back((x + y) % 2 ? 255 : 0);
+  for (uint8_t v : resize_image(board, 4, 4).pixels) {
+    CHECK(v >= 120);
+    CHECK(v <= 135);
+  }
+  // Shorter side to `resize`, then the centre: a left-dark, right-bright image keeps its middle.
+  Image wide{64, 16, 1, {}};
+  for (uint32_t y = 0; y < 16; ++y)
+    for (uint32_t x = 0; x < 64; ++x) wide.pixels.push_back(x < 32 ? 0 : 255);
+  Preprocess p;
+  p.resize = 8;
+  p.mean = {0};
+  p.std = {1};
+  const HostTensor t = preprocess_image(wide, p, 1, 8, 8);  // 64x16 -> 32x8, crop x 12..20
+  CHECK(t.data[0] == 0.0f);
+  CHECK(t.data[7] == 1.0f);
+}
+
+TEST_CASE("non-images, truncated and absurd images are refused", "[io][image][errors]") {
+  TempDir dir;
+  std::vector<uint8_t> rgb(16 * 16 * 3, 7);
+  REQUIRE(stbi_write_png((dir / "ok.png").c_str(), 16, 16, 3, rgb.data(), 16 * 3));
+  REQUIRE(stbi_write_jpg((dir / "ok.jpg").c_str(), 16, 16, 3, rgb.data(), 90));
+  const std::string png = read_file(dir / "ok.png");
+  write_file(dir / "text.png", "this is not an image at all\n");
+  CHECK_THROWS_WITH(load_image(dir / "text.png", 3), Catch::Contains("text.png") && Catch::Contains("not an image"));
+  write_file(dir / "cut.png", png.substr(0, png.size() / 2));
+  CHECK_THROWS_WITH(load_image(dir / "cut.png", 3), Catch::Contains("cut.png"));
+  const std::string jpg = read_file(dir / "ok.jpg");
+  write_file(dir / "cut.jpg", jpg.substr(0, 40));
+  CHECK_THROWS_WITH(load_image(dir / "cut.jpg", 3), Catch::Contains("cut.jpg"));
+  // PNG headers claiming 12000 x 12000 and 40000 x 10 pixels: refused before any pixel is decoded.
+  std::string huge = png;
+  const char square[8] = {0, 0, 0x2e, (char)0xe0, 0, 0, 0x2e, (char)0xe0};
+  huge.replace(16, 8, square, 8);
+  write_file(dir / "huge.png", huge);
+  CHECK_THROWS_WITH(load_image(dir / "huge.png", 3), Catch::Contains("12000x12000") && Catch::Contains("limit"));
+  const char wide[8] = {0, 0, (char)0x9c, 0x40, 0, 0, 0, 10};
+  huge.replace(16, 8, wide, 8);
+  write_file(dir / "wide.png", huge);
+  CHECK_THROWS_WITH(load_image(dir / "wide.png", 3), Catch::Contains("40000x10") && Catch::Contains("limit"));
+  CHECK_THROWS_WITH(load_image(dir / "absent.png", 3), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(load_image(dir.path.string(), 3), Catch::Contains(dir.path.string()));
+}

@@ -1,0 +1,156 @@
+// Whole networks: model descriptions, the recorded forward pass against the CPU reference.
+#include <cmath>
+
+#include "common.hpp"
+
+using namespace vkalex;
+
+namespace {
+
+const std::string kModelDir = VKALEX_MODEL_DIR;
+
+// A small network with every layer type, for fast tests of the Net machinery.
+const char* const kTiny = R"({
+  "name": "tiny", "input": {"channels": 3, "height": 15, "width": 15},
+  "preprocess": {"resize": 15, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+  "classes": 5,
+  "layers": [
+    {"name": "c1", "type": "conv2d", "out_channels": 6, "kernel": 3, "stride": 2, "padding": 1, "weight": "c1.w", "bias": "c1.b"},
+    {"type": "relu"},
+    {"type": "lrn", "size": 3, "alpha": 0.1, "beta": 0.75, "k": 1},
+    {"type": "max_pool", "kernel": 3, "stride": 2, "padding": 1},
+    {"name": "c2", "type": "conv2d", "out_channels": 4, "kernel": [1, 3], "padding": [0, 1], "groups": 2, "weight": "c2.w"},
+    {"type": "adaptive_avg_pool", "output": 4},
+    {"type": "flatten"},
+    {"type": "dropout"},
+    {"name": "f1", "type": "linear", "out_features": 7, "weight": "f1.w", "bias": "f1.b"},
+    {"type": "relu"},
+    {"type": "relu"},
+    {"name": "f2", "type": "linear", "out_features": 5, "weight": "f2.w", "bias": "f2.b"},
+    {"type": "softmax"}
+  ]})";
+
+HostTensor random_input(const ModelDesc& m, uint32_t batch, uint64_t seed) {
+  const Shape s = m.input_shape(batch);
+  return HostTensor(s, random_uniform(s.numel(), seed, 2.0f));
+}
+
+void require_close(const ForwardResult& gpu, const ForwardResult& cpu, double tol) {
+  INFO("seed " << test::seed());
+  REQUIRE(gpu.logits.size() == cpu.logits.size());
+  CHECK(relative_l2(gpu.logits, cpu.logits) <= tol);
+  CHECK(relative_l2(gpu.probabilities, cpu.probabilities) <= tol);
+  for (uint32_t i = 0; i < gpu.batch; ++i) {
+    double sum = 0;
+    for (uint32_t c = 0; c < gpu.classes; ++c) sum += gpu.probabilities[i * gpu.classes + c];
+    CHECK(sum == Approx(1.0).epsilon(1e-5));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("alexnet2012 forward, batch 2, matches the CPU reference", "[net][alexnet]") {
+  Context& ctx = test::gpu();
+  const ModelDesc m = load_model(kModelDir + "/alexnet2012.json");
+  CHECK(layer_shapes(m, 2)[15] == Shape{2, 9216});  // flatten of 256x6x6
+  uint64_t params = 0;
+  for (const auto& [name, shape] : parameter_shapes(m)) params += shape.numel();
+  CHECK(params == 60965224);  // the paper's "60 million"
+  Net net(ctx, m);
+  net.set_parameters(random_parameters(m, test::seed()));
+  const HostTensor x = random_input(m, 2, test::seed() + 1);
+  require_close(net.forward(x), net.forward_cpu(x), 1e-4);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("alexnet-torchvision forward, batch 2, matches the CPU reference", "[net][alexnet]") {
+  Context& ctx = test::gpu();
+  const ModelDesc m = load_model(kModelDir + "/alexnet-torchvision.json");
+  uint64_t params = 0;
+  for (const auto& [name, shape] : parameter_shapes(m)) params += shape.numel();
+  CHECK(params == 61100840);  // torchvision's AlexNet
+  Net net(ctx, m);
+  net.set_parameters(random_parameters(m, test::seed()));
+  const HostTensor x = random_input(m, 2, test::seed() + 1);
+  require_close(net.forward(x), net.forward_cpu(x), 1e-4);
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("the forward pass is recorded once and replayed per batch", "[net][recorder]") {
+  auto o = test::options();
+  o.force_staging = GENERATE(false, true);
+  Context ctx(o);
+  const ModelDesc m = parse_model(kTiny, "tiny", ".");
+  Net net(ctx, m);
+  net.set_parameters(random_parameters(m, test::seed()));
+  for (int i = 0; i < 3; ++i) {
+    const HostTensor x = random_input(m, 3, test::seed() + i);
+    require_close(net.forward(x), net.forward_cpu(x), 1e-5);
+  }
+  CHECK(net.record_count() == 1);
+  CHECK(net.submit_count() == 3);
+  // A new batch size records again, once.
+  for (int i = 0; i < 2; ++i) {
+    const HostTensor x = random_input(m, 1, test::seed() + 10 + i);
+    require_close(net.forward(x), net.forward_cpu(x), 1e-5);
+  }
+  CHECK(net.record_count() == 2);
+  CHECK(net.submit_count() == 5);
+  // Parameters read back are the ones set.
+  const auto p = random_parameters(m, test::seed());
+  net.set_parameters(p);
+  for (const auto& [name, t] : net.parameters()) CHECK(t.data == p.at(name).data);
+  CHECK_THROWS_WITH(net.forward(HostTensor(Shape{1, 3, 16, 15})), Catch::Contains("[1, 3, 16, 15]"));
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("bad model descriptions are rejected naming the layer and the problem", "[net][model][errors]") {
+  const std::string good = kTiny;
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const size_t at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    return s.replace(at, from.size(), to);
+  };
+  CHECK_NOTHROW(parse_model(good, "tiny.json", "."));
+  CHECK_THROWS_WITH(parse_model(with("\"type\": \"lrn\"", "\"type\": \"batchnorm\""), "tiny.json", "."),
+                    Catch::Contains("tiny.json: layer 2") && Catch::Contains("unknown layer type \"batchnorm\""));
+  CHECK_THROWS_WITH(parse_model(with("\"out_features\": 7, ", ""), "tiny.json", "."),
+                    Catch::Contains("layer 8 (f1)") && Catch::Contains("missing field \"out_features\""));
+  CHECK_THROWS_WITH(parse_model(with("\"kernel\": [1, 3]", "\"kernel\": [1, 3], \"dilation\": 2"), "tiny.json", "."),
+                    Catch::Contains("layer 4 (c2)") && Catch::Contains("unknown field \"dilation\""));
+  CHECK_THROWS_WITH(parse_model(with("\"groups\": 2", "\"groups\": 4"), "tiny.json", "."),
+                    Catch::Contains("layer 4 (c2)") && Catch::Contains("groups 4"));
+  CHECK_THROWS_WITH(parse_model(with("\"output\": 4", "\"output\": 6"), "tiny.json", "."),
+                    Catch::Contains("adaptive_avg_pool5") && Catch::Contains("identity"));
+  CHECK_THROWS_WITH(parse_model(with("{\"type\": \"flatten\"},", ""), "tiny.json", "."),
+                    Catch::Contains("(f1)") && Catch::Contains("flatten"));
+  CHECK_THROWS_WITH(parse_model(with("\"kernel\": 3, \"stride\": 2, \"padding\": 1}", "\"kernel\": 9, \"stride\": 2}"), "tiny.json", "."),
+                    Catch::Contains("max_pool3") && Catch::Contains("does not fit"));
+  CHECK_THROWS_WITH(parse_model(with("\"classes\": 5", "\"classes\": 6"), "tiny.json", "."),
+                    Catch::Contains("\"classes\" is 6"));
+  CHECK_THROWS_WITH(parse_model(with("\"weight\": \"f2.w\"", "\"weight\": \"f1.w\""), "tiny.json", "."),
+                    Catch::Contains("(f2)") && Catch::Contains("\"f1.w\" is used twice"));
+  CHECK_THROWS_WITH(parse_model(with("{\"type\": \"softmax\"}", "{\"type\": \"relu\"}"), "tiny.json", "."),
+                    Catch::Contains("last layer must be softmax"));
+  CHECK_THROWS_WITH(parse_model(with("\"mean\": [0.5, 0.5, 0.5]", "\"mean\": [0.5]"), "tiny.json", "."),
+                    Catch::Contains("preprocess") && Catch::Contains("\"mean\""));
+  CHECK_THROWS_WITH(parse_model(with("\"out_channels\": 6", "\"out_channels\": -6"), "tiny.json", "."),
+                    Catch::Contains("(c1)") && Catch::Contains("\"out_channels\""));
+  CHECK_THROWS_WITH(parse_model("{\"name\": ", "broken.json", "."), Catch::Contains("broken.json: not valid JSON"));
+  CHECK_THROWS_WITH(load_model("/nonexistent/model.json"), Catch::Contains("/nonexistent/model.json: cannot open"));
+}
+
+TEST_CASE("the shipped descriptions load and name their files", "[net][model]") {
+  for (const char* name : {"alexnet2012.json", "alexnet-torchvision.json"}) {
+    const ModelDesc m = load_model(kModelDir + "/" + name);
+    INFO(name);
+    CHECK(m.classes == 1000);
+    CHECK(load_labels(m.labels_path, m.classes).size() == 1000);
+  }
+  const ModelDesc tv = load_model(kModelDir + "/alexnet-torchvision.json");
+  CHECK(parameter_shapes(tv).front() == std::pair<std::string, Shape>{"features.0.weight", Shape{64, 3, 11, 11}});
+  CHECK(layer_shapes(tv, 1)[12] == Shape{1, 256, 6, 6});
+  CHECK_THROWS_WITH(load_labels(kModelDir + "/imagenet_classes.txt", 10), Catch::Contains("more than 10"));
+  CHECK_THROWS_WITH(load_labels(kModelDir + "/imagenet_classes.txt", 1001), Catch::Contains("1000 class names"));
+}
