@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <utility>
 
 #include "vkalex/vkalex.hpp"
 
@@ -18,6 +20,18 @@ vkalex::Context& gpu();
 uint64_t seed();
 // Fails the current test with the messages, if the validation layer reported any.
 void require_no_validation_messages(vkalex::Context& ctx);
+
+// A fresh folder under /tmp, removed with everything in it at the end of the scope.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir();
+  ~TempDir();
+  std::string operator/(const char* name) const { return (path / name).string(); }
+};
+
+// Runs a shell command; returns its exit status and its standard output (and standard error
+// when with_stderr).
+std::pair<int, std::string> run_command(const std::string& command, bool with_stderr = true);
 
 }  // namespace test
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <stdexcept>
+#include <sys/wait.h>
 
 namespace test {
 
@@ -39,6 +41,28 @@ void require_no_validation_messages(vkalex::Context& ctx) {
   const auto messages = ctx.take_validation_messages();
   for (const auto& m : messages) UNSCOPED_INFO("validation: " << m);
   REQUIRE(messages.empty());
+}
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/vkalex-test-XXXXXX";
+  const char* made = ::mkdtemp(tmpl);
+  if (!made) throw std::runtime_error("cannot make a temporary folder");
+  path = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+std::pair<int, std::string> run_command(const std::string& command, bool with_stderr) {
+  FILE* p = ::popen((command + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + command);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 struct ValidationListener : Catch::TestEventListenerBase {

@@ -1,6 +1,4 @@
 // samples/classify end to end: random weights, a small bundled image, JSON checked.
-#include <sys/wait.h>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,14 +15,7 @@ const std::string kModel = std::string(VKALEX_MODEL_DIR) + "/alexnet-torchvision
 const std::string kImage = std::string(VKALEX_TEST_DATA_DIR) + "/small.png";
 
 std::pair<int, std::string> run(const std::string& args, bool with_stderr = false) {
-  const std::string cmd = std::string(VKALEX_CLASSIFY_EXE) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return test::run_command(std::string(VKALEX_CLASSIFY_EXE) + " " + args, with_stderr);
 }
 
 struct Weights {

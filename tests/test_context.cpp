@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sys/wait.h>
 
 #include "common.hpp"
 
@@ -30,26 +29,6 @@ struct ScopedEnv {
   ScopedEnv(const char* n, const char* v) : name(n) { ::setenv(n, v, 1); }
   ~ScopedEnv() { ::unsetenv(name.c_str()); }
 };
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/vkalex-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-// Runs a command; returns its exit status and what it printed (stdout and stderr).
-std::pair<int, std::string> run(const std::string& command) {
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 }  // namespace
 
@@ -134,20 +113,20 @@ TEST_CASE("a Context picks its device by index, by name and by VKALEX_DEVICE", "
 TEST_CASE("samples/info explains a machine without a Vulkan driver", "[context][info]") {
   // Point the loader at a driver manifest that does not exist: no device at all.
   const auto [status, out] =
-      run("env VK_ICD_FILENAMES=/nonexistent/icd.json VK_DRIVER_FILES=/nonexistent/icd.json " VKALEX_INFO_EXE);
+      test::run_command("env VK_ICD_FILENAMES=/nonexistent/icd.json VK_DRIVER_FILES=/nonexistent/icd.json " VKALEX_INFO_EXE);
   INFO(out);
   CHECK(status == 2);
   CHECK_THAT(out, Catch::Contains("lavapipe") && Catch::Contains("mesa-vulkan-drivers"));
 }
 
 TEST_CASE("samples/info lists the device and passes its self-check", "[context][info]") {
-  const auto [status, out] = run(std::string("env VKALEX_VALIDATION=1 " VKALEX_INFO_EXE " --seed ") +
+  const auto [status, out] = test::run_command(std::string("env VKALEX_VALIDATION=1 " VKALEX_INFO_EXE " --seed ") +
                                  std::to_string(test::seed()));
   INFO(out);
   CHECK(status == 0);
   CHECK_THAT(out, Catch::Contains("subgroup size") && Catch::Contains("all ops PASS"));
   CHECK_THAT(out, !Catch::Contains("FAIL") && !Catch::Contains("validation:"));
-  const auto [bad, usage] = run(VKALEX_INFO_EXE " --frobnicate");
+  const auto [bad, usage] = test::run_command(VKALEX_INFO_EXE " --frobnicate");
   CHECK(bad == 2);
   CHECK_THAT(usage, Catch::Contains("unknown argument"));
 }
@@ -214,7 +193,7 @@ TEST_CASE("asking for more memory than the device has names the size", "[context
 }
 
 TEST_CASE("the pipeline cache is saved per device and a corrupt one is ignored", "[context][pipelines]") {
-  TempDir dir;
+  test::TempDir dir;
   auto o = test::options();
   o.pipeline_cache = true;
   o.pipeline_cache_dir = dir.path.string();
@@ -261,7 +240,7 @@ TEST_CASE("the pipeline cache is saved per device and a corrupt one is ignored",
 }
 
 TEST_CASE("XDG_CACHE_HOME decides where the pipeline cache goes", "[context][pipelines]") {
-  TempDir dir;
+  test::TempDir dir;
   ScopedEnv env("XDG_CACHE_HOME", dir.path.c_str());
   auto o = test::options();
   o.pipeline_cache = true;

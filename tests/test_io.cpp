@@ -14,16 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/vkalex-io-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const char* name) const { return (path / name).string(); }
-};
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -48,7 +38,7 @@ std::string floats(std::initializer_list<float> v) {
 }  // namespace
 
 TEST_CASE("safetensors round trip", "[io][safetensors]") {
-  TempDir dir;
+  test::TempDir dir;
   const std::string path = dir / "w.safetensors";
   std::map<std::string, HostTensor> tensors;
   tensors.emplace("a.weight", HostTensor(Shape{2, 3}, random_uniform(6, test::seed())));
@@ -76,7 +66,7 @@ TEST_CASE("safetensors round trip", "[io][safetensors]") {
 }
 
 TEST_CASE("safetensors F16 and BF16 are read as float", "[io][safetensors]") {
-  TempDir dir;
+  test::TempDir dir;
   const std::string path = dir / "h.safetensors";
   // 1.0, -2.0, 65504 (largest half), a subnormal (2^-24), and bfloat16 1.5 and -0.25.
   const std::string data("\x00\x3c\x00\xc0\xff\x7b\x01\x00\xc0\x3f\x80\xbe", 12);
@@ -89,7 +79,7 @@ TEST_CASE("safetensors F16 and BF16 are read as float", "[io][safetensors]") {
 }
 
 TEST_CASE("damaged safetensors files are refused naming the problem", "[io][safetensors][errors]") {
-  TempDir dir;
+  test::TempDir dir;
   const std::string path = dir / "bad.safetensors";
   const std::string ok_header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   auto refuse = [&](const std::string& bytes, const std::string& what) {
@@ -161,7 +151,7 @@ TEST_CASE("weights that do not fit the model are refused naming the tensor", "[i
     "layers": [{"type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 3, "weight": "fc.w", "bias": "fc.b"},
                {"type": "softmax"}]})",
                                   "small", ".");
-  TempDir dir;
+  test::TempDir dir;
   const std::string path = dir / "w.safetensors";
   Net net(ctx, m);
   auto params = random_parameters(m, test::seed());
@@ -189,7 +179,7 @@ TEST_CASE("weights that do not fit the model are refused naming the tensor", "[i
 }
 
 TEST_CASE("images decode, gray becomes RGB, exact sizes pass unchanged", "[io][image]") {
-  TempDir dir;
+  test::TempDir dir;
   const uint32_t W = 7, H = 5;
   std::vector<uint8_t> rgb(W * H * 3), gray(W * H);
   for (uint32_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t(i * 37 + 11);
@@ -257,7 +247,7 @@ TEST_CASE("resizing and centre crop", "[io][image]") {
 }
 
 TEST_CASE("non-images, truncated and absurd images are refused", "[io][image][errors]") {
-  TempDir dir;
+  test::TempDir dir;
   std::vector<uint8_t> rgb(16 * 16 * 3, 7);
   REQUIRE(stbi_write_png((dir / "ok.png").c_str(), 16, 16, 3, rgb.data(), 16 * 3));
   REQUIRE(stbi_write_jpg((dir / "ok.jpg").c_str(), 16, 16, 3, rgb.data(), 90));

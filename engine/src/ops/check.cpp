@@ -65,6 +65,17 @@ CheckResult compare(const char* op, std::string case_name, uint64_t seed, const 
   return r;
 }
 
+// Records `op` after filling every output with NaN, runs it once, and waits.
+template <typename Op>
+void run_on_nan(Context& ctx, std::initializer_list<const Tensor*> outputs, Op&& op) {
+  Recorder rec(ctx);
+  rec.begin();
+  for (const Tensor* t : outputs) rec.fill(*t, nan_value());
+  op(rec);
+  rec.end();
+  rec.run();
+}
+
 std::string conv_name(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return "x" + x.str() + " w" + w.str() + " stride " + std::to_string(p.stride_h) + "x" +
          std::to_string(p.stride_w) + " pad " + std::to_string(p.pad_h) + "x" +
@@ -84,12 +95,9 @@ CheckResult check_conv2d(Context& ctx, const Shape& xs, const Shape& ws, bool wi
 
   Tensor dx = to_device(ctx, x), dw = to_device(ctx, w), db = to_device(ctx, b);
   Tensor dy = ctx.tensor(want.shape);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  ops::conv2d(rec, dx, dw, with_bias ? &db : nullptr, dy, params);
-  rec.end();
-  rec.run();
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
+    ops::conv2d(rec, dx, dw, with_bias ? &db : nullptr, dy, params);
+  });
   return compare("conv2d", conv_name(xs, ws, params) + (with_bias ? " bias" : ""), seed,
                  ctx.download(dy), want);
 }
@@ -98,13 +106,10 @@ CheckResult check_relu(Context& ctx, const Shape& xs, uint64_t seed) {
   const HostTensor x = random_host(xs, seed);
   const HostTensor want = cpu::relu(x);
   Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  ops::relu(rec, dx, dy);
-  ops::relu(rec, dx, dx);  // in place, after the out-of-place read
-  rec.end();
-  rec.run();
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
+    ops::relu(rec, dx, dy);
+    ops::relu(rec, dx, dx);  // in place, after the out-of-place read
+  });
   CheckResult r = compare("relu", "x" + xs.str(), seed, ctx.download(dy), want);
   const CheckResult in_place = compare("relu", "", seed, ctx.download(dx), want);
   r.rel_l2 = std::max(r.rel_l2, in_place.rel_l2);
@@ -117,12 +122,9 @@ CheckResult check_lrn(Context& ctx, const Shape& xs, const LrnParams& params, ui
   const HostTensor x = random_host(xs, seed, input_scale);
   const HostTensor want = cpu::lrn(x, params);
   Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  ops::lrn(rec, dx, dy, params);
-  rec.end();
-  rec.run();
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
+    ops::lrn(rec, dx, dy, params);
+  });
   return compare("lrn", "x" + xs.str() + " size " + std::to_string(params.size), seed,
                  ctx.download(dy), want);
 }
@@ -132,13 +134,9 @@ CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& p
   const cpu::MaxPoolResult want = cpu::max_pool(x, params);
   Tensor dx = to_device(ctx, x), dy = ctx.tensor(want.y.shape);
   Tensor da = ctx.tensor(want.y.shape, DType::U32);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  rec.fill(da, nan_value());
-  ops::max_pool(rec, dx, dy, &da, params);
-  rec.end();
-  rec.run();
+  run_on_nan(ctx, {&dy, &da}, [&](Recorder& rec) {
+    ops::max_pool(rec, dx, dy, &da, params);
+  });
   CheckResult r = compare("max_pool",
                           "x" + xs.str() + " kernel " + std::to_string(params.kernel_h) + "x" +
                               std::to_string(params.kernel_w) + " stride " +
@@ -157,12 +155,9 @@ CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out
   const HostTensor want = cpu::linear(x, w, with_bias ? &b : nullptr, relu);
   Tensor dx = to_device(ctx, x), dw = to_device(ctx, w), db = to_device(ctx, b);
   Tensor dy = ctx.tensor(want.shape);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  ops::linear(rec, dx, dw, with_bias ? &db : nullptr, dy, relu);
-  rec.end();
-  rec.run();
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
+    ops::linear(rec, dx, dw, with_bias ? &db : nullptr, dy, relu);
+  });
   return compare("linear",
                  std::to_string(batch) + "x" + std::to_string(in) + " -> " + std::to_string(out) +
                      (with_bias ? " bias" : "") + (relu ? " relu" : ""),
@@ -173,12 +168,9 @@ CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float in
   const HostTensor x = random_host(xs, seed, input_scale);
   const HostTensor want = cpu::softmax(x);
   Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  ops::softmax(rec, dx, dy);
-  rec.end();
-  rec.run();
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
+    ops::softmax(rec, dx, dy);
+  });
   return compare("softmax", "x" + xs.str(), seed, ctx.download(dy), want);
 }
 
@@ -186,17 +178,17 @@ CheckResult check_dropout_inference(Context& ctx, const Shape& xs, uint64_t seed
   const HostTensor x = random_host(xs, seed);
   const HostTensor want = cpu::dropout_inference(x);
   Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
-  Recorder rec(ctx);
-  rec.begin();
-  rec.fill(dy, nan_value());
-  const Tensor same = ops::dropout_inference(rec, dx);
-  const Tensor copied = ops::dropout_inference(rec, dx, &dy);
-  rec.end();
-  rec.run();
+  Tensor same, copied;
+  size_t dispatches = 0;
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
+    same = ops::dropout_inference(rec, dx);
+    copied = ops::dropout_inference(rec, dx, &dy);
+    dispatches = rec.dispatch_count();
+  });
   CheckResult r = compare("dropout", "x" + xs.str() + " (inference)", seed, ctx.download(dy), want);
   // Without an output, the input itself must come back: no copy, no dispatch.
   r.exact_match = same.aliases(dx) && same.offset() == dx.offset() && copied.aliases(dy) &&
-                  rec.dispatch_count() == 0;
+                  dispatches == 0;
   const CheckResult direct = compare("dropout", "", seed, ctx.download(same), want);
   r.rel_l2 = std::max(r.rel_l2, direct.rel_l2);
   return r;
