@@ -34,7 +34,7 @@ struct Preprocess {
   bool bgr = false;       // channel order of the network's input
 };
 
-// Turns an image into a [channels, height, width] input: an image already exactly
+// Turns an image into a [1, channels, height, width] input (a batch of one): an image already exactly
 // width x height is used as it is; otherwise its shorter side is resized to p.resize and the
 // centre width x height cut out. Values are scaled to [0, 1], then (v - mean) / std.
 HostTensor preprocess_image(const Image& image, const Preprocess& p, uint32_t channels,

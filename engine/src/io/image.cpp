@@ -142,7 +142,7 @@ HostTensor preprocess_image(const Image& image, const Preprocess& p, uint32_t ch
     x0 = (rw - width) / 2;
     y0 = (rh - height) / 2;
   }
-  HostTensor t(Shape{channels, height, width});
+  HostTensor t(Shape{1, channels, height, width});
   for (uint32_t c = 0; c < channels; ++c) {
     const uint32_t from = p.bgr && channels == 3 ? 2 - c : c;
     for (uint32_t y = 0; y < height; ++y)
