@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "vkalex/ops.hpp"
@@ -11,33 +12,110 @@
 
 namespace vkalex {
 
-// A tensor in host memory, row-major in the order of its shape.
-struct HostTensor {
+// A tensor in host memory, row-major in the order of its shape. HostTensor (float) is what
+// the engine moves to and from the GPU; HostTensor64 lets tests run the reference in double
+// (central finite differences of the backward ops).
+template <typename T>
+struct BasicHostTensor {
   Shape shape;
-  std::vector<float> data;
+  std::vector<T> data;
 
-  HostTensor() = default;
-  explicit HostTensor(Shape s) : shape(std::move(s)), data(shape.numel(), 0.0f) {}
-  HostTensor(Shape s, std::vector<float> d);  // throws Error when sizes differ
+  BasicHostTensor() = default;
+  explicit BasicHostTensor(Shape s) : shape(std::move(s)), data(shape.numel(), T(0)) {}
+  BasicHostTensor(Shape s, std::vector<T> d);  // throws Error when sizes differ
+};
+using HostTensor = BasicHostTensor<float>;
+using HostTensor64 = BasicHostTensor<double>;
+
+// Dropout's keep decision for element `index` of a step: a hash of (seed, step, index), the
+// same on the GPU and here, so a step is reproducible and its backward pass draws the same
+// mask. An element is kept (and scaled by 1 / (1 - p)) when the hash is at least
+// dropout_threshold(p).
+uint32_t dropout_hash(uint32_t seed, uint32_t step, uint32_t index);
+uint32_t dropout_threshold(float p);
+
+// The paper's SGD with momentum and weight decay: v <- momentum v - weight_decay lr w - lr g;
+// w <- w + v.
+struct SgdParams {
+  float lr = 0.01f;
+  float momentum = 0.9f;
+  float weight_decay = 5e-4f;
 };
 
 namespace cpu {
 
-HostTensor conv2d(const HostTensor& x, const HostTensor& weight, const HostTensor* bias,
-                  const Conv2dParams& params);
-HostTensor relu(const HostTensor& x);
-HostTensor lrn(const HostTensor& x, const LrnParams& params);
+// Forward ops (accumulating in double).
+template <typename T>
+BasicHostTensor<T> conv2d(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
+                          const std::type_identity_t<BasicHostTensor<T>>* bias, const Conv2dParams& params);
+template <typename T>
+BasicHostTensor<T> relu(const BasicHostTensor<T>& x);
+template <typename T>
+BasicHostTensor<T> lrn(const BasicHostTensor<T>& x, const LrnParams& params);
 
+template <typename T>
 struct MaxPoolResult {
-  HostTensor y;
+  BasicHostTensor<T> y;
   std::vector<uint32_t> argmax;  // flat index into x of each output's maximum
 };
-MaxPoolResult max_pool(const HostTensor& x, const MaxPoolParams& params);
+template <typename T>
+MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& params);
 
-HostTensor linear(const HostTensor& x, const HostTensor& weight, const HostTensor* bias,
-                  bool relu);
-HostTensor softmax(const HostTensor& x);
-HostTensor dropout_inference(const HostTensor& x);
+template <typename T>
+BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
+                          const std::type_identity_t<BasicHostTensor<T>>* bias, bool relu);
+template <typename T>
+BasicHostTensor<T> softmax(const BasicHostTensor<T>& x);
+template <typename T>
+BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x);
+// Training-mode dropout: kept elements scaled by 1 / (1 - p), the others zero.
+template <typename T>
+BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step);
+
+// Backward ops: the gradient of the loss with respect to an op's input (or parameters),
+// given the gradient dy with respect to its output.
+template <typename T>
+BasicHostTensor<T> conv2d_backward_data(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& weight,
+                                        const Shape& x_shape, const Conv2dParams& params);
+template <typename T>
+BasicHostTensor<T> conv2d_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x,
+                                          const Shape& weight_shape, const Conv2dParams& params);
+// Sum of dy over every dimension but dimension 1: the bias gradient of conv2d ([N, K, ...])
+// and of linear ([N, M]).
+template <typename T>
+BasicHostTensor<T> bias_backward(const BasicHostTensor<T>& dy);
+// Through ReLU given its output y (y > 0 exactly where the input was).
+template <typename T>
+BasicHostTensor<T> relu_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& y);
+template <typename T>
+BasicHostTensor<T> lrn_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x,
+                                const LrnParams& params);
+template <typename T>
+BasicHostTensor<T> max_pool_backward(const BasicHostTensor<T>& dy, const std::vector<uint32_t>& argmax,
+                                     const Shape& x_shape);
+// dX = dY W and dW = dY^T X.
+template <typename T>
+BasicHostTensor<T> linear_backward_data(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& weight);
+template <typename T>
+BasicHostTensor<T> linear_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x);
+template <typename T>
+BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step);
+
+// Softmax with cross-entropy averaged over the batch, fused: the loss, how many rows have
+// their label as the largest logit (first on ties), and the gradient of the mean loss with
+// respect to the logits, (softmax - onehot) / N. Throws Error for a label out of range.
+template <typename T>
+struct CrossEntropyResult {
+  double loss = 0;
+  uint32_t correct = 0;
+  BasicHostTensor<T> dlogits;
+};
+template <typename T>
+CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits,
+                                            const std::vector<uint32_t>& labels);
+
+// One SGD step on w with momentum buffer v and gradient g (all the same size).
+void sgd_update(HostTensor& w, HostTensor& v, const HostTensor& g, const SgdParams& params);
 
 }  // namespace cpu
 }  // namespace vkalex

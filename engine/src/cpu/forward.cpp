@@ -7,17 +7,39 @@
 
 namespace vkalex {
 
-HostTensor::HostTensor(Shape s, std::vector<float> d) : shape(std::move(s)), data(std::move(d)) {
+template <typename T>
+BasicHostTensor<T>::BasicHostTensor(Shape s, std::vector<T> d) : shape(std::move(s)), data(std::move(d)) {
   if (data.size() != shape.numel()) {
     throw Error("HostTensor: shape " + shape.str() + " needs " + std::to_string(shape.numel()) +
                 " values, got " + std::to_string(data.size()));
   }
 }
+template struct BasicHostTensor<float>;
+template struct BasicHostTensor<double>;
+
+uint32_t dropout_hash(uint32_t seed, uint32_t step, uint32_t index) {
+  // An integer mix ("lowbias32") applied three times; shaders/dropout.glsl has the same.
+  auto mix = [](uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+  };
+  return mix(mix(mix(seed) ^ step) ^ index);
+}
+
+uint32_t dropout_threshold(float p) {
+  const double t = double(p) * 4294967296.0;
+  return t <= 0 ? 0u : t >= 4294967295.0 ? 0xffffffffu : static_cast<uint32_t>(t);
+}
 
 namespace cpu {
 
 namespace {
-void check_size(const char* op, const char* name, const HostTensor& t) {
+template <typename T>
+void check_size(const char* op, const char* name, const BasicHostTensor<T>& t) {
   if (t.data.size() != t.shape.numel()) {
     throw Error(std::string(op) + ": " + name + " holds " + std::to_string(t.data.size()) +
                 " values for shape " + t.shape.str());
@@ -25,12 +47,14 @@ void check_size(const char* op, const char* name, const HostTensor& t) {
 }
 }  // namespace
 
-HostTensor conv2d(const HostTensor& x, const HostTensor& w, const HostTensor* bias,
-                  const Conv2dParams& p) {
+template <typename T>
+BasicHostTensor<T> conv2d(const BasicHostTensor<T>& x, const BasicHostTensor<T>& w,
+                          const std::type_identity_t<BasicHostTensor<T>>* bias,
+                          const Conv2dParams& p) {
   check_size("conv2d", "input", x);
   check_size("conv2d", "weight", w);
   if (bias) check_size("conv2d", "bias", *bias);
-  HostTensor y(conv2d_output_shape(x.shape, w.shape, bias ? &bias->shape : nullptr, p));
+  BasicHostTensor<T> y(conv2d_output_shape(x.shape, w.shape, bias ? &bias->shape : nullptr, p));
   const uint32_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
   const uint32_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3];
   const uint32_t KH = w.shape[2], KW = w.shape[3];
@@ -52,23 +76,25 @@ HostTensor conv2d(const HostTensor& x, const HostTensor& w, const HostTensor* bi
                 acc += xv * wv;
               }
           if (p.relu && acc < 0) acc = 0;
-          y.data[((uint64_t(n) * K + k) * OH + oy) * OW + ox] = static_cast<float>(acc);
+          y.data[((uint64_t(n) * K + k) * OH + oy) * OW + ox] = static_cast<T>(acc);
         }
     }
   return y;
 }
 
-HostTensor relu(const HostTensor& x) {
+template <typename T>
+BasicHostTensor<T> relu(const BasicHostTensor<T>& x) {
   check_size("relu", "input", x);
-  HostTensor y = x;
-  for (float& v : y.data)
+  BasicHostTensor<T> y = x;
+  for (T& v : y.data)
     if (v < 0) v = 0;  // NaN stays NaN
   return y;
 }
 
-HostTensor lrn(const HostTensor& x, const LrnParams& p) {
+template <typename T>
+BasicHostTensor<T> lrn(const BasicHostTensor<T>& x, const LrnParams& p) {
   check_size("lrn", "input", x);
-  HostTensor y(lrn_output_shape(x.shape, p));
+  BasicHostTensor<T> y(lrn_output_shape(x.shape, p));
   const int64_t N = x.shape[0], C = x.shape[1], HW = int64_t(x.shape[2]) * x.shape[3];
   const int64_t before = p.size / 2, after = (p.size - 1) / 2;
   for (int64_t n = 0; n < N; ++n)
@@ -81,21 +107,22 @@ HostTensor lrn(const HostTensor& x, const LrnParams& p) {
         }
         const double scale = double(p.k) + double(p.alpha) / p.size * sum;
         const size_t i = (n * C + c) * HW + s;
-        y.data[i] = static_cast<float>(x.data[i] / std::pow(scale, double(p.beta)));
+        y.data[i] = static_cast<T>(x.data[i] / std::pow(scale, double(p.beta)));
       }
   return y;
 }
 
-MaxPoolResult max_pool(const HostTensor& x, const MaxPoolParams& p) {
+template <typename T>
+MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& p) {
   check_size("max_pool", "input", x);
-  MaxPoolResult r{HostTensor(max_pool_output_shape(x.shape, p)), {}};
+  MaxPoolResult<T> r{BasicHostTensor<T>(max_pool_output_shape(x.shape, p)), {}};
   r.argmax.resize(r.y.data.size());
   const uint32_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
   const uint32_t OH = r.y.shape[2], OW = r.y.shape[3];
   for (uint64_t plane = 0; plane < uint64_t(N) * C; ++plane)
     for (uint32_t oy = 0; oy < OH; ++oy)
       for (uint32_t ox = 0; ox < OW; ++ox) {
-        float best = -std::numeric_limits<float>::infinity();
+        T best = -std::numeric_limits<T>::infinity();
         int64_t best_index = -1;
         for (uint32_t ky = 0; ky < p.kernel_h; ++ky)
           for (uint32_t kx = 0; kx < p.kernel_w; ++kx) {
@@ -103,7 +130,7 @@ MaxPoolResult max_pool(const HostTensor& x, const MaxPoolParams& p) {
             const int64_t ix = int64_t(ox) * p.stride_w + kx - p.pad_w;
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
             const int64_t j = (int64_t(plane) * H + iy) * W + ix;
-            const float v = x.data[j];
+            const T v = x.data[j];
             // First maximum wins; a NaN beats any number (torch does the same).
             if (best_index < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
               best = v;
@@ -117,41 +144,72 @@ MaxPoolResult max_pool(const HostTensor& x, const MaxPoolParams& p) {
   return r;
 }
 
-HostTensor linear(const HostTensor& x, const HostTensor& w, const HostTensor* bias, bool relu) {
+template <typename T>
+BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& w,
+                          const std::type_identity_t<BasicHostTensor<T>>* bias, bool relu) {
   check_size("linear", "input", x);
   check_size("linear", "weight", w);
   if (bias) check_size("linear", "bias", *bias);
-  HostTensor y(linear_output_shape(x.shape, w.shape, bias ? &bias->shape : nullptr));
+  BasicHostTensor<T> y(linear_output_shape(x.shape, w.shape, bias ? &bias->shape : nullptr));
   const uint64_t N = x.shape[0], K = x.shape[1], M = w.shape[0];
   for (uint64_t n = 0; n < N; ++n)
     for (uint64_t m = 0; m < M; ++m) {
       double acc = bias ? bias->data[m] : 0.0;
       for (uint64_t k = 0; k < K; ++k) acc += double(x.data[n * K + k]) * w.data[m * K + k];
       if (relu && acc < 0) acc = 0;
-      y.data[n * M + m] = static_cast<float>(acc);
+      y.data[n * M + m] = static_cast<T>(acc);
     }
   return y;
 }
 
-HostTensor softmax(const HostTensor& x) {
+template <typename T>
+BasicHostTensor<T> softmax(const BasicHostTensor<T>& x) {
   check_size("softmax", "input", x);
-  HostTensor y(softmax_output_shape(x.shape));
+  BasicHostTensor<T> y(softmax_output_shape(x.shape));
   const uint64_t L = x.shape.dims().back(), rows = x.data.size() / L;
   for (uint64_t r = 0; r < rows; ++r) {
-    const float* in = &x.data[r * L];
+    const T* in = &x.data[r * L];
     double m = -std::numeric_limits<double>::infinity();
     for (uint64_t j = 0; j < L; ++j) m = std::max<double>(m, in[j]);
     double sum = 0;
     for (uint64_t j = 0; j < L; ++j) sum += std::exp(double(in[j]) - m);
-    for (uint64_t j = 0; j < L; ++j) y.data[r * L + j] = static_cast<float>(std::exp(double(in[j]) - m) / sum);
+    for (uint64_t j = 0; j < L; ++j) y.data[r * L + j] = static_cast<T>(std::exp(double(in[j]) - m) / sum);
   }
   return y;
 }
 
-HostTensor dropout_inference(const HostTensor& x) {
+template <typename T>
+BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x) {
   check_size("dropout", "input", x);
   return x;
 }
+
+template <typename T>
+BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step) {
+  check_size("dropout", "input", x);
+  const uint32_t threshold = dropout_threshold(p);
+  const double scale = 1.0 / (1.0 - double(p));
+  BasicHostTensor<T> y(x.shape);
+  for (size_t i = 0; i < x.data.size(); ++i) {
+    y.data[i] = dropout_hash(seed, step, uint32_t(i)) >= threshold ? static_cast<T>(x.data[i] * scale) : T(0);
+  }
+  return y;
+}
+
+#define VKALEX_INSTANTIATE_FORWARD(T)                                                                  \
+  template BasicHostTensor<T> conv2d(const BasicHostTensor<T>&, const BasicHostTensor<T>&,            \
+                                     const BasicHostTensor<T>*, const Conv2dParams&);                  \
+  template BasicHostTensor<T> relu(const BasicHostTensor<T>&);                                        \
+  template BasicHostTensor<T> lrn(const BasicHostTensor<T>&, const LrnParams&);                       \
+  template MaxPoolResult<T> max_pool(const BasicHostTensor<T>&, const MaxPoolParams&);                \
+  template BasicHostTensor<T> linear(const BasicHostTensor<T>&, const BasicHostTensor<T>&,            \
+                                     const BasicHostTensor<T>*, bool);                                 \
+  template BasicHostTensor<T> softmax(const BasicHostTensor<T>&);                                     \
+  template BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>&);                           \
+  template BasicHostTensor<T> dropout(const BasicHostTensor<T>&, float, uint32_t, uint32_t);
+VKALEX_INSTANTIATE_FORWARD(float)
+VKALEX_INSTANTIATE_FORWARD(double)
+#undef VKALEX_INSTANTIATE_FORWARD
 
 }  // namespace cpu
 }  // namespace vkalex

@@ -131,7 +131,7 @@ CheckResult check_lrn(Context& ctx, const Shape& xs, const LrnParams& params, ui
 
 CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed) {
   const HostTensor x = random_host(xs, seed);
-  const cpu::MaxPoolResult want = cpu::max_pool(x, params);
+  const cpu::MaxPoolResult<float> want = cpu::max_pool(x, params);
   Tensor dx = to_device(ctx, x), dy = ctx.tensor(want.y.shape);
   Tensor da = ctx.tensor(want.y.shape, DType::U32);
   run_on_nan(ctx, {&dy, &da}, [&](Recorder& rec) {
