@@ -48,6 +48,18 @@ Shape linear_output_shape(const Shape& x, const Shape& weight, const Shape* bias
 // Softmax over the last dimension of x (rank >= 1).
 Shape softmax_output_shape(const Shape& x);
 
+// Values a training step reads from a small device buffer (a U32 tensor of 8 elements),
+// rewritten by the host before each replay: the layout of shaders/step_params.glsl.
+struct StepParams {
+  uint32_t step = 0;
+  uint32_t seed = 0;
+  float lr = 0.01f;
+  float momentum = 0.9f;
+  float weight_decay = 5e-4f;
+  uint32_t pad[3] = {0, 0, 0};
+};
+static_assert(sizeof(StepParams) == 32);
+
 namespace ops {
 
 // Each function records the op into `rec` (between begin() and end()); y must already have
@@ -70,6 +82,36 @@ void softmax(Recorder& rec, const Tensor& x, const Tensor& y);
 // Dropout at inference is the identity. With no `y` nothing is recorded and x is returned;
 // with a distinct y, x is copied into it and y is returned.
 Tensor dropout_inference(Recorder& rec, const Tensor& x, const Tensor* y = nullptr);
+
+// ---- Training: backward ops, loss, dropout and the optimizer. Shapes as in the forward ops;
+// dy is the gradient of the loss with respect to the forward op's output.
+
+void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& weight, const Tensor& dx,
+                          const Conv2dParams& params);
+void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dweight,
+                            const Conv2dParams& params);
+// Sum of dy over every dimension but dimension 1 (the bias gradient of conv2d and linear).
+void bias_backward(Recorder& rec, const Tensor& dy, const Tensor& dbias);
+// dx = dy where y (the ReLU's output) > 0. dx may be dy itself.
+void relu_backward(Recorder& rec, const Tensor& dy, const Tensor& y, const Tensor& dx);
+void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dx, const LrnParams& params);
+// Through the argmax the forward pass recorded.
+void max_pool_backward(Recorder& rec, const Tensor& dy, const Tensor& argmax, const Tensor& dx,
+                       const MaxPoolParams& params);
+void linear_backward_data(Recorder& rec, const Tensor& dy, const Tensor& weight, const Tensor& dx);
+void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dweight);
+// Training-mode dropout with the mask of dropout_hash(seed, step, index) (seed and step read
+// from `step_params`); dropout_backward applies the same mask to dy. y may be x itself.
+void dropout(Recorder& rec, const Tensor& x, const Tensor& y, float p, const Tensor& step_params);
+void dropout_backward(Recorder& rec, const Tensor& dy, const Tensor& dx, float p, const Tensor& step_params);
+// Fused softmax and cross-entropy averaged over the batch: dlogits = (softmax - onehot) / N,
+// stats [N, 2] = per row (loss, 1 if the label is the first largest logit). labels (U32, [N])
+// must be checked against the class count by the caller before upload.
+void softmax_cross_entropy(Recorder& rec, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,
+                           const Tensor& stats);
+// w += v = momentum v - weight_decay lr w - lr g, with lr, momentum and weight_decay from
+// step_params.
+void sgd_update(Recorder& rec, const Tensor& w, const Tensor& v, const Tensor& g, const Tensor& step_params);
 
 }  // namespace ops
 }  // namespace vkalex

@@ -1,0 +1,99 @@
+// Host side of relu_backward.comp, lrn_backward.comp and maxpool_backward.comp.
+#include "ops/op_common.hpp"
+#include "vkalex/error.hpp"
+
+namespace vkalex::ops {
+
+void relu_backward(Recorder& rec, const Tensor& dy, const Tensor& y, const Tensor& dx) {
+  using namespace detail;
+  const char* op = "relu_backward";
+  check_tensor(op, "dy", dy, dy.shape());
+  check_tensor(op, "y", y, dy.shape());
+  check_tensor(op, "dx", dx, dy.shape());
+  if (dx.aliases(dy) && dx.offset() != dy.offset()) throw Error("relu_backward: dx overlaps dy without being dy");
+  check_no_alias(op, y, dx);
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t wg = elementwise_workgroup(dev);
+  for (auto [i0, i1] : item_ranges(dev, op, static_cast<uint32_t>(dy.numel()), {sizeof(float)})) {
+    struct {
+      uint32_t count;
+    } push{i1 - i0};
+    const uint64_t off = i0 * 4ull, len = push.count * 4ull;
+    Dispatch d;
+    d.shader = "relu_backward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&dy, Use::Read, off, len}, {&y, Use::Read, off, len}, {&dx, Use::Write, off, len}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, push.count, wg);
+    record_dispatch(rec, d);
+  }
+}
+
+void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dx, const LrnParams& params) {
+  using namespace detail;
+  const char* op = "lrn_backward";
+  check_tensor(op, "x", x, x.shape());
+  const Shape s = lrn_output_shape(x.shape(), params);
+  check_tensor(op, "dy", dy, s);
+  check_tensor(op, "dx", dx, s);
+  check_no_alias(op, dy, dx);
+  check_no_alias(op, x, dx);
+  struct {
+    uint32_t N, C, HW, size;
+    float alpha, beta, k;
+  } push{0, s[1], s[2] * s[3], params.size, params.alpha, params.beta, params.k};
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t wg = elementwise_workgroup(dev);
+  const uint64_t item = x.bytes() / s[0];
+  for (auto [n0, n1] : item_ranges(dev, op, s[0], {item})) {
+    push.N = n1 - n0;
+    const uint64_t off = n0 * item, len = push.N * item;
+    Dispatch d;
+    d.shader = "lrn_backward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&dy, Use::Read, off, len}, {&x, Use::Read, off, len}, {&dx, Use::Write, off, len}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.HW, wg);
+    record_dispatch(rec, d);
+  }
+}
+
+void max_pool_backward(Recorder& rec, const Tensor& dy, const Tensor& argmax, const Tensor& dx,
+                       const MaxPoolParams& params) {
+  using namespace detail;
+  const char* op = "max_pool_backward";
+  check_tensor(op, "dx", dx, dx.shape());
+  const Shape ys = max_pool_output_shape(dx.shape(), params);
+  check_tensor(op, "dy", dy, ys);
+  check_tensor(op, "argmax", argmax, ys, DType::U32);
+  check_no_alias(op, dy, dx);
+  const Shape& s = dx.shape();
+  struct {
+    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, index_base;
+  } push{0, s[1], s[2], s[3], ys[2], ys[3], params.kernel_h, params.kernel_w, params.stride_h,
+         params.stride_w, params.pad_h, params.pad_w, 0};
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t wg = elementwise_workgroup(dev);
+  const uint64_t x_item = dx.bytes() / s[0], y_item = dy.bytes() / s[0];
+  for (auto [n0, n1] : item_ranges(dev, op, s[0], {x_item, y_item})) {
+    push.N = n1 - n0;
+    push.index_base = static_cast<uint32_t>(uint64_t(n0) * s[1] * s[2] * s[3]);
+    Dispatch d;
+    d.shader = "maxpool_backward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item},
+                  {&argmax, Use::Read, n0 * y_item, push.N * y_item},
+                  {&dx, Use::Write, n0 * x_item, push.N * x_item}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.H * push.W, wg);
+    record_dispatch(rec, d);
+  }
+}
+
+}  // namespace vkalex::ops

@@ -1,0 +1,26 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Training-mode dropout, and its backward pass (the same mask applied to dy):
+// y[i] = x[i] / (1 - p) where dropout_hash(seed, step, index_base + i) >= threshold, else 0.
+// seed and step come from the step-parameters buffer, so a replay draws a new mask.
+#include "common.glsl"
+#include "dropout.glsl"
+#include "step_params.glsl"
+
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 2) readonly buffer S { StepParams step_params; };
+
+layout(push_constant) uniform Params {
+  uint count;
+  uint threshold;   // dropout_threshold(p)
+  float scale;      // 1 / (1 - p)
+  uint index_base;  // this dispatch's first element within the whole tensor
+} p;
+
+void main() {
+  const uint i = global_index();
+  if (i >= p.count) return;
+  const bool keep = dropout_hash(step_params.seed, step_params.step, p.index_base + i) >= p.threshold;
+  y[i] = keep ? x[i] * p.scale : 0.0;
+}
