@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vkalex/context.hpp"
+#include "vkalex/cpu.hpp"
 #include "vkalex/ops.hpp"
 
 namespace vkalex {
@@ -42,6 +43,24 @@ CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out
 CheckResult check_softmax(Context& ctx, const Shape& x, uint64_t seed, float input_scale = 10.0f);
 // Checks both forms: no output (x itself comes back, nothing recorded) and a copy.
 CheckResult check_dropout_inference(Context& ctx, const Shape& x, uint64_t seed);
+
+// Backward ops, each against the CPU reference's twin; one result per gradient.
+// dy is random; inputs and weights as in the forward checks.
+std::vector<CheckResult> check_conv2d_backward(Context& ctx, const Shape& x, const Shape& weight,
+                                               const Conv2dParams& params, uint64_t seed);
+std::vector<CheckResult> check_linear_backward(Context& ctx, uint32_t batch, uint32_t in, uint32_t out,
+                                               uint64_t seed);
+CheckResult check_relu_backward(Context& ctx, const Shape& x, uint64_t seed);
+CheckResult check_lrn_backward(Context& ctx, const Shape& x, const LrnParams& params, uint64_t seed,
+                               float input_scale = 1.0f);
+CheckResult check_max_pool_backward(Context& ctx, const Shape& x, const MaxPoolParams& params, uint64_t seed);
+// Training dropout forward and backward (exact_match: the GPU kept exactly the CPU's elements).
+std::vector<CheckResult> check_dropout(Context& ctx, const Shape& x, float p, uint32_t step, uint64_t seed);
+// dlogits, and the per-row losses (exact_match: the same rows counted correct).
+std::vector<CheckResult> check_softmax_cross_entropy(Context& ctx, uint32_t batch, uint32_t classes,
+                                                     uint64_t seed);
+// Updated weights and momentum after one step from random w, v, g.
+std::vector<CheckResult> check_sgd(Context& ctx, uint32_t count, const SgdParams& params, uint64_t seed);
 
 // One check per op on AlexNet's own layer shapes (batch 1): what samples/info runs.
 std::vector<CheckResult> self_check(Context& ctx, uint64_t seed);

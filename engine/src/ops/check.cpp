@@ -2,6 +2,7 @@
 #include "vkalex/check.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "vkalex/cpu.hpp"
@@ -194,6 +195,158 @@ CheckResult check_dropout_inference(Context& ctx, const Shape& xs, uint64_t seed
   return r;
 }
 
+namespace {
+
+std::vector<uint32_t> as_words(const StepParams& p) {
+  std::vector<uint32_t> w(8);
+  std::memcpy(w.data(), &p, sizeof p);
+  return w;
+}
+
+}  // namespace
+
+std::vector<CheckResult> check_conv2d_backward(Context& ctx, const Shape& xs, const Shape& ws,
+                                               const Conv2dParams& params, uint64_t seed) {
+  Conv2dParams p = params;
+  p.relu = false;
+  const Shape ys = conv2d_output_shape(xs, ws, nullptr, p);
+  const HostTensor x = random_host(xs, seed);
+  const HostTensor w = random_host(ws, seed + 1, 1.0f / std::sqrt(float(std::max<uint64_t>(1, ws.numel() / ws[0]))));
+  const HostTensor dy = random_host(ys, seed + 2);
+  Tensor gx = to_device(ctx, x), gw = to_device(ctx, w), gdy = to_device(ctx, dy);
+  Tensor gdx = ctx.tensor(xs), gdw = ctx.tensor(ws), gdb = ctx.tensor(Shape{ws[0]});
+  run_on_nan(ctx, {&gdx, &gdw, &gdb}, [&](Recorder& rec) {
+    ops::conv2d_backward_data(rec, gdy, gw, gdx, p);
+    ops::conv2d_backward_weight(rec, gdy, gx, gdw, p);
+    ops::bias_backward(rec, gdy, gdb);
+  });
+  const std::string name = conv_name(xs, ws, p);
+  return {compare("conv2d dx", name, seed, ctx.download(gdx), cpu::conv2d_backward_data(dy, w, xs, p)),
+          compare("conv2d dw", name, seed, ctx.download(gdw), cpu::conv2d_backward_weight(dy, x, ws, p)),
+          compare("conv2d db", name, seed, ctx.download(gdb), cpu::bias_backward(dy))};
+}
+
+std::vector<CheckResult> check_linear_backward(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, uint64_t seed) {
+  const HostTensor x = random_host(Shape{batch, in}, seed);
+  const HostTensor w = random_host(Shape{out, in}, seed + 1, 1.0f / std::sqrt(float(in)));
+  const HostTensor dy = random_host(Shape{batch, out}, seed + 2);
+  Tensor gx = to_device(ctx, x), gw = to_device(ctx, w), gdy = to_device(ctx, dy);
+  Tensor gdx = ctx.tensor(x.shape), gdw = ctx.tensor(w.shape), gdb = ctx.tensor(Shape{out});
+  run_on_nan(ctx, {&gdx, &gdw, &gdb}, [&](Recorder& rec) {
+    ops::linear_backward_data(rec, gdy, gw, gdx);
+    ops::linear_backward_weight(rec, gdy, gx, gdw);
+    ops::bias_backward(rec, gdy, gdb);
+  });
+  const std::string name = std::to_string(batch) + "x" + std::to_string(in) + " -> " + std::to_string(out);
+  return {compare("linear dx", name, seed, ctx.download(gdx), cpu::linear_backward_data(dy, w)),
+          compare("linear dw", name, seed, ctx.download(gdw), cpu::linear_backward_weight(dy, x)),
+          compare("linear db", name, seed, ctx.download(gdb), cpu::bias_backward(dy))};
+}
+
+CheckResult check_relu_backward(Context& ctx, const Shape& xs, uint64_t seed) {
+  const HostTensor y = cpu::relu(random_host(xs, seed));
+  const HostTensor dy = random_host(xs, seed + 1);
+  Tensor gy = to_device(ctx, y), gdy = to_device(ctx, dy), gdx = ctx.tensor(xs);
+  run_on_nan(ctx, {&gdx}, [&](Recorder& rec) {
+    ops::relu_backward(rec, gdy, gy, gdx);
+    ops::relu_backward(rec, gdy, gy, gdy);  // in place, after the out-of-place read
+  });
+  const HostTensor want = cpu::relu_backward(dy, y);
+  CheckResult r = compare("relu dx", "x" + xs.str(), seed, ctx.download(gdx), want);
+  r.rel_l2 = std::max(r.rel_l2, relative_l2(ctx.download(gdy), want.data));
+  return r;
+}
+
+CheckResult check_lrn_backward(Context& ctx, const Shape& xs, const LrnParams& params, uint64_t seed,
+                               float input_scale) {
+  const HostTensor x = random_host(xs, seed, input_scale);
+  const HostTensor dy = random_host(xs, seed + 1);
+  Tensor gx = to_device(ctx, x), gdy = to_device(ctx, dy), gdx = ctx.tensor(xs);
+  run_on_nan(ctx, {&gdx}, [&](Recorder& rec) { ops::lrn_backward(rec, gdy, gx, gdx, params); });
+  return compare("lrn dx", "x" + xs.str() + " size " + std::to_string(params.size), seed, ctx.download(gdx),
+                 cpu::lrn_backward(dy, x, params));
+}
+
+CheckResult check_max_pool_backward(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed) {
+  const HostTensor x = random_host(xs, seed);
+  const auto fwd = cpu::max_pool(x, params);
+  const HostTensor dy = random_host(fwd.y.shape, seed + 1);
+  Tensor gdy = to_device(ctx, dy), ga = ctx.tensor(fwd.y.shape, DType::U32), gdx = ctx.tensor(xs);
+  ctx.upload(ga, fwd.argmax);
+  run_on_nan(ctx, {&gdx}, [&](Recorder& rec) { ops::max_pool_backward(rec, gdy, ga, gdx, params); });
+  return compare("max_pool dx", "x" + xs.str() + " kernel " + std::to_string(params.kernel_h) + " stride " +
+                                    std::to_string(params.stride_h) + " pad " + std::to_string(params.pad_h),
+                 seed, ctx.download(gdx), cpu::max_pool_backward(dy, fwd.argmax, xs));
+}
+
+std::vector<CheckResult> check_dropout(Context& ctx, const Shape& xs, float p, uint32_t step, uint64_t seed) {
+  const HostTensor x = random_host(xs, seed), dy = random_host(xs, seed + 1);
+  StepParams sp;
+  sp.step = step;
+  sp.seed = static_cast<uint32_t>(seed * 2654435761u);
+  Tensor params = ctx.tensor(Shape{8}, DType::U32);
+  ctx.upload(params, as_words(sp));
+  Tensor gx = to_device(ctx, x), gdy = to_device(ctx, dy), gy = ctx.tensor(xs), gdx = ctx.tensor(xs);
+  run_on_nan(ctx, {&gy, &gdx}, [&](Recorder& rec) {
+    ops::dropout(rec, gx, gy, p, params);
+    ops::dropout_backward(rec, gdy, gdx, p, params);
+  });
+  const HostTensor want_y = cpu::dropout(x, p, sp.seed, sp.step);
+  const std::vector<float> y = ctx.download(gy);
+  const std::string name = "x" + xs.str() + " p " + std::to_string(p);
+  CheckResult f = compare("dropout", name, seed, y, want_y);
+  for (size_t i = 0; i < y.size(); ++i) f.exact_match = f.exact_match && ((y[i] == 0) == (want_y.data[i] == 0));
+  return {f, compare("dropout dx", name, seed, ctx.download(gdx), cpu::dropout_backward(dy, p, sp.seed, sp.step))};
+}
+
+std::vector<CheckResult> check_softmax_cross_entropy(Context& ctx, uint32_t batch, uint32_t classes, uint64_t seed) {
+  const HostTensor logits = random_host(Shape{batch, classes}, seed, 5.0f);
+  std::vector<uint32_t> labels(batch);
+  const auto r = random_uniform(batch, seed + 1);
+  for (uint32_t i = 0; i < batch; ++i) labels[i] = std::min(classes - 1, uint32_t((r[i] + 1) / 2 * classes));
+  // Make some rows correct: their label is the largest logit.
+  HostTensor l2 = logits;
+  for (uint32_t i = 0; i < batch; i += 2) l2.data[i * classes + labels[i]] = 20.0f;
+  Tensor gl = to_device(ctx, l2), glab = ctx.tensor(Shape{batch}, DType::U32);
+  ctx.upload(glab, labels);
+  Tensor gdl = ctx.tensor(l2.shape), gstats = ctx.tensor(Shape{batch, 2});
+  run_on_nan(ctx, {&gdl, &gstats}, [&](Recorder& rec) { ops::softmax_cross_entropy(rec, gl, glab, gdl, gstats); });
+  const auto want = cpu::softmax_cross_entropy(l2, labels);
+  const std::string name = std::to_string(batch) + "x" + std::to_string(classes);
+  CheckResult d = compare("softmax_xent dlogits", name, seed, ctx.download(gdl), want.dlogits);
+  const std::vector<float> stats = ctx.download(gstats);
+  double loss = 0;
+  uint32_t correct = 0;
+  for (uint32_t i = 0; i < batch; ++i) {
+    loss += stats[2 * i] / double(batch);
+    correct += stats[2 * i + 1] == 1.0f;
+  }
+  CheckResult l;
+  l.op = "softmax_xent loss";
+  l.case_name = name;
+  l.seed = seed;
+  l.max_abs = std::fabs(loss - want.loss);
+  l.rel_l2 = std::isfinite(loss) ? l.max_abs / std::max(1e-30, std::fabs(want.loss)) : INFINITY;
+  l.exact_match = correct == want.correct;
+  return {d, l};
+}
+
+std::vector<CheckResult> check_sgd(Context& ctx, uint32_t count, const SgdParams& params, uint64_t seed) {
+  HostTensor w = random_host(Shape{count}, seed), v = random_host(Shape{count}, seed + 1, 0.1f);
+  const HostTensor g = random_host(Shape{count}, seed + 2);
+  StepParams sp;
+  sp.lr = params.lr;
+  sp.momentum = params.momentum;
+  sp.weight_decay = params.weight_decay;
+  Tensor sparams = ctx.tensor(Shape{8}, DType::U32);
+  ctx.upload(sparams, as_words(sp));
+  Tensor gw = to_device(ctx, w), gv = to_device(ctx, v), gg = to_device(ctx, g);
+  run_on_nan(ctx, {}, [&](Recorder& rec) { ops::sgd_update(rec, gw, gv, gg, sparams); });
+  cpu::sgd_update(w, v, g, params);
+  const std::string name = std::to_string(count) + " weights";
+  return {compare("sgd w", name, seed, ctx.download(gw), w), compare("sgd v", name, seed, ctx.download(gv), v)};
+}
+
 std::vector<CheckResult> self_check(Context& ctx, uint64_t seed) {
   std::vector<CheckResult> out;
   Conv2dParams conv1{4, 4, 0, 0, 1, true};
@@ -209,6 +362,16 @@ std::vector<CheckResult> self_check(Context& ctx, uint64_t seed) {
   out.push_back(check_linear(ctx, 1, 4096, 1000, true, false, seed + 70));
   out.push_back(check_softmax(ctx, Shape{1, 1000}, seed + 80));
   out.push_back(check_dropout_inference(ctx, Shape{1, 4096}, seed + 90));
+  // Training ops, on the shapes of AlexNet's second block and classifier.
+  auto add = [&](std::vector<CheckResult> v) { out.insert(out.end(), v.begin(), v.end()); };
+  add(check_conv2d_backward(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, conv2, seed + 100));
+  out.push_back(check_relu_backward(ctx, Shape{1, 256, 27, 27}, seed + 110));
+  out.push_back(check_lrn_backward(ctx, Shape{1, 256, 27, 27}, LrnParams{}, seed + 120, 10.0f));
+  out.push_back(check_max_pool_backward(ctx, Shape{1, 256, 27, 27}, MaxPoolParams{}, seed + 130));
+  add(check_linear_backward(ctx, 2, 4096, 1000, seed + 140));
+  add(check_dropout(ctx, Shape{2, 4096}, 0.5f, 1, seed + 150));
+  add(check_softmax_cross_entropy(ctx, 2, 1000, seed + 160));
+  add(check_sgd(ctx, 4096, SgdParams{}, seed + 170));
   return out;
 }
 
