@@ -27,21 +27,25 @@ void main() {
   const uint n = i / (p.W * p.H * p.C);
   const uint cpg = p.C / p.G, kpg = p.K / p.G;
   const uint g = c / cpg, cl = c - g * cpg;
+  // Only kernel taps with (i + pad - tap) divisible by the stride reach an output: start at
+  // the first such tap and step by the stride, so the loops test no remainders.
+  const int ry = (iy + int(p.PH)) % int(p.SH), rx = (ix + int(p.PW)) % int(p.SW);
   float acc = 0.0;
   for (uint kk = 0; kk < kpg; ++kk) {
     const uint k = g * kpg + kk;
+    const uint wk = (k * cpg + cl) * p.KH;
     float part = 0.0;
-    for (uint ky = 0; ky < p.KH; ++ky) {
-      const int ty = iy + int(p.PH) - int(ky);  // = oy * SH
-      if (ty < 0 || ty % int(p.SH) != 0) continue;
-      const uint oy = uint(ty) / p.SH;
-      if (oy >= p.OH) continue;
-      for (uint kx = 0; kx < p.KW; ++kx) {
-        const int tx = ix + int(p.PW) - int(kx);
-        if (tx < 0 || tx % int(p.SW) != 0) continue;
-        const uint ox = uint(tx) / p.SW;
-        if (ox >= p.OW) continue;
-        part += dy[((n * p.K + k) * p.OH + oy) * p.OW + ox] * w[((k * cpg + cl) * p.KH + ky) * p.KW + kx];
+    for (int ky = ry; ky < int(p.KH); ky += int(p.SH)) {
+      const int oy = (iy + int(p.PH) - ky) / int(p.SH);
+      if (oy < 0) break;  // larger taps give smaller oy
+      if (oy >= int(p.OH)) continue;
+      const uint dyrow = ((n * p.K + k) * p.OH + uint(oy)) * p.OW;
+      const uint wrow = (wk + uint(ky)) * p.KW;
+      for (int kx = rx; kx < int(p.KW); kx += int(p.SW)) {
+        const int ox = (ix + int(p.PW) - kx) / int(p.SW);
+        if (ox < 0) break;
+        if (ox >= int(p.OW)) continue;
+        part += dy[dyrow + uint(ox)] * w[wrow + uint(kx)];
       }
     }
     acc += part;

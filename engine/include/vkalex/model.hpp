@@ -32,6 +32,8 @@ struct LayerDesc {
   uint32_t out_features = 0;
   // names of the parameter tensors (conv2d, linear); bias may be empty (no bias)
   std::string weight, bias;
+  // initial value of the bias for the paper's initialisation ("init_bias", default 0)
+  float init_bias = 0.0f;
 };
 
 struct ModelDesc {

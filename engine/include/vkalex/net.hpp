@@ -45,6 +45,8 @@ class Net {
   void set_parameters(const std::map<std::string, HostTensor>& parameters);
   // The parameters as they are on the device.
   std::map<std::string, HostTensor> parameters() const;
+  // The device tensor of one parameter (the trainer updates it in place).
+  const Tensor& parameter_tensor(const std::string& name) const;
 
   // Allocates activations for `batch` images and records the forward pass; forward() does
   // this itself when the batch size changes.

@@ -12,3 +12,4 @@
 #include "vkalex/model.hpp"
 #include "vkalex/net.hpp"
 #include "vkalex/safetensors.hpp"
+#include "vkalex/trainer.hpp"

@@ -283,6 +283,7 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
         if (l.out_channels == 0 || l.kernel_h == 0 || l.kernel_w == 0) f.fail("out_channels and kernel must be at least 1");
         l.weight = f.text("weight");
         l.bias = f.text("bias", "");
+        l.init_bias = f.number("init_bias", 0.0f);
         break;
       }
       case LayerType::Lrn:
@@ -308,6 +309,7 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
         if (l.out_features == 0) f.fail("out_features must be at least 1");
         l.weight = f.text("weight");
         l.bias = f.text("bias", "");
+        l.init_bias = f.number("init_bias", 0.0f);
         break;
       case LayerType::Relu:
       case LayerType::Flatten:

@@ -99,6 +99,12 @@ std::map<std::string, HostTensor> Net::parameters() const {
   return out;
 }
 
+const Tensor& Net::parameter_tensor(const std::string& name) const {
+  auto it = state_->params.find(name);
+  if (it == state_->params.end()) throw Error("Net " + model_.name + " has no parameter \"" + name + "\"");
+  return it->second;
+}
+
 void Net::prepare(uint32_t batch) {
   if (batch == 0) throw Error("Net: batch size must be at least 1");
   if (batch == batch_) return;
