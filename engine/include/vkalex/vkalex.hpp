@@ -13,3 +13,4 @@
 #include "vkalex/net.hpp"
 #include "vkalex/safetensors.hpp"
 #include "vkalex/trainer.hpp"
+#include "vkalex/dataset.hpp"
