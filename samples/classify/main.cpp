@@ -16,7 +16,7 @@
 
 namespace {
 
-const char* const kDefaultModel = VKALEX_MODEL_DIR "/alexnet-torchvision.json";
+const char* const kDefaultModel = VKALEX_MODEL_DIR "/alexnet-fashion.json";
 
 void usage(FILE* out) {
   std::fprintf(out,

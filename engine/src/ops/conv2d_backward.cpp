@@ -27,19 +27,21 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   ConvPush push = conv_push(dx.shape(), w.shape(), ys, params);
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  const uint32_t cpg = push.C / params.groups, kt = std::min<uint32_t>(4, cpg);
+  const uint64_t tiles = (cpg + kt - 1) / kt;
   const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;
   for (auto [n0, n1] : item_ranges(dev, op, ys[0], {x_item, y_item})) {
     push.N = n1 - n0;
     Dispatch d;
     d.shader = "conv2d_backward_data";
     d.label = op;
-    d.specialization = {wg};
+    d.specialization = {wg, kt};
     d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item},
                   {&w, Use::Read},
                   {&dx, Use::Write, n0 * x_item, push.N * x_item}};
     d.push = &push;
     d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.H * push.W, wg);
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * params.groups * tiles * push.H * push.W, wg);
     record_dispatch(rec, d);
   }
 }
@@ -57,14 +59,16 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   const ConvPush push = conv_push(x.shape(), dw.shape(), ys, params);
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  const uint32_t kpg = push.K / params.groups, kt = std::min<uint32_t>(4, kpg);
+  const uint64_t tiles = (kpg + kt - 1) / kt;
   Dispatch d;
   d.shader = "conv2d_backward_weight";
   d.label = op;
-  d.specialization = {wg};
+  d.specialization = {wg, kt};
   d.bindings = {{&dy, Use::Read}, {&x, Use::Read}, {&dw, Use::Write}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  d.groups = grid_for_threads(dev, dw.numel(), wg);
+  d.groups = grid_for_threads(dev, uint64_t(params.groups) * tiles * (push.C / params.groups) * push.KH * push.KW, wg);
   record_dispatch(rec, d);
 }
 
