@@ -216,7 +216,7 @@ TEST_CASE("damaged IDX files, wrong label counts and bad folders are refused cle
   }
 }
 
-TEST_CASE("batches depend only on seed, epoch and index; augmentation flips and crops", "[data]") {
+TEST_CASE("batches depend only on seed, epoch and index, and augment as asked", "[data]") {
   const auto data = load_fashion_mnist("test");
   Preprocess p;
   p.mean = {0};
