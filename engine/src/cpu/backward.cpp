@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cpu/conv_taps.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
 
@@ -31,24 +32,10 @@ BasicHostTensor<T> conv2d_backward_data(const BasicHostTensor<T>& dy, const Basi
                                         const Shape& xs, const Conv2dParams& p) {
   const Shape ys = conv2d_output_shape(xs, w.shape, nullptr, p);
   require_shape("conv2d_backward_data", "dy", dy, ys);
-  const uint32_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], K = ys[1], OH = ys[2], OW = ys[3];
-  const uint32_t KH = w.shape[2], KW = w.shape[3], cpg = C / p.groups, kpg = K / p.groups;
   std::vector<double> dx(xs.numel(), 0.0);
-  for (uint32_t n = 0; n < N; ++n)
-    for (uint32_t k = 0; k < K; ++k)
-      for (uint32_t oy = 0; oy < OH; ++oy)
-        for (uint32_t ox = 0; ox < OW; ++ox) {
-          const double g = dy.data[((uint64_t(n) * K + k) * OH + oy) * OW + ox];
-          for (uint32_t c = 0; c < cpg; ++c)
-            for (uint32_t ky = 0; ky < KH; ++ky)
-              for (uint32_t kx = 0; kx < KW; ++kx) {
-                const int64_t iy = int64_t(oy) * p.stride_h + ky - p.pad_h;
-                const int64_t ix = int64_t(ox) * p.stride_w + kx - p.pad_w;
-                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                dx[((uint64_t(n) * C + (k / kpg) * cpg + c) * H + iy) * W + ix] +=
-                    g * w.data[((uint64_t(k) * cpg + c) * KH + ky) * KW + kx];
-              }
-        }
+  detail::for_each_conv_tap(xs, w.shape, ys, p, [&](uint64_t xi, uint64_t wi, uint64_t yi) {
+    dx[xi] += double(dy.data[yi]) * w.data[wi];
+  });
   return to_tensor<T>(xs, dx);
 }
 
@@ -57,25 +44,10 @@ BasicHostTensor<T> conv2d_backward_weight(const BasicHostTensor<T>& dy, const Ba
                                           const Shape& ws, const Conv2dParams& p) {
   const Shape ys = conv2d_output_shape(x.shape, ws, nullptr, p);
   require_shape("conv2d_backward_weight", "dy", dy, ys);
-  const uint32_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
-  const uint32_t K = ys[1], OH = ys[2], OW = ys[3], KH = ws[2], KW = ws[3];
-  const uint32_t cpg = C / p.groups, kpg = K / p.groups;
   std::vector<double> dw(ws.numel(), 0.0);
-  for (uint32_t n = 0; n < N; ++n)
-    for (uint32_t k = 0; k < K; ++k)
-      for (uint32_t oy = 0; oy < OH; ++oy)
-        for (uint32_t ox = 0; ox < OW; ++ox) {
-          const double g = dy.data[((uint64_t(n) * K + k) * OH + oy) * OW + ox];
-          for (uint32_t c = 0; c < cpg; ++c)
-            for (uint32_t ky = 0; ky < KH; ++ky)
-              for (uint32_t kx = 0; kx < KW; ++kx) {
-                const int64_t iy = int64_t(oy) * p.stride_h + ky - p.pad_h;
-                const int64_t ix = int64_t(ox) * p.stride_w + kx - p.pad_w;
-                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                dw[((uint64_t(k) * cpg + c) * KH + ky) * KW + kx] +=
-                    g * x.data[((uint64_t(n) * C + (k / kpg) * cpg + c) * H + iy) * W + ix];
-              }
-        }
+  detail::for_each_conv_tap(x.shape, ws, ys, p, [&](uint64_t xi, uint64_t wi, uint64_t yi) {
+    dw[wi] += double(dy.data[yi]) * x.data[xi];
+  });
   return to_tensor<T>(ws, dw);
 }
 

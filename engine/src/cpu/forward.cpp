@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cpu/conv_taps.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
 
@@ -55,30 +56,16 @@ BasicHostTensor<T> conv2d(const BasicHostTensor<T>& x, const BasicHostTensor<T>&
   check_size("conv2d", "weight", w);
   if (bias) check_size("conv2d", "bias", *bias);
   BasicHostTensor<T> y(conv2d_output_shape(x.shape, w.shape, bias ? &bias->shape : nullptr, p));
-  const uint32_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
-  const uint32_t K = y.shape[1], OH = y.shape[2], OW = y.shape[3];
-  const uint32_t KH = w.shape[2], KW = w.shape[3];
-  const uint32_t cpg = C / p.groups, kpg = K / p.groups;
-  for (uint32_t n = 0; n < N; ++n)
-    for (uint32_t k = 0; k < K; ++k) {
-      const uint32_t g = k / kpg;
-      for (uint32_t oy = 0; oy < OH; ++oy)
-        for (uint32_t ox = 0; ox < OW; ++ox) {
-          double acc = bias ? bias->data[k] : 0.0;
-          for (uint32_t c = 0; c < cpg; ++c)
-            for (uint32_t ky = 0; ky < KH; ++ky)
-              for (uint32_t kx = 0; kx < KW; ++kx) {
-                const int64_t iy = int64_t(oy) * p.stride_h + ky - p.pad_h;
-                const int64_t ix = int64_t(ox) * p.stride_w + kx - p.pad_w;
-                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                const double xv = x.data[((uint64_t(n) * C + g * cpg + c) * H + iy) * W + ix];
-                const double wv = w.data[((uint64_t(k) * cpg + c) * KH + ky) * KW + kx];
-                acc += xv * wv;
-              }
-          if (p.relu && acc < 0) acc = 0;
-          y.data[((uint64_t(n) * K + k) * OH + oy) * OW + ox] = static_cast<T>(acc);
-        }
-    }
+  std::vector<double> acc(y.data.size(), 0.0);
+  detail::for_each_conv_tap(x.shape, w.shape, y.shape, p, [&](uint64_t xi, uint64_t wi, uint64_t yi) {
+    acc[yi] += double(x.data[xi]) * w.data[wi];
+  });
+  const uint64_t K = y.shape[1], plane = uint64_t(y.shape[2]) * y.shape[3];
+  for (uint64_t i = 0; i < acc.size(); ++i) {
+    double v = acc[i] + (bias ? double(bias->data[(i / plane) % K]) : 0.0);
+    if (p.relu && v < 0) v = 0;
+    y.data[i] = static_cast<T>(v);
+  }
   return y;
 }
 
