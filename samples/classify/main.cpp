@@ -129,10 +129,13 @@ int main(int argc, char** argv) {
     const std::string weights_path = opt.weights.empty() ? model.weights_path : opt.weights;
     if (weights_path.empty()) die(opt.model + " names no weights; pass --weights FILE.safetensors");
     if (!std::filesystem::exists(weights_path)) {
-      die("weights " + weights_path + " not found" +
-          (opt.weights.empty() && model.name == "alexnet-torchvision"
-               ? "; write them with model/export_torchvision.py (see README) or pass --weights"
-               : ""));
+      std::string hint;
+      if (opt.weights.empty() && model.name == "alexnet-torchvision") {
+        hint = "; write them with model/export_torchvision.py (see README) or pass --weights";
+      } else if (opt.weights.empty()) {
+        hint = "; train them with train --model " + opt.model + " (see README) or pass --weights";
+      }
+      die("weights " + weights_path + " not found" + hint);
     }
     const vkalex::SafeTensors weights(weights_path);
 
