@@ -1,11 +1,16 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // dx of a convolution, a gather with no atomics: dx[n, c, iy, ix] = sum over the outputs
-// whose window covers (iy, ix) of dy * w. Each invocation computes KT input channels
-// (specialization constant 1) of one pixel, so every dy it loads serves KT multiply-adds.
+// whose window covers (iy, ix) of dy * w. Register-tiled like the forward kernel: each
+// invocation computes CT input channels (specialization constant 1) of PT neighbouring pixels
+// in a row (constant 2), loading PT dy and CT weights per kernel tap.
 #include "common.glsl"
 
-layout(constant_id = 1) const uint KT = 4;
+layout(constant_id = 1) const uint CT = 8;
+layout(constant_id = 2) const uint PT = 4;
+// 1 when both strides are 1 (the host checks): then every tap reaches an output and the
+// kernel divides nothing, which matters where vector integer division is slow (CPUs).
+layout(constant_id = 3) const uint UNIT_STRIDE = 0;
 
 // dy [N, K, OH, OW]
 layout(std430, set = 0, binding = 0) readonly buffer DY { float dy[]; };
@@ -23,48 +28,62 @@ layout(push_constant) uniform Params {
 
 void main() {
   const uint cpg = p.C / p.G, kpg = p.K / p.G;
-  const uint tiles = (cpg + KT - 1) / KT;
+  const uint ctiles = (cpg + CT - 1) / CT;
+  const uint xtiles = (p.W + PT - 1) / PT;
   const uint i = global_index();
-  if (i >= p.N * p.G * tiles * p.H * p.W) return;
-  const int ix = int(i % p.W);
-  const int iy = int((i / p.W) % p.H);
-  const uint tile = (i / (p.W * p.H)) % (p.G * tiles);
-  const uint n = i / (p.W * p.H * p.G * tiles);
-  const uint g = tile / tiles;
-  const uint cl0 = (tile % tiles) * KT;
-  const uint nc = min(KT, cpg - cl0);
+  if (i >= p.N * p.G * ctiles * p.H * xtiles) return;
+  const uint ix0 = (i % xtiles) * PT;
+  const int iy = int((i / xtiles) % p.H);
+  const uint tile = (i / (xtiles * p.H)) % (p.G * ctiles);
+  const uint n = i / (xtiles * p.H * p.G * ctiles);
+  const uint g = tile / ctiles;
+  const uint cl0 = (tile % ctiles) * CT;
+  const uint nc = min(CT, cpg - cl0);
+  const uint np = min(PT, p.W - ix0);
   const uint khw = p.KH * p.KW;
-  // Only kernel taps with (i + pad - tap) divisible by the stride reach an output: start at
-  // the first such tap and step by the stride, so the loops test no remainders.
-  const int ry = (iy + int(p.PH)) % int(p.SH), rx = (ix + int(p.PW)) % int(p.SW);
-  float acc[KT];
-  for (uint j = 0; j < KT; ++j) acc[j] = 0.0;
+
+  float acc[CT * PT];
+  for (uint j = 0; j < CT * PT; ++j) acc[j] = 0.0;
   for (uint kk = 0; kk < kpg; ++kk) {
     const uint k = g * kpg + kk;
     const uint wk = (k * cpg + cl0) * khw;
-    float part[KT];
-    for (uint j = 0; j < KT; ++j) part[j] = 0.0;
-    for (int ky = ry; ky < int(p.KH); ky += int(p.SH)) {
-      const int oy = (iy + int(p.PH) - ky) / int(p.SH);
-      if (oy < 0) break;  // larger taps give smaller oy
+    float part[CT * PT];
+    for (uint j = 0; j < CT * PT; ++j) part[j] = 0.0;
+    for (uint ky = 0; ky < p.KH; ++ky) {
+      // Output row oy reaches input row iy through tap ky when oy * SH + ky = iy + PH.
+      const int sy = iy + int(p.PH) - int(ky);
+      if (sy < 0) continue;
+      if (UNIT_STRIDE == 0 && sy % int(p.SH) != 0) continue;
+      const int oy = UNIT_STRIDE != 0 ? sy : sy / int(p.SH);
       if (oy >= int(p.OH)) continue;
       const uint dyrow = ((n * p.K + k) * p.OH + uint(oy)) * p.OW;
-      for (int kx = rx; kx < int(p.KW); kx += int(p.SW)) {
-        const int ox = (ix + int(p.PW) - kx) / int(p.SW);
-        if (ox < 0) break;
-        if (ox >= int(p.OW)) continue;
-        const float g_ = dy[dyrow + uint(ox)];
-        const uint wo = wk + uint(ky) * p.KW + uint(kx);
-        for (uint j = 0; j < KT; ++j) {
-          if (j < nc) part[j] += g_ * w[wo + j * khw];
+      for (uint kx = 0; kx < p.KW; ++kx) {
+        float gv[PT];
+        for (uint t = 0; t < PT; ++t) {
+          // Taps that reach no output read a clamped address and count as zero.
+          const int sx = int(ix0 + t + p.PW) - int(kx);
+          const int ox = UNIT_STRIDE != 0 ? sx : sx / int(p.SW);
+          const float v = dy[dyrow + uint(clamp(ox, 0, int(p.OW) - 1))];
+          const bool hit = sx >= 0 && ox < int(p.OW) && (UNIT_STRIDE != 0 || sx % int(p.SW) == 0);
+          gv[t] = hit ? v : 0.0;
+        }
+        const uint wo = wk + ky * p.KW + kx;
+        for (uint j = 0; j < CT; ++j) {
+          // Channels past the tile's end reuse its last channel; their sums are never stored.
+          const float wv = w[wo + min(j, nc - 1) * khw];
+          for (uint t = 0; t < PT; ++t) part[j * PT + t] += gv[t] * wv;
         }
       }
     }
-    for (uint j = 0; j < KT; ++j) acc[j] += part[j];
+    for (uint j = 0; j < CT * PT; ++j) acc[j] += part[j];
   }
   const uint plane = p.H * p.W;
-  const uint o = ((n * p.C + g * cpg + cl0) * p.H + uint(iy)) * p.W + uint(ix);
-  for (uint j = 0; j < KT; ++j) {
-    if (j < nc) dx[o + j * plane] = acc[j];
+  const uint o = ((n * p.C + g * cpg + cl0) * p.H + uint(iy)) * p.W + ix0;
+  for (uint j = 0; j < CT; ++j) {
+    if (j >= nc) break;
+    for (uint t = 0; t < PT; ++t) {
+      if (t >= np) break;
+      dx[o + j * plane + t] = acc[j * PT + t];
+    }
   }
 }

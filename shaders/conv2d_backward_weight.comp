@@ -1,12 +1,14 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // dw of a convolution: dw[k, c, ky, kx] = sum over n, oy, ox of
-// dy[n, k, oy, ox] * x[n, c', oy*SH + ky - PH, ox*SW + kx - PW]. Each invocation computes KT
-// output channels k (specialization constant 1) of one (c, ky, kx), so every x it loads
-// serves KT multiply-adds.
+// dy[n, k, oy, ox] * x[n, c', oy*SH + ky - PH, ox*SW + kx - PW]. Register-tiled: each
+// invocation computes one tap (ky, kx) for KT output channels (specialization constant 1) and
+// CT input channels (constant 2), loading KT dy and CT x per output position for KT * CT
+// multiply-adds.
 #include "common.glsl"
 
-layout(constant_id = 1) const uint KT = 4;
+layout(constant_id = 1) const uint KT = 8;
+layout(constant_id = 2) const uint CT = 4;
 
 // dy [N, K, OH, OW]
 layout(std430, set = 0, binding = 0) readonly buffer DY { float dy[]; };
@@ -24,44 +26,60 @@ layout(push_constant) uniform Params {
 
 void main() {
   const uint cpg = p.C / p.G, kpg = p.K / p.G;
-  const uint tiles = (kpg + KT - 1) / KT;
+  const uint ktiles = (kpg + KT - 1) / KT, ctiles = (cpg + CT - 1) / CT;
   const uint i = global_index();
-  if (i >= p.G * tiles * cpg * p.KH * p.KW) return;
+  if (i >= p.G * ktiles * ctiles * p.KH * p.KW) return;
   const uint kx = i % p.KW;
   const uint ky = (i / p.KW) % p.KH;
-  const uint cl = (i / (p.KW * p.KH)) % cpg;
-  const uint tile = i / (p.KW * p.KH * cpg);
-  const uint g = tile / tiles;
-  const uint kl0 = (tile % tiles) * KT;
+  const uint ct = (i / (p.KW * p.KH)) % ctiles;
+  const uint tile = i / (p.KW * p.KH * ctiles);
+  const uint g = tile / ktiles;
+  const uint kl0 = (tile % ktiles) * KT;
   const uint nk = min(KT, kpg - kl0);
+  const uint cl0 = ct * CT;
+  const uint nc = min(CT, cpg - cl0);
   const uint k0 = g * kpg + kl0;
-  const uint c = g * cpg + cl;
-  const uint plane = p.OH * p.OW;
-  float acc[KT];
-  for (uint j = 0; j < KT; ++j) acc[j] = 0.0;
+  const uint c0 = g * cpg + cl0;
+  const uint plane = p.OH * p.OW, xplane = p.H * p.W;
+  // Output rows and columns whose tap lands inside the input (the rest read padding).
+  const int py = int(p.PH) - int(ky), px = int(p.PW) - int(kx);
+  // (Divisions only of non-negative values: GLSL's integer division truncates.)
+  const int ylast = int(p.H) - 1 + py, xlast = int(p.W) - 1 + px;
+  const uint oy0 = py > 0 ? uint((py + int(p.SH) - 1) / int(p.SH)) : 0u;
+  const uint oy1 = ylast < 0 ? 0u : min(uint(ylast) / p.SH + 1u, p.OH);
+  const uint ox0 = px > 0 ? uint((px + int(p.SW) - 1) / int(p.SW)) : 0u;
+  const uint ox1 = xlast < 0 ? 0u : min(uint(xlast) / p.SW + 1u, p.OW);
+
+  float acc[KT * CT];
+  for (uint j = 0; j < KT * CT; ++j) acc[j] = 0.0;
   for (uint n = 0; n < p.N; ++n) {
-    float part[KT];  // one image's sum apart keeps fp32 rounding small for large batches
-    for (uint j = 0; j < KT; ++j) part[j] = 0.0;
+    float part[KT * CT];  // one image's sum apart keeps fp32 rounding small for large batches
+    for (uint j = 0; j < KT * CT; ++j) part[j] = 0.0;
     const uint dybase = (n * p.K + k0) * plane;
-    for (uint oy = 0; oy < p.OH; ++oy) {
-      const int iy = int(oy * p.SH + ky) - int(p.PH);
-      if (iy < 0 || iy >= int(p.H)) continue;
-      const uint xrow = ((n * p.C + c) * p.H + uint(iy)) * p.W;
-      for (uint ox = 0; ox < p.OW; ++ox) {
-        const int ix = int(ox * p.SW + kx) - int(p.PW);
-        if (ix < 0 || ix >= int(p.W)) continue;
-        const float xv = x[xrow + uint(ix)];
+    const uint xbase = (n * p.C + c0) * xplane;
+    for (uint oy = oy0; oy < oy1; ++oy) {
+      const uint xrow = xbase + (oy * p.SH - uint(py)) * p.W;
+      for (uint ox = ox0; ox < ox1; ++ox) {
         const uint o = dybase + oy * p.OW + ox;
+        const uint xo = xrow + ox * p.SW - uint(px);
+        float xv[CT];
+        // Channels past a tile's end reuse its last channel; their sums are never stored.
+        for (uint q = 0; q < CT; ++q) xv[q] = x[xo + min(q, nc - 1) * xplane];
         for (uint j = 0; j < KT; ++j) {
-          if (j < nk) part[j] += dy[o + j * plane] * xv;
+          const float g_ = dy[o + min(j, nk - 1) * plane];
+          for (uint q = 0; q < CT; ++q) part[j * CT + q] += g_ * xv[q];
         }
       }
     }
-    for (uint j = 0; j < KT; ++j) acc[j] += part[j];
+    for (uint j = 0; j < KT * CT; ++j) acc[j] += part[j];
   }
   const uint wk = cpg * p.KH * p.KW;
-  const uint wo = (k0 * cpg + cl) * p.KH * p.KW + ky * p.KW + kx;
+  const uint wo = (k0 * cpg + cl0) * p.KH * p.KW + ky * p.KW + kx;
   for (uint j = 0; j < KT; ++j) {
-    if (j < nk) dw[wo + j * wk] = acc[j];
+    if (j >= nk) break;
+    for (uint q = 0; q < CT; ++q) {
+      if (q >= nc) break;
+      dw[wo + j * wk + q * p.KH * p.KW] = acc[j * CT + q];
+    }
   }
 }

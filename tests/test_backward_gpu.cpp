@@ -35,6 +35,9 @@ TEST_CASE("conv2d backward on awkward shapes", "[ops][backward][conv2d]") {
   require_all(check_conv2d_backward(ctx, Shape{1, 3, 11, 9}, Shape{4, 3, 3, 5}, Conv2dParams{2, 1, 1, 2, 1}, s + 2));
   require_all(check_conv2d_backward(ctx, Shape{3, 2, 2, 3}, Shape{5, 2, 3, 3}, Conv2dParams{1, 1, 2, 2, 1}, s + 3));
   require_all(check_conv2d_backward(ctx, Shape{1, 1, 28, 28}, Shape{8, 1, 5, 5}, Conv2dParams{3, 3, 2, 2, 1}, s + 4));
+  // Padding wider than the input: some taps never touch it; 9 and 10 channels leave tile tails.
+  require_all(check_conv2d_backward(ctx, Shape{2, 3, 1, 2}, Shape{9, 3, 5, 5}, Conv2dParams{2, 2, 3, 3, 1}, s + 5));
+  require_all(check_conv2d_backward(ctx, Shape{2, 10, 9, 14}, Shape{18, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 6));
   test::require_no_validation_messages(ctx);
 }
 

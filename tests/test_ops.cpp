@@ -85,6 +85,10 @@ TEST_CASE("conv2d on awkward shapes", "[ops][conv2d]") {
   SECTION("padding larger than the kernel's half on a tiny image") {
     REQUIRE_CHECK(check_conv2d(ctx, Shape{3, 2, 2, 3}, Shape{5, 2, 3, 3}, true, conv(1, 2, 1, true), s), kTol);
   }
+  SECTION("channel counts and row widths that leave partial register tiles") {
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{2, 10, 9, 14}, Shape{18, 5, 3, 3}, true, conv(1, 1, 2, true), s), kTol);
+    REQUIRE_CHECK(check_conv2d(ctx, Shape{1, 3, 7, 11}, Shape{13, 3, 5, 5}, true, conv(2, 3, 1, false), s + 1), kTol);
+  }
   test::require_no_validation_messages(ctx);
 }
 

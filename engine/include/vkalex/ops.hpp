@@ -21,8 +21,10 @@ struct Conv2dParams {
 // Local response normalisation across channels, as torch.nn.LocalResponseNorm (and Caffe)
 // define it: y = x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta.
 // The window of channel c is [c - size/2, c + (size-1)/2], clipped to the channels present.
+// The backward kernel keeps 2 size - 1 values per invocation: sizes beyond this are refused.
+inline constexpr uint32_t kMaxLrnSize = 64;
 struct LrnParams {
-  uint32_t size = 5;
+  uint32_t size = 5;  // 1 to kMaxLrnSize
   float alpha = 1e-4f;
   float beta = 0.75f;
   float k = 2.0f;

@@ -23,25 +23,23 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
 
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
-  // Output channels per invocation: 4 reuses each loaded input four times; fewer when a
-  // group has fewer channels (groups = C).
-  const uint32_t kpg = out[1] / params.groups;
-  const uint32_t kt = kpg >= 4 ? 4 : kpg;
-  const uint64_t tiles = (kpg + kt - 1) / kt;
+  const ConvTile tile = conv_tile(out[1] / params.groups, out[3]);
+  const uint64_t tiles = uint64_t(params.groups) * ((out[1] / params.groups + tile.channels - 1) / tile.channels) *
+                         ((out[3] + tile.pixels - 1) / tile.pixels);
   const uint64_t x_item = x.bytes() / x.shape()[0], y_item = y.bytes() / out[0];
   for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item})) {
     push.N = n1 - n0;
     Dispatch d;
     d.shader = "conv2d_forward";
     d.label = op;
-    d.specialization = {wg, kt};
+    d.specialization = {wg, tile.channels, tile.pixels};
     d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item},
                   {&w, Use::Read},
                   {bias ? bias : &w, bias ? Use::Read : Use::Unused},
                   {&y, Use::Write, n0 * y_item, push.N * y_item}};
     d.push = &push;
     d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.N) * params.groups * tiles * push.OH * push.OW, wg);
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * tiles * push.OH, wg);
     record_dispatch(rec, d);
   }
 }

@@ -27,21 +27,23 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   ConvPush push = conv_push(dx.shape(), w.shape(), ys, params);
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
-  const uint32_t cpg = push.C / params.groups, kt = std::min<uint32_t>(4, cpg);
-  const uint64_t tiles = (cpg + kt - 1) / kt;
+  const uint32_t cpg = push.C / params.groups;
+  const ConvTile tile = conv_tile(cpg, push.W);
+  const uint64_t tiles =
+      uint64_t(params.groups) * ((cpg + tile.channels - 1) / tile.channels) * ((push.W + tile.pixels - 1) / tile.pixels);
   const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;
   for (auto [n0, n1] : item_ranges(dev, op, ys[0], {x_item, y_item})) {
     push.N = n1 - n0;
     Dispatch d;
     d.shader = "conv2d_backward_data";
     d.label = op;
-    d.specialization = {wg, kt};
+    d.specialization = {wg, tile.channels, tile.pixels, params.stride_h == 1 && params.stride_w == 1 ? 1u : 0u};
     d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item},
                   {&w, Use::Read},
                   {&dx, Use::Write, n0 * x_item, push.N * x_item}};
     d.push = &push;
     d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.N) * params.groups * tiles * push.H * push.W, wg);
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * tiles * push.H, wg);
     record_dispatch(rec, d);
   }
 }
@@ -58,17 +60,21 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   check_no_alias(op, x, dw);
   const ConvPush push = conv_push(x.shape(), dw.shape(), ys, params);
   const DeviceInfo& dev = recorder_device(rec);
-  const uint32_t wg = elementwise_workgroup(dev);
-  const uint32_t kpg = push.K / params.groups, kt = std::min<uint32_t>(4, kpg);
-  const uint64_t tiles = (kpg + kt - 1) / kt;
+  const uint32_t kpg = push.K / params.groups, cpg = push.C / params.groups;
+  const uint32_t kt = std::min<uint32_t>(8, kpg), ct = std::min<uint32_t>(4, cpg);
+  const uint64_t threads = uint64_t(params.groups) * ((kpg + kt - 1) / kt) * ((cpg + ct - 1) / ct) * push.KH * push.KW;
+  // Few invocations, each summing over the whole batch: smaller workgroups spread them over
+  // more of the device's cores.
+  uint32_t wg = elementwise_workgroup(dev);
+  while (wg > 8 && threads < 16ull * wg) wg /= 2;
   Dispatch d;
   d.shader = "conv2d_backward_weight";
   d.label = op;
-  d.specialization = {wg, kt};
+  d.specialization = {wg, kt, ct};
   d.bindings = {{&dy, Use::Read}, {&x, Use::Read}, {&dw, Use::Write}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  d.groups = grid_for_threads(dev, uint64_t(params.groups) * tiles * (push.C / params.groups) * push.KH * push.KW, wg);
+  d.groups = grid_for_threads(dev, threads, wg);
   record_dispatch(rec, d);
 }
 

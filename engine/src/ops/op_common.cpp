@@ -31,6 +31,19 @@ std::array<uint32_t, 3> grid_for_threads(const DeviceInfo& device, uint64_t thre
   return grid_for(device, (threads + workgroup - 1) / workgroup);
 }
 
+ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width) {
+  ConvTile t{std::min<uint32_t>(8, std::max<uint32_t>(1, channels_per_group)), 1};
+  // The widest of 4, 3, 2 pixels that wastes at most a sixth of the row (1 always fits).
+  for (uint32_t pt : {4u, 3u, 2u}) {
+    const uint32_t padded = (row_width + pt - 1) / pt * pt;
+    if (pt <= row_width && 6 * (padded - row_width) <= padded) {
+      t.pixels = pt;
+      break;
+    }
+  }
+  return t;
+}
+
 std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device, const char* op,
                                                        uint32_t n,
                                                        std::initializer_list<uint64_t> bytes_per_item) {

@@ -23,6 +23,14 @@ uint32_t elementwise_workgroup(const DeviceInfo& device);
 // Grid of `threads` invocations in workgroups of `workgroup`.
 std::array<uint32_t, 3> grid_for_threads(const DeviceInfo& device, uint64_t threads, uint32_t workgroup);
 
+// Register tile of the convolution kernels: each invocation computes `channels` channels of
+// `pixels` neighbouring pixels in a row. Chosen from the channels per group and the row width
+// so that few invocations compute past the end of a row or group.
+struct ConvTile {
+  uint32_t channels, pixels;
+};
+ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width);
+
 // Splits items [0, n) (images of a batch, rows of a matrix) into ranges whose slices fit one
 // binding: each slice of items * bytes_per_item[i] stays within maxStorageBufferRange and
 // starts at a multiple of minStorageBufferOffsetAlignment. Usually one range.

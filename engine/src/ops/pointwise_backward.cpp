@@ -53,7 +53,7 @@ void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor
     Dispatch d;
     d.shader = "lrn_backward";
     d.label = op;
-    d.specialization = {wg};
+    d.specialization = {wg, params.size};
     d.bindings = {{&dy, Use::Read, off, len}, {&x, Use::Read, off, len}, {&dx, Use::Write, off, len}};
     d.push = &push;
     d.push_bytes = sizeof push;

@@ -74,7 +74,9 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Shape* bias, con
 
 Shape lrn_output_shape(const Shape& x, const LrnParams& p) {
   require_rank("lrn", "input", x, 4);
-  if (p.size == 0) fail("lrn", "size must be at least 1");
+  if (p.size == 0 || p.size > kMaxLrnSize) {
+    fail("lrn", "size must be from 1 to " + std::to_string(kMaxLrnSize) + ", is " + std::to_string(p.size));
+  }
   if (!(p.k > 0.0f) || !(p.alpha >= 0.0f) || !(p.beta >= 0.0f)) {
     fail("lrn", "needs k > 0, alpha >= 0 and beta >= 0");
   }
