@@ -1,4 +1,6 @@
 // samples/classify end to end: random weights, a small bundled image, JSON checked.
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -100,4 +102,40 @@ TEST_CASE("classify: bad input gives a clear message and exit status 1", "[class
   const auto [status, help] = run("--help");
   CHECK(status == 0);
   CHECK_THAT(help, Catch::Contains("--weights") && Catch::Contains("--check") && Catch::Contains("--list-devices"));
+}
+
+TEST_CASE("classify: the shipped Fashion-MNIST model names the class of every bundled sample image",
+          "[classify][shipped]") {
+  // The README's main command: the default model (alexnet-fashion with its shipped weights) on
+  // samples/data/*.png, each file named after its true class ("...-ankle-boot.png").
+  const fs::path dir = fs::path(VKALEX_MODEL_DIR).parent_path() / "samples" / "data";
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".png") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  REQUIRE(files.size() >= 5);
+  std::string args = "--top 3 --json";
+  for (const auto& f : files) args += " " + f;
+  const auto [status, out] = run(args, true);
+  INFO(out.substr(0, 3000));
+  REQUIRE(status == 0);
+  const auto j = nlohmann::json::parse(out);
+  CHECK(j["model"] == "alexnet-fashion");
+  REQUIRE(j["images"].size() == files.size());
+  // "Ankle boot" -> "ankle-boot", "T-shirt/top" -> "t-shirt-top".
+  auto slug = [](const std::string& s) {
+    std::string o;
+    for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(static_cast<unsigned char>(c))) : '-';
+    return o;
+  };
+  for (const auto& image : j["images"]) {
+    const std::string stem = fs::path(image["file"].get<std::string>()).stem().string();
+    const std::string label = slug(image["top"][0]["label"].get<std::string>());
+    // The class is the part of the name after "fashion-test-NNNN-"; it must start the label.
+    const std::string want = stem.substr(stem.find('-', std::string("fashion-test-").size()) + 1);
+    INFO(stem << " classified as " << label);
+    CHECK(label.rfind(want, 0) == 0);
+    CHECK(image["top"].size() == 3);
+  }
 }

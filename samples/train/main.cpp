@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/cli.hpp"
 #include "vkalex/vkalex.hpp"
 
 namespace fs = std::filesystem;
@@ -63,27 +64,14 @@ void usage(FILE* out) {
       "Exit status: 0 on success, 1 on any error.\n");
 }
 
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "train: %s\n", message.c_str());
-  std::exit(1);
-}
+[[noreturn]] void die(const std::string& message) { vkalex_samples::die("train", message); }
 
 double parse_number(const std::string& flag, const std::string& v, double lo, double hi) {
-  char* end = nullptr;
-  const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end || !std::isfinite(d) || d < lo || d > hi) {
-    die(flag + " needs a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
-  }
-  return d;
+  return vkalex_samples::parse_number("train", flag, v, lo, hi);
 }
 
 uint64_t parse_count(const std::string& flag, const std::string& v, uint64_t lo, uint64_t hi) {
-  char* end = nullptr;
-  const unsigned long long d = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end || v[0] == '-' || d < lo || d > hi) {
-    die(flag + " needs a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
-  }
-  return d;
+  return vkalex_samples::parse_count("train", flag, v, lo, hi);
 }
 
 struct Options {

@@ -1,0 +1,38 @@
+// Command-line helpers the samples share: each failure prints "<program>: <why>" on stderr
+// and exits with status 1.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace vkalex_samples {
+
+[[noreturn]] inline void die(const char* program, const std::string& message) {
+  std::fprintf(stderr, "%s: %s\n", program, message.c_str());
+  std::exit(1);
+}
+
+// A finite number in [lo, hi] (the whole string must be the number).
+inline double parse_number(const char* program, const std::string& flag, const std::string& v, double lo, double hi) {
+  char* end = nullptr;
+  const double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end || !std::isfinite(d) || d < lo || d > hi) {
+    die(program, flag + " needs a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
+  }
+  return d;
+}
+
+// A whole number in [lo, hi] (no sign, no trailing characters).
+inline unsigned long long parse_count(const char* program, const std::string& flag, const std::string& v,
+                                      unsigned long long lo, unsigned long long hi) {
+  char* end = nullptr;
+  const unsigned long long d = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end || v[0] == '-' || v[0] == '+' || d < lo || d > hi) {
+    die(program, flag + " needs a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
+  }
+  return d;
+}
+
+}  // namespace vkalex_samples
