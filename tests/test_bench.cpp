@@ -47,6 +47,7 @@ TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench
   refuse("--model " + kModel + " --steps x", "--steps needs a whole number");
   refuse("--model " + kModel + " --mode sideways", "--mode is train or forward");
   refuse("--model " + kModel + " --frobnicate", "unknown option");
+  refuse("--model " + kModel + " --mode forward --layers", "--layers times training steps only");
   refuse("--model /nonexistent.json", "cannot open the model description");
   refuse("--model " + kModel + " --device nosuchgpu", "no device name contains \"nosuchgpu\"");
   const auto [status, help] = run("--help");

@@ -30,8 +30,8 @@ void usage(FILE* out) {
                "  --mode train|forward  what to time (default train)\n"
                "  --batch B          images per step (default 8)\n"
                "  --steps N          timed steps (default 5)\n"
-               "  --layers           also print the GPU time of each kind of op in the last step\n"
-               "                     (needs timestamp queries on the device)\n"
+               "  --layers           also print the GPU time of each kind of op in the last training\n"
+               "                     step (needs timestamp queries on the device)\n"
                "  --device N|NAME    device index or part of its name (default as in info)\n"
                "  --seed S           seed of the parameters and the data (default 1)\n"
                "  --help             this text\n"
@@ -75,6 +75,9 @@ Options parse(int argc, char** argv) {
     if (a == "--seed") o.seed = vkalex_samples::parse_count(kProgram, a, v, 0, UINT64_MAX);
   }
   if (o.model.empty()) vkalex_samples::die(kProgram, "--model is required (see --help)");
+  if (o.layers && o.mode != "train") {
+    vkalex_samples::die(kProgram, "--layers times training steps only for now (use --mode train)");
+  }
   return o;
 }
 
@@ -130,9 +133,6 @@ int main(int argc, char** argv) {
                 *std::min_element(ms.begin(), ms.end()), opt.steps, opt.batch * 1000.0 / med);
 
     if (opt.layers) {
-      if (!trainer) {
-        vkalex_samples::die(kProgram, "--layers times training steps only for now (use --mode train)");
-      }
       std::map<std::string, std::pair<double, int>> by_op;
       double total = 0;
       for (const auto& t : trainer->timings()) {

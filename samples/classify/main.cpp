@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/cli.hpp"
 #include "vkalex/vkalex.hpp"
 
 namespace {
@@ -44,10 +45,7 @@ void usage(FILE* out) {
       kDefaultModel);
 }
 
-[[noreturn]] void die(const std::string& message) {
-  std::fprintf(stderr, "classify: %s\n", message.c_str());
-  std::exit(1);
-}
+[[noreturn]] void die(const std::string& message) { vkalex_samples::die("classify", message); }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -81,11 +79,7 @@ Options parse(int argc, char** argv) {
     } else if (a == "--device") {
       o.device = value();
     } else if (a == "--top") {
-      const std::string v = value();
-      char* end = nullptr;
-      const unsigned long k = std::strtoul(v.c_str(), &end, 10);
-      if (v.empty() || *end || v[0] == '-' || k == 0 || k > 1000000) die("--top needs a whole number of at least 1, got \"" + v + "\"");
-      o.top = static_cast<uint32_t>(k);
+      o.top = static_cast<uint32_t>(vkalex_samples::parse_count("classify", a, value(), 1, 1000000));
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--check") {
