@@ -129,6 +129,16 @@ TEST_CASE("damaged safetensors files are refused naming the problem", "[io][safe
     refuse(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", floats({1, 2})),
            "bad dimension");
   }
+  SECTION("a tensor named twice") {
+    refuse(safetensors_bytes(
+               R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+               floats({1, 2})),
+           "names \"w\" twice");
+  }
+  SECTION("a field named twice") {
+    refuse(safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"shape":[1],"data_offsets":[0,8]}})", floats({1, 2})),
+           "names \"shape\" twice");
+  }
   SECTION("missing field") {
     refuse(safetensors_bytes(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", floats({1, 2})), "missing shape");
   }

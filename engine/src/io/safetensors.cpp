@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "io/atomic_file.hpp"
 #include "vkalex/error.hpp"
@@ -94,12 +95,27 @@ SafeTensors::SafeTensors(const std::string& path) : path_(path) {
     const uint64_t data_size = size - 8 - header_len;
     data_ = bytes + 8 + header_len;
 
+    // A key given twice in one object (two entries for one tensor, say) is refused: a JSON
+    // parser would silently keep one of them.
+    std::vector<std::set<std::string>> keys;
+    std::string duplicate;
+    auto watch = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+      using E = nlohmann::json::parse_event_t;
+      if (event == E::object_start) keys.emplace_back();
+      if (event == E::object_end && !keys.empty()) keys.pop_back();
+      if (event == E::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+          duplicate.empty()) {
+        duplicate = parsed.get<std::string>();
+      }
+      return true;
+    };
     nlohmann::json header;
     try {
-      header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
+      header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len, watch);
     } catch (const nlohmann::json::exception& e) {
       throw fail(std::string("header is not valid JSON: ") + e.what());
     }
+    if (!duplicate.empty()) throw fail("header names \"" + duplicate + "\" twice in one object");
     if (!header.is_object()) throw fail("header is not a JSON object");
     for (const auto& [name, value] : header.items()) {
       if (name == "__metadata__") {
