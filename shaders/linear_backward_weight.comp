@@ -1,7 +1,8 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // dW = dy^T x for a fully connected layer: dw[m, k] = sum_n dy[n, m] x[n, k], one invocation
-// per element of the bound block of rows [m0, m0 + rows).
+// per element of the bound block of rows [m0, m0 + rows). The host bounds the images of one
+// dispatch by the loop budget; a dispatch with `accumulate` adds to what earlier ones wrote.
 #include "common.glsl"
 
 // dy [N, M]
@@ -9,11 +10,12 @@ layout(std430, set = 0, binding = 0) readonly buffer DY { float dy[]; };
 // x [N, K]
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
 // dw rows [m0, m0 + rows) of [M, K]
-layout(std430, set = 0, binding = 2) writeonly buffer DW { float dw[]; };
+layout(std430, set = 0, binding = 2) buffer DW { float dw[]; };
 
 layout(push_constant) uniform Params {
   uint N, K, M;
   uint m0, rows;
+  uint accumulate;
 } p;
 
 void main() {
@@ -23,5 +25,5 @@ void main() {
   const uint r = i / p.K;
   float acc = 0.0;
   for (uint n = 0; n < p.N; ++n) acc += dy[n * p.M + p.m0 + r] * x[n * p.K + k];
-  dw[i] = acc;
+  dw[i] = p.accumulate != 0u ? dw[i] + acc : acc;
 }

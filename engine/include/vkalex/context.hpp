@@ -17,6 +17,7 @@ namespace vkalex {
 namespace detail {
 struct DeviceImpl;
 struct Allocation;
+struct TensorAccess;
 }  // namespace detail
 
 enum class DeviceType { Other, IntegratedGpu, DiscreteGpu, VirtualGpu, Cpu };
@@ -35,6 +36,7 @@ struct DeviceInfo {
   std::string vendor;             // "NVIDIA", "AMD", "Intel", "Mesa", ... or the id in hex
   uint32_t device_id = 0;
   DeviceType type = DeviceType::Other;
+  uint32_t driver_id = 0;         // VkDriverId (0 where the device does not report it)
   std::string driver_name;        // empty where the device does not report it (Vulkan < 1.2)
   std::string driver_info;
   uint32_t driver_version = 0;    // raw, vendor-encoded
@@ -55,6 +57,23 @@ struct DeviceInfo {
   uint32_t max_push_constants_size = 0;
   std::array<uint32_t, 3> max_workgroup_count{};
   uint32_t max_workgroup_invocations = 0;
+  // Loop iterations one shader invocation may run in all before the driver cuts its loops
+  // short without an error; 0 where no such limit is known. lavapipe's infinite-loop guard
+  // stops at 65,535. Every kernel keeps its trip count within loop_budget() below.
+  uint32_t max_loop_iterations = 0;
+};
+
+// The most loop iterations the engine lets one invocation of one of its kernels run on this
+// device: half the driver's known limit (a margin for loops the shader compiler keeps that the
+// host counts as unrolled), else 1 << 16, which also keeps a dispatch short on desktop GPUs.
+uint32_t loop_budget(const DeviceInfo& device);
+
+// Lowers a device's limits, for tests that must reach the paths a smaller device takes (binding
+// splits, loop splits) on the driver at hand. A zero field keeps the device's own value;
+// a value above the device's own is ignored.
+struct DeviceLimitOverrides {
+  uint64_t max_storage_buffer_range = 0;
+  uint32_t max_loop_iterations = 0;
 };
 
 // Lists the physical devices the Vulkan loader reports, in its order.
@@ -82,6 +101,8 @@ struct ContextOptions {
   // Move data through staging buffers even where device memory is host-visible
   // (lavapipe, integrated GPUs). For testing the path discrete GPUs take.
   bool force_staging = false;
+  // Pretend the device has smaller limits than it has (tests).
+  DeviceLimitOverrides limits;
 };
 
 class Tensor;
@@ -161,6 +182,7 @@ class Tensor {
 
  private:
   friend class Context;
+  friend struct detail::TensorAccess;
   std::shared_ptr<detail::Allocation> alloc_;
   Shape shape_;
   DType dtype_ = DType::F32;

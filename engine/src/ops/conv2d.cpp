@@ -23,6 +23,8 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
 
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  check_trip_count(dev, op, uint64_t(push.C / params.groups) * (1 + push.KH * (1 + uint64_t(push.KW))),
+                   "the sum over input channels and taps");
   const ConvTile tile = conv_tile(out[1] / params.groups, out[3]);
   const uint64_t tiles = uint64_t(params.groups) * ((out[1] / params.groups + tile.channels - 1) / tile.channels) *
                          ((out[3] + tile.pixels - 1) / tile.pixels);

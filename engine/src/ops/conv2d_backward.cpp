@@ -10,6 +10,11 @@ namespace {
 struct ConvPush {
   uint32_t N, C, H, W, K, OH, OW, KH, KW, SH, SW, PH, PW, G;
 };
+// conv2d_backward_weight.comp's: the convolution, then how its rows are cut into slices.
+struct ConvWeightPush {
+  ConvPush conv;
+  uint32_t R, S, s_base;
+};
 ConvPush conv_push(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
   return {x[0], x[1], x[2], x[3], y[1], y[2], y[3], w[2], w[3], p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups};
 }
@@ -27,6 +32,8 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   ConvPush push = conv_push(dx.shape(), w.shape(), ys, params);
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  check_trip_count(dev, op, uint64_t(push.K / params.groups) * (1 + push.KH * (1 + uint64_t(push.KW))),
+                   "the sum over output channels and taps");
   const uint32_t cpg = push.C / params.groups;
   const ConvTile tile = conv_tile(cpg, push.W);
   const uint64_t tiles =
@@ -58,24 +65,63 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   check_tensor(op, "dy", dy, ys);
   check_no_alias(op, dy, dw);
   check_no_alias(op, x, dw);
-  const ConvPush push = conv_push(x.shape(), dw.shape(), ys, params);
   const DeviceInfo& dev = recorder_device(rec);
-  const uint32_t kpg = push.K / params.groups, cpg = push.C / params.groups;
+  const ConvPush conv = conv_push(x.shape(), dw.shape(), ys, params);
+  const uint32_t kpg = conv.K / params.groups, cpg = conv.C / params.groups;
   const uint32_t kt = std::min<uint32_t>(8, kpg), ct = std::min<uint32_t>(4, cpg);
-  const uint64_t threads = uint64_t(params.groups) * ((kpg + kt - 1) / kt) * ((cpg + ct - 1) / ct) * push.KH * push.KW;
-  // Few invocations, each summing over the whole batch: smaller workgroups spread them over
-  // more of the device's cores.
-  uint32_t wg = elementwise_workgroup(dev);
-  while (wg > 8 && threads < 16ull * wg) wg /= 2;
-  Dispatch d;
-  d.shader = "conv2d_backward_weight";
-  d.label = op;
-  d.specialization = {wg, kt, ct};
-  d.bindings = {{&dy, Use::Read}, {&x, Use::Read}, {&dw, Use::Write}};
-  d.push = &push;
-  d.push_bytes = sizeof push;
-  d.groups = grid_for_threads(dev, threads, wg);
-  record_dispatch(rec, d);
+  const uint64_t per_slice = uint64_t(params.groups) * ((kpg + kt - 1) / kt) * ((cpg + ct - 1) / ct) * conv.KH * conv.KW;
+  // Each invocation sums R output rows (over images and oy), about R * (OW + 1) loop
+  // iterations: the loop budget bounds R. Below ~8192 invocations, more slices share the work
+  // (at the price of a workspace of partial sums and a pass adding them).
+  const uint64_t budget = loop_budget(dev);
+  check_trip_count(dev, op, uint64_t(conv.OW) + 2, "one output row of the weight gradient");
+  const uint64_t rows = uint64_t(conv.N) * conv.OH;
+  uint64_t R = std::max<uint64_t>(1, (budget - 1) / (uint64_t(conv.OW) + 1));
+  constexpr uint64_t kTargetInvocations = 8192;
+  if (per_slice * ((rows + R - 1) / R) < kTargetInvocations) {
+    const uint64_t want_slices = (kTargetInvocations + per_slice - 1) / per_slice;
+    R = std::max<uint64_t>(1, std::min(R, (rows + want_slices - 1) / want_slices));
+  }
+  // Never more partial sums than one binding holds.
+  const uint64_t max_slices = std::max<uint64_t>(1, dev.max_storage_buffer_range / dw.bytes());
+  const uint64_t x_item = x.bytes() / conv.N, y_item = dy.bytes() / conv.N;
+  const auto ranges = item_ranges(dev, op, conv.N, {x_item, y_item});
+  auto slices_of = [&](uint32_t images) { return (uint64_t(images) * conv.OH + R - 1) / R; };
+  uint64_t total = 0;
+  for (auto [n0, n1] : ranges) total += slices_of(n1 - n0);
+  if (total > max_slices) {
+    // Fewer, longer slices, as long as the loop budget allows.
+    R = std::max(R, (rows + max_slices - 1) / max_slices);
+    total = 0;
+    for (auto [n0, n1] : ranges) total += slices_of(n1 - n0);
+    if (total > max_slices || R * (uint64_t(conv.OW) + 1) + 1 > budget) {
+      throw Error(std::string(op) + ": the batch of " + std::to_string(conv.N) +
+                  " needs more partial sums of the weight gradient than one binding holds; use a smaller batch");
+    }
+  }
+  const Tensor out = total == 1 ? dw : recorder_scratch(rec, Shape{uint32_t(total), static_cast<uint32_t>(dw.numel())});
+  uint32_t s_base = 0;
+  for (auto [n0, n1] : ranges) {
+    ConvWeightPush push{conv, static_cast<uint32_t>(R), static_cast<uint32_t>(slices_of(n1 - n0)), s_base};
+    push.conv.N = n1 - n0;
+    Dispatch d;
+    d.shader = "conv2d_backward_weight";
+    d.label = op;
+    const uint64_t threads = per_slice * push.S;
+    // Few invocations, each summing many rows: smaller workgroups spread them over more cores.
+    uint32_t wg = elementwise_workgroup(dev);
+    while (wg > 8 && threads < 16ull * wg) wg /= 2;
+    d.specialization = {wg, kt, ct};
+    d.bindings = {{&dy, Use::Read, n0 * y_item, push.conv.N * y_item},
+                  {&x, Use::Read, n0 * x_item, push.conv.N * x_item},
+                  {&out, Use::Write}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for_threads(dev, threads, wg);
+    record_dispatch(rec, d);
+    s_base += push.S;
+  }
+  if (total > 1) record_sum_slices(rec, op, out, static_cast<uint32_t>(total), dw);
 }
 
 void bias_backward(Recorder& rec, const Tensor& dy, const Tensor& db) {
@@ -85,22 +131,33 @@ void bias_backward(Recorder& rec, const Tensor& dy, const Tensor& db) {
   if (dy.shape().rank() < 2) throw Error("bias_backward: dy must have rank 2 or more, got " + dy.shape().str());
   check_tensor(op, "dbias", db, Shape{dy.shape()[1]});
   check_no_alias(op, dy, db);
-  struct {
-    uint32_t N, C, S;
-  } push{dy.shape()[0], dy.shape()[1], 0};
-  push.S = static_cast<uint32_t>(dy.numel() / std::max<uint64_t>(1, uint64_t(push.N) * push.C));
+  const uint32_t N = dy.shape()[0], C = dy.shape()[1];
+  const uint32_t S = static_cast<uint32_t>(dy.numel() / std::max<uint64_t>(1, uint64_t(N) * C));
   const DeviceInfo& dev = recorder_device(rec);
   uint32_t wg = 1;
-  while (wg * 2 <= std::min<uint32_t>(256, dev.max_workgroup_invocations) && wg < push.S) wg *= 2;
-  Dispatch d;
-  d.shader = "bias_backward";
-  d.label = op;
-  d.specialization = {wg};
-  d.bindings = {{&dy, Use::Read}, {&db, Use::Write}};
-  d.push = &push;
-  d.push_bytes = sizeof push;
-  d.groups = grid_for(dev, push.C);
-  record_dispatch(rec, d);
+  while (wg * 2 <= std::min<uint32_t>(256, dev.max_workgroup_invocations) && wg < S) wg *= 2;
+  // Each invocation loops over images and its share of a plane: images per dispatch are
+  // bounded by the loop budget; later dispatches add to what the first wrote.
+  const uint64_t per_image = (uint64_t(S) + wg - 1) / wg + 1;
+  check_trip_count(dev, op, per_image + 1, "one image's plane");
+  const uint64_t max_images = std::max<uint64_t>(1, (loop_budget(dev) - 1) / per_image);
+  const uint64_t item = dy.bytes() / std::max<uint32_t>(1, N);
+  bool first = true;
+  for (auto [n0, n1] : item_ranges(dev, op, N, {item}, static_cast<uint32_t>(std::min<uint64_t>(max_images, UINT32_MAX)))) {
+    struct {
+      uint32_t N, C, S, accumulate;
+    } push{n1 - n0, C, S, first ? 0u : 1u};
+    Dispatch d;
+    d.shader = "bias_backward";
+    d.label = op;
+    d.specialization = {wg};
+    d.bindings = {{&dy, Use::Read, n0 * item, push.N * item}, {&db, first ? Use::Write : Use::ReadWrite}};
+    d.push = &push;
+    d.push_bytes = sizeof push;
+    d.groups = grid_for(dev, C);
+    record_dispatch(rec, d);
+    first = false;
+  }
 }
 
 }  // namespace vkalex::ops

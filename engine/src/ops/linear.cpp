@@ -20,6 +20,7 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   } push{out[0], x.shape()[1], out[1], 0, 0, (bias ? 1u : 0u) | (relu ? 2u : 0u)};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  check_trip_count(dev, op, uint64_t(push.K) + push.K / 32 + 1, "the sum over input features");
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
   // fc6's 9216 x 4096 weights (151 MB) exceed lavapipe's 128 MiB binding limit: bind and
   // dispatch them in blocks of output rows.

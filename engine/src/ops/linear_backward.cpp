@@ -1,4 +1,6 @@
 // Host side of linear_backward_data.comp and linear_backward_weight.comp.
+#include <algorithm>
+
 #include "ops/op_common.hpp"
 
 namespace vkalex::ops {
@@ -16,6 +18,7 @@ void linear_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   } push{ys[0], w.shape()[1], w.shape()[0], 0, 0, 0};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  check_trip_count(dev, op, uint64_t(push.M) + push.M / 32 + 1, "the sum over output features");
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
   bool first = true;
   // Weights beyond one binding (fc6) are taken in blocks of rows, each adding to dx.
@@ -48,23 +51,35 @@ void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   check_no_alias(op, dy, dw);
   check_no_alias(op, x, dw);
   struct {
-    uint32_t N, K, M, m0, rows;
-  } push{ys[0], x.shape()[1], ys[1], 0, 0};
+    uint32_t N, K, M, m0, rows, accumulate;
+  } push{0, x.shape()[1], ys[1], 0, 0, 0};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
+  // Every invocation loops over the images of its dispatch: at most the loop budget's worth
+  // per dispatch; later dispatches add to the sums.
+  const uint32_t max_images = std::max<uint32_t>(1, loop_budget(dev) - 1);
+  const auto image_ranges = item_ranges(dev, op, ys[0], {ys[1] * sizeof(float), row_bytes}, max_images);
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
     push.m0 = m0;
     push.rows = m1 - m0;
-    Dispatch d;
-    d.shader = "linear_backward_weight";
-    d.label = op;
-    d.specialization = {wg};
-    d.bindings = {{&dy, Use::Read}, {&x, Use::Read}, {&dw, Use::Write, m0 * row_bytes, push.rows * row_bytes}};
-    d.push = &push;
-    d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.rows) * push.K, wg);
-    record_dispatch(rec, d);
+    bool first = true;
+    for (auto [n0, n1] : image_ranges) {
+      push.N = n1 - n0;
+      push.accumulate = first ? 0u : 1u;
+      Dispatch d;
+      d.shader = "linear_backward_weight";
+      d.label = op;
+      d.specialization = {wg};
+      d.bindings = {{&dy, Use::Read, n0 * ys[1] * sizeof(float), uint64_t(push.N) * ys[1] * sizeof(float)},
+                    {&x, Use::Read, n0 * row_bytes, push.N * row_bytes},
+                    {&dw, first ? Use::Write : Use::ReadWrite, m0 * row_bytes, push.rows * row_bytes}};
+      d.push = &push;
+      d.push_bytes = sizeof push;
+      d.groups = grid_for_threads(dev, uint64_t(push.rows) * push.K, wg);
+      record_dispatch(rec, d);
+      first = false;
+    }
   }
 }
 

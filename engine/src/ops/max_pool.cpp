@@ -24,6 +24,7 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
          params.stride_w, params.pad_h, params.pad_w, argmax ? 1u : 0u, 0};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  check_trip_count(dev, op, uint64_t(params.kernel_h) * (1 + uint64_t(params.kernel_w)), "the pooling window");
   const uint64_t x_item = x.bytes() / s[0], y_item = y.bytes() / s[0];
   for (auto [n0, n1] : item_ranges(dev, op, s[0], {x_item, y_item})) {
     push.N = n1 - n0;

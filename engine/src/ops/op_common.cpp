@@ -46,7 +46,8 @@ ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width) {
 
 std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device, const char* op,
                                                        uint32_t n,
-                                                       std::initializer_list<uint64_t> bytes_per_item) {
+                                                       std::initializer_list<uint64_t> bytes_per_item,
+                                                       uint32_t max_items) {
   const uint64_t align = std::max<uint64_t>(1, device.min_storage_buffer_offset_alignment);
   const uint64_t range = device.max_storage_buffer_range;
   uint64_t step = 1, largest = 0;
@@ -57,8 +58,12 @@ std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device,
   }
   std::vector<std::pair<uint32_t, uint32_t>> out;
   if (n == 0) return out;
-  if (largest * n <= range) return {{0, n}};
-  uint64_t per = range / std::max<uint64_t>(largest, 1) / step * step;
+  if (largest * n <= range && n <= max_items) return {{0, n}};
+  uint64_t per = std::min<uint64_t>(range / std::max<uint64_t>(largest, 1), max_items) / step * step;
+  if (per == 0 && largest * step <= range) {
+    throw Error(std::string(op) + ": cannot split " + std::to_string(n) + " items into aligned groups of " +
+                std::to_string(step) + " with at most " + std::to_string(max_items) + " each");
+  }
   if (per == 0) {
     throw Error(std::string(op) + ": one item of " + std::to_string(largest) +
                 " bytes (in aligned groups of " + std::to_string(step) +
@@ -68,6 +73,36 @@ std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device,
     out.emplace_back(static_cast<uint32_t>(i), static_cast<uint32_t>(std::min<uint64_t>(n, i + per)));
   }
   return out;
+}
+
+void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterations, const char* what) {
+  const uint32_t budget = loop_budget(device);
+  if (iterations > budget) {
+    std::string why = device.max_loop_iterations
+                          ? "; its driver stops loops early past " + std::to_string(device.max_loop_iterations)
+                          : "; more keeps one dispatch too long";
+    throw Error(std::string(op) + ": " + what + " would run " + std::to_string(iterations) +
+                " loop iterations in one shader invocation, more than the engine allows on this device (" +
+                std::to_string(budget) + why + ")");
+  }
+}
+
+void record_sum_slices(Recorder& rec, const char* label, const Tensor& part, uint32_t slices, const Tensor& y) {
+  const DeviceInfo& dev = recorder_device(rec);
+  check_trip_count(dev, label, slices, "adding the partial sums");
+  struct {
+    uint32_t S, L;
+  } push{slices, static_cast<uint32_t>(y.numel())};
+  const uint32_t wg = elementwise_workgroup(dev);
+  Dispatch d;
+  d.shader = "sum_slices";
+  d.label = label;
+  d.specialization = {wg};
+  d.bindings = {{&part, Use::Read, 0, uint64_t(slices) * y.bytes()}, {&y, Use::Write}};
+  d.push = &push;
+  d.push_bytes = sizeof push;
+  d.groups = grid_for_threads(dev, push.L, wg);
+  record_dispatch(rec, d);
 }
 
 }  // namespace vkalex::detail

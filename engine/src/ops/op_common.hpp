@@ -34,8 +34,18 @@ ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width);
 // Splits items [0, n) (images of a batch, rows of a matrix) into ranges whose slices fit one
 // binding: each slice of items * bytes_per_item[i] stays within maxStorageBufferRange and
 // starts at a multiple of minStorageBufferOffsetAlignment. Usually one range.
+// With max_items, no range holds more than that many items.
 std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device, const char* op,
                                                        uint32_t n,
-                                                       std::initializer_list<uint64_t> bytes_per_item);
+                                                       std::initializer_list<uint64_t> bytes_per_item,
+                                                       uint32_t max_items = UINT32_MAX);
+
+// Throws Error when a kernel would run more than loop_budget(device) loop iterations in one
+// invocation: a count that comes from the model's shapes (channels, features, classes),
+// which no split of the batch can reduce. `what` says which loop.
+void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterations, const char* what);
+
+// Records y[i] = sum over s < slices of part[s * y.numel() + i] (sum_slices.comp).
+void record_sum_slices(Recorder& rec, const char* label, const Tensor& part, uint32_t slices, const Tensor& y);
 
 }  // namespace vkalex::detail

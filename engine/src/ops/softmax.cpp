@@ -15,6 +15,7 @@ void softmax(Recorder& rec, const Tensor& x, const Tensor& y) {
   // A power of two for the shared-memory tree reduction.
   uint32_t wg = 1;
   while (wg * 2 <= std::min<uint32_t>(256, dev.max_workgroup_invocations) && wg < L) wg *= 2;
+  check_trip_count(dev, op, 3 * ((uint64_t(L) + wg - 1) / wg + 1) + 16, "one row");
   const uint64_t row_bytes = uint64_t(L) * sizeof(float);
   for (auto [r0, r1] : item_ranges(dev, op, static_cast<uint32_t>(rows64), {row_bytes})) {
     struct {

@@ -82,6 +82,7 @@ void softmax_cross_entropy(Recorder& rec, const Tensor& logits, const Tensor& la
   const DeviceInfo& dev = recorder_device(rec);
   uint32_t wg = 1;
   while (wg * 2 <= std::min<uint32_t>(256, dev.max_workgroup_invocations) && wg < L) wg *= 2;
+  check_trip_count(dev, op, 3 * ((uint64_t(L) + wg - 1) / wg + 1) + 32, "one row");
   struct {
     uint32_t N, L;
   } push{N, L};

@@ -114,6 +114,12 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   const size_t chosen = select_device(infos, spec);
   d.physical = physical[chosen];
   d.info = infos[chosen];
+  const DeviceLimitOverrides& lower = options.limits;
+  if (lower.max_storage_buffer_range && lower.max_storage_buffer_range < d.info.max_storage_buffer_range)
+    d.info.max_storage_buffer_range = lower.max_storage_buffer_range;
+  if (lower.max_loop_iterations &&
+      (d.info.max_loop_iterations == 0 || lower.max_loop_iterations < d.info.max_loop_iterations))
+    d.info.max_loop_iterations = lower.max_loop_iterations;
 
   VkPhysicalDeviceProperties props{};
   vkGetPhysicalDeviceProperties(d.physical, &props);

@@ -37,6 +37,10 @@ void record_dispatch(Recorder& rec, const Dispatch& d);
 // The device the recorder records for (its limits decide workgroup and binding sizes).
 const DeviceInfo& recorder_device(const Recorder& rec);
 
+// A device tensor that lives as long as the recording in progress (an op's workspace, such as
+// the partial sums of a split reduction). Contents undefined.
+Tensor recorder_scratch(Recorder& rec, const Shape& shape, DType dtype = DType::F32);
+
 // A workgroup grid holding `workgroups` groups within the device's per-dimension limits
 // (x first, then y, then z). The shader rebuilds the linear id with linear_group_id().
 std::array<uint32_t, 3> grid_for(const DeviceInfo& device, uint64_t workgroups);

@@ -234,6 +234,7 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
     default: info.type = DeviceType::Other; break;
   }
   if (subgroup.pNext == &driver) {
+    info.driver_id = static_cast<uint32_t>(driver.driverID);
     info.driver_name = driver.driverName;
     info.driver_info = driver.driverInfo;
   }
@@ -267,6 +268,11 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
   info.max_push_constants_size = base.limits.maxPushConstantsSize;
   for (int i = 0; i < 3; ++i) info.max_workgroup_count[i] = base.limits.maxComputeWorkGroupCount[i];
   info.max_workgroup_invocations = base.limits.maxComputeWorkGroupInvocations;
+  // llvmpipe (lavapipe) ends every loop of an invocation once 65,535 iterations have run in
+  // all (gallivm's guard against infinite loops) and reports nothing; Mesa 22.3 measured here.
+  const bool llvmpipe = info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE ||
+                        (info.driver_id == 0 && info.name.rfind("llvmpipe", 0) == 0);
+  if (llvmpipe) info.max_loop_iterations = 65535;
   return info;
 }
 
@@ -315,6 +321,10 @@ std::string found_list(const std::vector<DeviceInfo>& devices) {
 }
 
 }  // namespace
+
+uint32_t loop_budget(const DeviceInfo& device) {
+  return device.max_loop_iterations ? std::max<uint32_t>(1, device.max_loop_iterations / 2) : 1u << 16;
+}
 
 size_t select_device(const std::vector<DeviceInfo>& devices, std::string_view spec) {
   if (devices.empty()) {

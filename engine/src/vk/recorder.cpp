@@ -35,6 +35,7 @@ struct RecorderImpl {
   double gpu_ms = 0;
 
   HazardTracker tracker;
+  std::vector<Tensor> scratch;  // workspaces of the ops in the current recording
   enum class State { Empty, Recording, Recorded } state = State::Empty;
   bool in_flight = false;
   size_t dispatches = 0, barriers = 0, submits = 0;
@@ -164,6 +165,24 @@ BufferAccess access_of(const Tensor& t, uint64_t offset, uint64_t size, VkPipeli
 
 const DeviceInfo& recorder_device(const Recorder& rec) { return rec.impl().dev->info; }
 
+struct TensorAccess {
+  static Tensor make(std::shared_ptr<Allocation> alloc, const Shape& shape, DType dtype) {
+    Tensor t;
+    t.alloc_ = std::move(alloc);
+    t.shape_ = shape;
+    t.dtype_ = dtype;
+    return t;
+  }
+};
+
+Tensor recorder_scratch(Recorder& rec, const Shape& shape, DType dtype) {
+  auto& r = rec.impl();
+  r.require_recording("an op's workspace");
+  r.scratch.push_back(TensorAccess::make(
+      r.dev->allocator.allocate(r.dev, MemoryKind::Device, shape.numel() * dtype_size(dtype)), shape, dtype));
+  return r.scratch.back();
+}
+
 std::array<uint32_t, 3> grid_for(const DeviceInfo& device, uint64_t workgroups) {
   const uint64_t mx = device.max_workgroup_count[0], my = device.max_workgroup_count[1],
                  mz = device.max_workgroup_count[2];
@@ -286,6 +305,7 @@ void Recorder::begin() {
   r.timed_labels.clear();
   r.timings.clear();
   r.tracker.reset();
+  r.scratch.clear();
   r.dispatches = r.barriers = r.submits = 0;
   VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
   vk_check(dev.vk.vkBeginCommandBuffer(r.cmd, &begin), "vkBeginCommandBuffer");
