@@ -4,7 +4,7 @@
 using namespace vkalex;
 
 namespace {
-constexpr double kTol = 1e-4;
+constexpr double kTol = 1e-5;
 void require_all(const std::vector<CheckResult>& results, double tol = kTol) {
   for (const auto& r : results) REQUIRE_CHECK(r, tol);
 }

@@ -58,8 +58,13 @@ TEST_CASE("one alexnet2012 training step, batch 2, matches the CPU reference", "
   auto cpu_params = params;
   std::map<std::string, HostTensor> cpu_momentum;
   for (const auto& [name, t] : params) cpu_momentum.emplace(name, HostTensor(t.shape));
-  const StepStats cpu = train_step_cpu(m, cpu_params, cpu_momentum, x, labels, sp);
-  INFO("seed " << test::seed());
+  // Near ties of ReLU and max pool follow the GPU's decisions (see train_step_cpu); in
+  // practice a handful of 10^6 decisions, on some seeds none.
+  size_t followed = 0;
+  const ForwardRecord gpu_forward = trainer.last_forward();
+  const StepStats cpu = train_step_cpu(m, cpu_params, cpu_momentum, x, labels, sp, &gpu_forward, &followed);
+  INFO("seed " << test::seed() << ", near ties that followed the GPU: " << followed);
+  CHECK(followed <= 20);
   CHECK(gpu.loss == Approx(cpu.loss).epsilon(1e-5));
   CHECK(gpu.correct == cpu.correct);
   const auto got = net.parameters();

@@ -25,6 +25,14 @@ struct StepStats {
 enum class Init { Paper, He };
 std::map<std::string, HostTensor> initial_parameters(const ModelDesc& model, Init init, uint64_t seed);
 
+// The forward pass of a training step as the device computed it: each layer's output by layer
+// name (a ReLU fused into the layer before counts as that layer's output too) and each max
+// pool's argmax (flat indices into its input).
+struct ForwardRecord {
+  std::map<std::string, HostTensor> outputs;
+  std::map<std::string, std::vector<uint32_t>> argmax;
+};
+
 class Trainer {
  public:
   // Allocates gradients, momentum (zero) and training activations for `batch` images and
@@ -41,6 +49,9 @@ class Trainer {
   std::map<std::string, HostTensor> momentum() const;
   void set_momentum(const std::map<std::string, HostTensor>& momentum);
   size_t record_count() const { return 1; }
+  // Downloads the last step's forward pass (slow: one download per layer), for checking a
+  // step against the CPU reference and for looking at activations.
+  ForwardRecord last_forward() const;
   // Per-dispatch GPU times of the last step (with RecorderOptions::timestamps).
   std::vector<DispatchTiming> timings() const;
   size_t submit_count() const { return submits_; }
@@ -55,8 +66,16 @@ class Trainer {
 };
 
 // The same step on the CPU reference (for checking): updates `parameters` and `momentum`.
+//
+// A ReLU whose input is within rounding of 0, or a max pool whose two largest values are
+// within rounding of each other, may decide differently in the device's fp32 and here, and
+// one such decision moves a whole gradient element elsewhere. With `follow` (the device's
+// forward of the same step), the reference takes the device's decision at exactly those
+// near ties (|input| or the gap at most 1e-4 of the layer input's RMS) and counts them in
+// *followed; every other decision stays its own, so a wrong kernel still shows.
 StepStats train_step_cpu(const ModelDesc& model, std::map<std::string, HostTensor>& parameters,
                          std::map<std::string, HostTensor>& momentum, const HostTensor& images,
-                         const std::vector<uint32_t>& labels, const StepParams& params);
+                         const std::vector<uint32_t>& labels, const StepParams& params,
+                         const ForwardRecord* follow = nullptr, size_t* followed = nullptr);
 
 }  // namespace vkalex

@@ -48,6 +48,58 @@ void check_batch(const ModelDesc& m, const HostTensor& images, const std::vector
   }
 }
 
+// Near ties (see train_step_cpu): within this share of the layer input's RMS.
+constexpr double kTieWindow = 1e-4;
+
+double rms(const HostTensor& t) {
+  double sum = 0;
+  for (float v : t.data) sum += double(v) * v;
+  return t.data.empty() ? 0 : std::sqrt(sum / double(t.data.size()));
+}
+
+const HostTensor& follow_output(const ForwardRecord& f, const std::string& layer, const Shape& shape) {
+  auto it = f.outputs.find(layer);
+  if (it == f.outputs.end() || it->second.shape != shape) {
+    throw Error("train_step_cpu: the recorded forward has no output of " + layer + " " + shape.str());
+  }
+  return it->second;
+}
+
+// y = relu(x); where x is within rounding of 0, the device's output (0 or its tiny positive).
+void follow_relu_ties(const HostTensor& x, const HostTensor& device_y, HostTensor& y, size_t* followed) {
+  const double window = kTieWindow * rms(x);
+  for (size_t j = 0; j < y.data.size(); ++j) {
+    if (std::fabs(double(x.data[j])) > window) continue;
+    if ((device_y.data[j] > 0) != (y.data[j] > 0)) {
+      y.data[j] = device_y.data[j];
+      if (followed) ++*followed;
+    }
+  }
+}
+
+// Where the device picked another element of a window and its value here is within rounding
+// of this window's maximum, take the device's pick.
+void follow_pool_ties(const HostTensor& x, const MaxPoolParams& p, const std::vector<uint32_t>& device_argmax,
+                      cpu::MaxPoolResult<float>& r, size_t* followed) {
+  const double window = kTieWindow * rms(x);
+  const uint64_t H = x.shape[2], W = x.shape[3], OH = r.y.shape[2], OW = r.y.shape[3];
+  for (size_t o = 0; o < r.argmax.size(); ++o) {
+    const uint32_t mine = r.argmax[o], theirs = device_argmax[o];
+    if (mine == theirs || theirs >= x.data.size()) continue;
+    // Only a pick inside this output's own window (same image and channel) can be a tie.
+    const int64_t oy = int64_t(o / OW % OH), ox = int64_t(o % OW);
+    const int64_t iy = int64_t(theirs / W % H), ix = int64_t(theirs % W);
+    const int64_t y0 = oy * p.stride_h - p.pad_h, x0 = ox * p.stride_w - p.pad_w;
+    const bool inside = theirs / (H * W) == o / (OH * OW) && iy >= y0 && iy < y0 + p.kernel_h && ix >= x0 &&
+                        ix < x0 + p.kernel_w;
+    if (inside && double(x.data[mine]) - double(x.data[theirs]) <= window) {
+      r.argmax[o] = theirs;
+      r.y.data[o] = x.data[theirs];
+      if (followed) ++*followed;
+    }
+  }
+}
+
 bool relu_follows(const ModelDesc& m, size_t i) {
   return i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu;
 }
@@ -65,6 +117,7 @@ struct Trainer::State {
   Tensor images_staging, labels_staging, params_staging, stats_staging;
   std::map<std::string, Tensor> grads, momentum;
   std::vector<Tensor> keep;  // activations and their gradients, alive as long as the recording
+  std::vector<std::pair<std::string, Tensor>> outputs, argmax;  // the forward pass, by layer
   std::unique_ptr<Recorder> recorder;
 };
 
@@ -162,6 +215,8 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
         break;
     }
     cur = sv.y;
+    s.outputs.emplace_back(l.name, sv.y);
+    if (!sv.argmax.empty()) s.argmax.emplace_back(l.name, sv.argmax);
   }
 
   // Loss: gradient of the mean cross-entropy with respect to the logits.
@@ -263,6 +318,13 @@ StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& l
   return r;
 }
 
+ForwardRecord Trainer::last_forward() const {
+  ForwardRecord r;
+  for (const auto& [name, t] : state_->outputs) r.outputs.emplace(name, HostTensor(t.shape(), context_->download(t)));
+  for (const auto& [name, t] : state_->argmax) r.argmax.emplace(name, context_->download_u32(t));
+  return r;
+}
+
 std::map<std::string, HostTensor> Trainer::momentum() const {
   std::map<std::string, HostTensor> out;
   for (const auto& [name, t] : state_->momentum) out.emplace(name, HostTensor(t.shape(), context_->download(t)));
@@ -282,8 +344,10 @@ void Trainer::set_momentum(const std::map<std::string, HostTensor>& momentum) {
 
 StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& params,
                          std::map<std::string, HostTensor>& momentum, const HostTensor& images,
-                         const std::vector<uint32_t>& labels, const StepParams& sp) {
+                         const std::vector<uint32_t>& labels, const StepParams& sp, const ForwardRecord* follow,
+                         size_t* followed) {
   const uint32_t batch = images.shape.rank() ? images.shape[0] : 0;
+  if (followed) *followed = 0;
   check_batch(m, images, labels, batch);
   auto param = [&](const std::string& name) -> const HostTensor* { return name.empty() ? nullptr : &params.at(name); };
   struct Saved {
@@ -298,10 +362,20 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
     switch (l.type) {
       case LayerType::Conv2d: cur = cpu::conv2d(cur, *param(l.weight), param(l.bias), l.conv); break;
       case LayerType::Linear: cur = cpu::linear(cur, *param(l.weight), param(l.bias), false); break;
-      case LayerType::Relu: cur = cpu::relu(cur); break;
+      case LayerType::Relu:
+        cur = cpu::relu(cur);
+        if (follow) follow_relu_ties(saved[i].x, follow_output(*follow, l.name, cur.shape), cur, followed);
+        break;
       case LayerType::Lrn: cur = cpu::lrn(cur, l.lrn); break;
       case LayerType::MaxPool: {
         auto r = cpu::max_pool(cur, l.pool);
+        if (follow) {
+          auto it = follow->argmax.find(l.name);
+          if (it == follow->argmax.end() || it->second.size() != r.argmax.size()) {
+            throw Error("train_step_cpu: the recorded forward has no argmax of " + l.name + " " + r.y.shape.str());
+          }
+          follow_pool_ties(saved[i].x, l.pool, it->second, r, followed);
+        }
         cur = std::move(r.y);
         saved[i].argmax = std::move(r.argmax);
         break;
