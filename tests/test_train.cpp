@@ -95,6 +95,9 @@ TEST_CASE("the same seed gives bit-identical weights after 20 steps", "[train]")
       sp.seed = 5;
       trainer.step(b.images, b.labels, sp);
     }
+    // Recorded once, replayed per step.
+    CHECK(trainer.record_count() == 1);
+    CHECK(trainer.submit_count() == 20);
     results.push_back(net.parameters());
   }
   for (const auto& [name, t] : results[0]) {

@@ -15,19 +15,7 @@ void require_all(const std::vector<CheckResult>& results, double tol = kTol) {
 TEST_CASE("alexnet-fashion backward ops at batch 128", "[ops][backward][training-shapes]") {
   Context& ctx = test::gpu();
   const uint64_t s = test::seed();
-  const uint32_t n = 128;
-  require_all(check_conv2d_backward(ctx, Shape{n, 1, 28, 28}, Shape{24, 1, 5, 5}, Conv2dParams{1, 1, 2, 2, 1}, s));
-  require_all(check_conv2d_backward(ctx, Shape{n, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 1));
-  require_all(check_conv2d_backward(ctx, Shape{n, 48, 6, 6}, Shape{64, 48, 3, 3}, Conv2dParams{1, 1, 1, 1, 1}, s + 2));
-  require_all(check_conv2d_backward(ctx, Shape{n, 64, 6, 6}, Shape{64, 32, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 3));
-  require_all(check_conv2d_backward(ctx, Shape{n, 64, 6, 6}, Shape{48, 32, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 4));
-  require_all(check_linear_backward(ctx, n, 192, 256, s + 5));
-  require_all(check_linear_backward(ctx, n, 256, 256, s + 6));
-  require_all(check_linear_backward(ctx, n, 256, 10, s + 7));
-  REQUIRE_CHECK(check_relu_backward(ctx, Shape{n, 24, 28, 28}, s + 8), 0.0);
-  REQUIRE_CHECK(check_lrn_backward(ctx, Shape{n, 24, 28, 28}, LrnParams{}, s + 9, 10.0f), kTol);
-  REQUIRE_CHECK(check_max_pool_backward(ctx, Shape{n, 24, 28, 28}, MaxPoolParams{}, s + 10), kTol);
-  require_all(check_softmax_cross_entropy(ctx, n, 10, s + 11));
+  require_all(check_fashion_backward(ctx, 128, s));
   test::require_no_validation_messages(ctx);
 }
 

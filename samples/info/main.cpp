@@ -14,7 +14,7 @@ constexpr double kTolerance = 1e-5;
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: info [--device N|NAME] [--list-only] [--validation] [--seed S]\n"
+               "usage: info [--device N|NAME] [--list-only] [--full] [--validation] [--seed S]\n"
                "\n"
                "Lists the Vulkan devices with their properties, then runs every vkalex op on\n"
                "the chosen device and compares it with the CPU reference: one line per op with\n"
@@ -23,6 +23,8 @@ void usage(FILE* out) {
                "  --device N|NAME  device index or case-insensitive part of its name\n"
                "                   (default: $VKALEX_DEVICE, else discrete > integrated > CPU)\n"
                "  --list-only      list the devices and stop\n"
+               "  --full           also check every backward op at training batch sizes\n"
+               "                   (alexnet2012 at 32, alexnet-fashion at 128; takes minutes)\n"
                "  --validation     enable VK_LAYER_KHRONOS_validation; its messages fail the check\n"
                "  --seed S         seed of the random inputs (default: from the clock)\n"
                "  --help           this text\n"
@@ -58,6 +60,9 @@ void print_device(const vkalex::DeviceInfo& d) {
   std::printf("  max binding      %s, max allocation %s, push constants %u bytes\n",
               mib(d.max_storage_buffer_range).c_str(), mib(d.max_memory_allocation_size).c_str(),
               d.max_push_constants_size);
+  if (d.max_loop_iterations)
+    std::printf("  loop limit       %u iterations per invocation (kernels split their loops to stay below)\n",
+                d.max_loop_iterations);
 }
 
 }  // namespace
@@ -65,6 +70,7 @@ void print_device(const vkalex::DeviceInfo& d) {
 int main(int argc, char** argv) {
   vkalex::ContextOptions options;
   bool list_only = false;
+  bool full = false;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -82,6 +88,8 @@ int main(int argc, char** argv) {
       options.device = value();
     } else if (a == "--list-only") {
       list_only = true;
+    } else if (a == "--full") {
+      full = true;
     } else if (a == "--validation") {
       options.validation = true;
     } else if (a == "--seed") {
@@ -112,14 +120,14 @@ int main(int argc, char** argv) {
                 ctx.device().index, ctx.device().name.c_str(), static_cast<unsigned long long>(seed),
                 kTolerance);
     bool all_pass = true;
-    for (const auto& r : vkalex::self_check(ctx, seed)) {
+    vkalex::self_check(ctx, seed, full, [&](const vkalex::CheckResult& r) {
       const bool pass = r.passed(kTolerance);
       all_pass = all_pass && pass;
       std::printf("  %-8s %-55s rel L2 %.2e  max abs %.2e  %s%s\n", r.op.c_str(), r.case_name.c_str(),
                   r.rel_l2, r.max_abs, pass ? "PASS" : "FAIL",
                   r.exact_match ? "" : " (indices or aliasing differ)");
       std::fflush(stdout);
-    }
+    });
     const auto messages = ctx.take_validation_messages();
     for (const auto& m : messages) std::printf("  validation: %s\n", m.c_str());
     if (!messages.empty()) all_pass = false;

@@ -185,16 +185,13 @@ EpochMetrics from_json(const nlohmann::json& j) {
   return m;
 }
 
-// Writes `text` to `path` atomically (temporary file, flush, rename).
+// Writes `text` to `path` atomically: never a half-written metrics file.
 void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    f.flush();
-    if (!f) die("cannot write " + path);
+  try {
+    vkalex::write_file_atomically(path, text);
+  } catch (const vkalex::Error& e) {
+    die(e.what());
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) die("cannot write " + path);
 }
 
 void write_metrics(const std::string& dir, const std::vector<EpochMetrics>& history) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "vkalex/context.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/ops.hpp"
+#include "vkalex/random.hpp"
 
 namespace vkalex {
 
@@ -27,9 +29,6 @@ struct CheckResult {
 // Relative L2 error of `got` against `want`; infinity if any value of `got` is NaN or Inf
 // or the sizes differ; 0 when both are all zero.
 double relative_l2(std::span<const float> got, std::span<const float> want);
-
-// Uniform values in [-scale, scale) from a counter-based generator: the same on every machine.
-std::vector<float> random_uniform(size_t count, uint64_t seed, float scale = 1.0f);
 
 CheckResult check_conv2d(Context& ctx, const Shape& x, const Shape& weight, bool bias,
                          const Conv2dParams& params, uint64_t seed);
@@ -62,7 +61,20 @@ std::vector<CheckResult> check_softmax_cross_entropy(Context& ctx, uint32_t batc
 // Updated weights and momentum after one step from random w, v, g.
 std::vector<CheckResult> check_sgd(Context& ctx, uint32_t count, const SgdParams& params, uint64_t seed);
 
-// One check per op on AlexNet's own layer shapes (batch 1): what samples/info runs.
-std::vector<CheckResult> self_check(Context& ctx, uint64_t seed);
+// Every backward op (and dropout and the loss) on each layer of alexnet-fashion (batch n: it
+// trains at 128) and of alexnet2012 (it trains at 128 too; 32 here already takes minutes),
+// at the batch sizes where sums over the batch grow long.
+// `progress`, when given, sees each result as it is made.
+using Progress = std::function<void(const CheckResult&)>;
+std::vector<CheckResult> check_fashion_backward(Context& ctx, uint32_t n, uint64_t seed, const Progress& progress = {});
+std::vector<CheckResult> check_alexnet2012_backward(Context& ctx, uint32_t n, uint64_t seed,
+                                                    const Progress& progress = {});
+
+// One check per op on AlexNet's own layer shapes (batch 1), and the backward ops at
+// alexnet-fashion's training batch of 128: what samples/info runs. With `full`, also every
+// backward op of alexnet2012 at batch 32 and of alexnet-fashion at batch 128 (minutes: the
+// CPU reference is plain loops), where a driver's own limits on long loops or large bindings
+// would show.
+std::vector<CheckResult> self_check(Context& ctx, uint64_t seed, bool full = false, const Progress& progress = {});
 
 }  // namespace vkalex

@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "vkalex/ops.hpp"
+#include "vkalex/op_params.hpp"
 #include "vkalex/shape.hpp"
 
 namespace vkalex {
@@ -26,21 +26,6 @@ struct BasicHostTensor {
 };
 using HostTensor = BasicHostTensor<float>;
 using HostTensor64 = BasicHostTensor<double>;
-
-// Dropout's keep decision for element `index` of a step: a hash of (seed, step, index), the
-// same on the GPU and here, so a step is reproducible and its backward pass draws the same
-// mask. An element is kept (and scaled by 1 / (1 - p)) when the hash is at least
-// dropout_threshold(p).
-uint32_t dropout_hash(uint32_t seed, uint32_t step, uint32_t index);
-uint32_t dropout_threshold(float p);
-
-// The paper's SGD with momentum and weight decay: v <- momentum v - weight_decay lr w - lr g;
-// w <- w + v.
-struct SgdParams {
-  float lr = 0.01f;
-  float momentum = 0.9f;
-  float weight_decay = 5e-4f;
-};
 
 namespace cpu {
 

@@ -1,66 +1,14 @@
-// The forward ops: their parameters, their output shapes, and recording them on the GPU.
+// Recording the ops on the GPU (their parameters and shape rules: op_params.hpp).
 // Each op checks its shapes and throws Error naming the op and the mismatch.
 #pragma once
 
 #include <cstdint>
 
 #include "vkalex/context.hpp"
+#include "vkalex/op_params.hpp"
 #include "vkalex/recorder.hpp"
 
 namespace vkalex {
-
-// 2-D convolution, NCHW. x [N, C, H, W], weight [K, C/groups, KH, KW], bias [K],
-// y [N, K, OH, OW] with OH = (H + 2*pad_h - KH) / stride_h + 1 (likewise OW).
-struct Conv2dParams {
-  uint32_t stride_h = 1, stride_w = 1;
-  uint32_t pad_h = 0, pad_w = 0;
-  uint32_t groups = 1;
-  bool relu = false;  // apply max(0, .) to the output
-};
-
-// Local response normalisation across channels, as torch.nn.LocalResponseNorm (and Caffe)
-// define it: y = x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta.
-// The window of channel c is [c - size/2, c + (size-1)/2], clipped to the channels present.
-// The backward kernel keeps 2 size - 1 values per invocation: sizes beyond this are refused.
-inline constexpr uint32_t kMaxLrnSize = 64;
-struct LrnParams {
-  uint32_t size = 5;  // 1 to kMaxLrnSize
-  float alpha = 1e-4f;
-  float beta = 0.75f;
-  float k = 2.0f;
-};
-
-// Max pooling, NCHW, floor rounding of the output size (as torch with ceil_mode=False).
-// Padding counts as -infinity and may be at most half the kernel. Overlapping windows
-// (kernel 3, stride 2) are fine. The argmax is the flat index into x of each maximum
-// (the first one on ties; a NaN wins).
-struct MaxPoolParams {
-  uint32_t kernel_h = 3, kernel_w = 3;
-  uint32_t stride_h = 2, stride_w = 2;
-  uint32_t pad_h = 0, pad_w = 0;
-};
-
-// Output shapes; throw Error when the inputs do not fit together.
-Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Shape* bias,
-                          const Conv2dParams& params);
-Shape lrn_output_shape(const Shape& x, const LrnParams& params);
-Shape max_pool_output_shape(const Shape& x, const MaxPoolParams& params);
-// Linear: x [N, in], weight [out, in], bias [out] -> [N, out].
-Shape linear_output_shape(const Shape& x, const Shape& weight, const Shape* bias);
-// Softmax over the last dimension of x (rank >= 1).
-Shape softmax_output_shape(const Shape& x);
-
-// Values a training step reads from a small device buffer (a U32 tensor of 8 elements),
-// rewritten by the host before each replay: the layout of shaders/step_params.glsl.
-struct StepParams {
-  uint32_t step = 0;
-  uint32_t seed = 0;
-  float lr = 0.01f;
-  float momentum = 0.9f;
-  float weight_decay = 5e-4f;
-  uint32_t pad[3] = {0, 0, 0};
-};
-static_assert(sizeof(StepParams) == 32);
 
 namespace ops {
 

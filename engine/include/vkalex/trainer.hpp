@@ -48,7 +48,8 @@ class Trainer {
   uint32_t batch() const { return batch_; }
   std::map<std::string, HostTensor> momentum() const;
   void set_momentum(const std::map<std::string, HostTensor>& momentum);
-  size_t record_count() const { return 1; }
+  // How many times the step has been recorded (once per Trainer: every step replays it).
+  size_t record_count() const { return records_; }
   // Downloads the last step's forward pass (slow: one download per layer), for checking a
   // step against the CPU reference and for looking at activations.
   ForwardRecord last_forward() const;
@@ -63,6 +64,7 @@ class Trainer {
   uint32_t batch_;
   std::unique_ptr<State> state_;
   size_t submits_ = 0;
+  size_t records_ = 0;
 };
 
 // The same step on the CPU reference (for checking): updates `parameters` and `momentum`.

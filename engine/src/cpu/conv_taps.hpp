@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "vkalex/ops.hpp"
+#include "vkalex/op_params.hpp"
 
 namespace vkalex::cpu::detail {
 

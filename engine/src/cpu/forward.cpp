@@ -18,24 +18,6 @@ BasicHostTensor<T>::BasicHostTensor(Shape s, std::vector<T> d) : shape(std::move
 template struct BasicHostTensor<float>;
 template struct BasicHostTensor<double>;
 
-uint32_t dropout_hash(uint32_t seed, uint32_t step, uint32_t index) {
-  // An integer mix ("lowbias32") applied three times; shaders/dropout.glsl has the same.
-  auto mix = [](uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-  };
-  return mix(mix(mix(seed) ^ step) ^ index);
-}
-
-uint32_t dropout_threshold(float p) {
-  const double t = double(p) * 4294967296.0;
-  return t <= 0 ? 0u : t >= 4294967295.0 ? 0xffffffffu : static_cast<uint32_t>(t);
-}
-
 namespace cpu {
 
 namespace {

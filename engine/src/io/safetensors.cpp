@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "io/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <set>
 
-#include "vkalex/check.hpp"
+#include "vkalex/random.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "vkalex/check.hpp"
+#include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
@@ -291,6 +291,7 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
   }
   if (!s.stats_staging.empty()) rec.copy(s.stats, s.stats_staging);
   rec.end();
+  ++records_;
 }
 
 Trainer::~Trainer() = default;

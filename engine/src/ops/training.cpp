@@ -2,7 +2,6 @@
 #include <algorithm>
 
 #include "ops/op_common.hpp"
-#include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex::ops {

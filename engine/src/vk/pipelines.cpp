@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 #include "vk/device.hpp"
 #include "vkalex/error.hpp"
 

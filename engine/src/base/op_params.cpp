@@ -1,8 +1,9 @@
-// Shapes, element types and the output-shape rules every op (GPU and CPU) checks against.
+// Shapes, element types, the output-shape rules every op (GPU and CPU) checks against, and
+// the dropout mask both draw.
 #include <numeric>
 
 #include "vkalex/error.hpp"
-#include "vkalex/ops.hpp"
+#include "vkalex/op_params.hpp"
 
 namespace vkalex {
 
@@ -112,6 +113,24 @@ Shape linear_output_shape(const Shape& x, const Shape& w, const Shape* bias) {
 Shape softmax_output_shape(const Shape& x) {
   if (x.rank() == 0 || x.dims().back() == 0) fail("softmax", "needs a non-empty last dimension, got " + x.str());
   return x;
+}
+
+uint32_t dropout_hash(uint32_t seed, uint32_t step, uint32_t index) {
+  // An integer mix ("lowbias32") applied three times; shaders/dropout.glsl has the same.
+  auto mix = [](uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+  };
+  return mix(mix(mix(seed) ^ step) ^ index);
+}
+
+uint32_t dropout_threshold(float p) {
+  const double t = double(p) * 4294967296.0;
+  return t <= 0 ? 0u : t >= 4294967295.0 ? 0xffffffffu : static_cast<uint32_t>(t);
 }
 
 }  // namespace vkalex

@@ -24,20 +24,6 @@ double relative_l2(std::span<const float> got, std::span<const float> want) {
   return std::sqrt(diff / ref);
 }
 
-std::vector<float> random_uniform(size_t count, uint64_t seed, float scale) {
-  std::vector<float> out(count);
-  for (size_t i = 0; i < count; ++i) {
-    // splitmix64 of (seed, i): independent of the standard library's distributions.
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull + (i + 1) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    const double u = double(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
-    out[i] = static_cast<float>((2.0 * u - 1.0) * scale);
-  }
-  return out;
-}
-
 namespace {
 
 float nan_value() { return std::numeric_limits<float>::quiet_NaN(); }
@@ -347,32 +333,100 @@ std::vector<CheckResult> check_sgd(Context& ctx, uint32_t count, const SgdParams
   return {compare("sgd w", name, seed, ctx.download(gw), w), compare("sgd v", name, seed, ctx.download(gv), v)};
 }
 
-std::vector<CheckResult> self_check(Context& ctx, uint64_t seed) {
+namespace {
+// Collects results and shows each to `progress` as it comes.
+struct Results {
+  explicit Results(const Progress& p) : progress(p) {}
+  void one(CheckResult r) {
+    if (progress) progress(r);
+    out.push_back(std::move(r));
+  }
+  void add(const std::vector<CheckResult>& v) {
+    for (const auto& r : v) one(r);
+  }
+  const Progress& progress;
   std::vector<CheckResult> out;
+};
+}  // namespace
+
+std::vector<CheckResult> check_fashion_backward(Context& ctx, uint32_t n, uint64_t seed, const Progress& progress) {
+  Results r(progress);
+  auto add = [&](const std::vector<CheckResult>& v) { r.add(v); };
+  add(check_conv2d_backward(ctx, Shape{n, 1, 28, 28}, Shape{24, 1, 5, 5}, Conv2dParams{1, 1, 2, 2, 1}, seed));
+  add(check_conv2d_backward(ctx, Shape{n, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, seed + 1));
+  add(check_conv2d_backward(ctx, Shape{n, 48, 6, 6}, Shape{64, 48, 3, 3}, Conv2dParams{1, 1, 1, 1, 1}, seed + 2));
+  add(check_conv2d_backward(ctx, Shape{n, 64, 6, 6}, Shape{64, 32, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, seed + 3));
+  add(check_conv2d_backward(ctx, Shape{n, 64, 6, 6}, Shape{48, 32, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, seed + 4));
+  add(check_linear_backward(ctx, n, 192, 256, seed + 5));
+  add(check_linear_backward(ctx, n, 256, 256, seed + 6));
+  add(check_linear_backward(ctx, n, 256, 10, seed + 7));
+  r.one(check_relu_backward(ctx, Shape{n, 24, 28, 28}, seed + 8));
+  r.one(check_lrn_backward(ctx, Shape{n, 24, 28, 28}, LrnParams{}, seed + 9, 10.0f));
+  r.one(check_max_pool_backward(ctx, Shape{n, 24, 28, 28}, MaxPoolParams{}, seed + 10));
+  add(check_dropout(ctx, Shape{n, 256}, 0.5f, 1, seed + 11));
+  add(check_softmax_cross_entropy(ctx, n, 10, seed + 12));
+  return std::move(r.out);
+}
+
+std::vector<CheckResult> check_alexnet2012_backward(Context& ctx, uint32_t n, uint64_t seed, const Progress& progress) {
+  Results r(progress);
+  auto add = [&](const std::vector<CheckResult>& v) { r.add(v); };
+  add(check_conv2d_backward(ctx, Shape{n, 3, 227, 227}, Shape{96, 3, 11, 11}, Conv2dParams{4, 4, 0, 0, 1}, seed));
+  add(check_conv2d_backward(ctx, Shape{n, 96, 27, 27}, Shape{256, 48, 5, 5}, Conv2dParams{1, 1, 2, 2, 2}, seed + 1));
+  add(check_conv2d_backward(ctx, Shape{n, 256, 13, 13}, Shape{384, 256, 3, 3}, Conv2dParams{1, 1, 1, 1, 1}, seed + 2));
+  add(check_conv2d_backward(ctx, Shape{n, 384, 13, 13}, Shape{384, 192, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, seed + 3));
+  add(check_conv2d_backward(ctx, Shape{n, 384, 13, 13}, Shape{256, 192, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, seed + 4));
+  add(check_linear_backward(ctx, n, 9216, 4096, seed + 5));
+  add(check_linear_backward(ctx, n, 4096, 4096, seed + 6));
+  add(check_linear_backward(ctx, n, 4096, 1000, seed + 7));
+  r.one(check_relu_backward(ctx, Shape{n, 96, 55, 55}, seed + 8));
+  r.one(check_lrn_backward(ctx, Shape{n, 96, 55, 55}, LrnParams{}, seed + 9, 10.0f));
+  r.one(check_max_pool_backward(ctx, Shape{n, 96, 55, 55}, MaxPoolParams{}, seed + 10));
+  r.one(check_lrn_backward(ctx, Shape{n, 256, 27, 27}, LrnParams{}, seed + 11, 10.0f));
+  r.one(check_max_pool_backward(ctx, Shape{n, 256, 27, 27}, MaxPoolParams{}, seed + 12));
+  r.one(check_max_pool_backward(ctx, Shape{n, 256, 13, 13}, MaxPoolParams{}, seed + 13));
+  add(check_dropout(ctx, Shape{n, 4096}, 0.5f, 1, seed + 14));
+  add(check_softmax_cross_entropy(ctx, n, 1000, seed + 15));
+  return std::move(r.out);
+}
+
+std::vector<CheckResult> self_check(Context& ctx, uint64_t seed, bool full, const Progress& progress) {
+  Results results(progress);
+  auto one = [&](CheckResult r) { results.one(std::move(r)); };
+  auto add = [&](const std::vector<CheckResult>& v) { results.add(v); };
   Conv2dParams conv1{4, 4, 0, 0, 1, true};
-  out.push_back(check_conv2d(ctx, Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, true, conv1, seed));
+  one(check_conv2d(ctx, Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, true, conv1, seed));
   Conv2dParams conv2{1, 1, 2, 2, 2, true};
-  out.push_back(check_conv2d(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, true, conv2, seed + 10));
+  one(check_conv2d(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, true, conv2, seed + 10));
   Conv2dParams conv4{1, 1, 1, 1, 2, true};
-  out.push_back(check_conv2d(ctx, Shape{1, 384, 13, 13}, Shape{384, 192, 3, 3}, true, conv4, seed + 20));
-  out.push_back(check_relu(ctx, Shape{1, 96, 55, 55}, seed + 30));
-  out.push_back(check_lrn(ctx, Shape{1, 96, 55, 55}, LrnParams{}, seed + 40, 10.0f));
-  out.push_back(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{}, seed + 50));
-  out.push_back(check_linear(ctx, 1, 9216, 4096, true, true, seed + 60));
-  out.push_back(check_linear(ctx, 1, 4096, 1000, true, false, seed + 70));
-  out.push_back(check_softmax(ctx, Shape{1, 1000}, seed + 80));
-  out.push_back(check_dropout_inference(ctx, Shape{1, 4096}, seed + 90));
+  one(check_conv2d(ctx, Shape{1, 384, 13, 13}, Shape{384, 192, 3, 3}, true, conv4, seed + 20));
+  one(check_relu(ctx, Shape{1, 96, 55, 55}, seed + 30));
+  one(check_lrn(ctx, Shape{1, 96, 55, 55}, LrnParams{}, seed + 40, 10.0f));
+  one(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{}, seed + 50));
+  one(check_linear(ctx, 1, 9216, 4096, true, true, seed + 60));
+  one(check_linear(ctx, 1, 4096, 1000, true, false, seed + 70));
+  one(check_softmax(ctx, Shape{1, 1000}, seed + 80));
+  one(check_dropout_inference(ctx, Shape{1, 4096}, seed + 90));
   // Training ops, on the shapes of AlexNet's second block and classifier.
-  auto add = [&](std::vector<CheckResult> v) { out.insert(out.end(), v.begin(), v.end()); };
+  conv2.relu = false;
   add(check_conv2d_backward(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, conv2, seed + 100));
-  out.push_back(check_relu_backward(ctx, Shape{1, 256, 27, 27}, seed + 110));
-  out.push_back(check_lrn_backward(ctx, Shape{1, 256, 27, 27}, LrnParams{}, seed + 120, 10.0f));
-  out.push_back(check_max_pool_backward(ctx, Shape{1, 256, 27, 27}, MaxPoolParams{}, seed + 130));
+  one(check_relu_backward(ctx, Shape{1, 256, 27, 27}, seed + 110));
+  one(check_lrn_backward(ctx, Shape{1, 256, 27, 27}, LrnParams{}, seed + 120, 10.0f));
+  one(check_max_pool_backward(ctx, Shape{1, 256, 27, 27}, MaxPoolParams{}, seed + 130));
   add(check_linear_backward(ctx, 2, 4096, 1000, seed + 140));
   add(check_dropout(ctx, Shape{2, 4096}, 0.5f, 1, seed + 150));
   add(check_softmax_cross_entropy(ctx, 2, 1000, seed + 160));
   add(check_sgd(ctx, 4096, SgdParams{}, seed + 170));
-  return out;
+  // The sums over a whole training batch: alexnet-fashion's conv1 at batch 128 (its weight
+  // gradient sums 100,352 products per weight).
+  add(check_conv2d_backward(ctx, Shape{128, 1, 28, 28}, Shape{24, 1, 5, 5}, Conv2dParams{1, 1, 2, 2, 1}, seed + 180));
+  if (!full) return std::move(results.out);
+
+  // These show `progress` each result themselves: here they are only kept.
+  auto keep = [&](const std::vector<CheckResult>& v) { results.out.insert(results.out.end(), v.begin(), v.end()); };
+  keep(check_fashion_backward(ctx, 128, seed + 200, progress));
+  keep(check_alexnet2012_backward(ctx, 32, seed + 400, progress));
+  return std::move(results.out);
 }
 
 }  // namespace vkalex

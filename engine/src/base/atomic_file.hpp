@@ -1,4 +1,4 @@
-// Internal: a file that appears whole or not at all.
+// Internal: a file that appears whole or not at all (public form: vkalex/files.hpp).
 #pragma once
 
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "io/atomic_file.hpp"
+#include "base/atomic_file.hpp"
 
 #include <unistd.h>
 
@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "vkalex/error.hpp"
+#include "vkalex/files.hpp"
 
 namespace vkalex::detail {
 
@@ -48,3 +49,13 @@ void AtomicFile::commit() {
 }
 
 }  // namespace vkalex::detail
+
+namespace vkalex {
+
+void write_file_atomically(const std::string& path, std::string_view contents) {
+  detail::AtomicFile f(path);
+  f.write(contents.data(), contents.size());
+  f.commit();
+}
+
+}  // namespace vkalex

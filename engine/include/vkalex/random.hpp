@@ -1,0 +1,13 @@
+// Reproducible random numbers for tests, checks and initialisation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace vkalex {
+
+// Uniform values in [-scale, scale) from a counter-based generator: the same on every machine.
+std::vector<float> random_uniform(size_t count, uint64_t seed, float scale = 1.0f);
+
+}  // namespace vkalex
