@@ -50,16 +50,23 @@ void print_device(const vkalex::DeviceInfo& d) {
     std::printf("  memory heap %zu    %s%s\n", i, mib(d.heaps[i].size).c_str(),
                 d.heaps[i].device_local ? " (device-local)" : "");
   }
-  std::printf("  subgroup size    %u\n", d.subgroup_size);
+  if (d.subgroup_size_control)
+    std::printf("  subgroup size    %u (settable %u to %u)\n", d.subgroup_size, d.min_subgroup_size, d.max_subgroup_size);
+  else
+    std::printf("  subgroup size    %u\n", d.subgroup_size);
+  std::printf("  workgroups       up to %u invocations (%u x %u x %u), %u KiB shared memory\n",
+              d.max_workgroup_invocations, d.max_workgroup_size[0], d.max_workgroup_size[1], d.max_workgroup_size[2],
+              d.max_shared_memory / 1024);
+  std::printf("  cooperative matrix %s\n", d.cooperative_matrix ? "yes" : "no");
   std::printf("  fp16 arithmetic  %s\n", d.shader_float16 ? "yes" : "no");
   std::printf("  16-bit storage   %s\n", d.storage_buffer_16bit ? "yes" : "no");
   if (d.timestamps)
     std::printf("  timestamps       yes (%.3g ns per tick)\n", d.timestamp_period_ns);
   else
     std::printf("  timestamps       no\n");
-  std::printf("  max binding      %s, max allocation %s, push constants %u bytes\n",
+  std::printf("  max binding      %s, max allocation %s, push constants %u bytes, texel buffers %u elements\n",
               mib(d.max_storage_buffer_range).c_str(), mib(d.max_memory_allocation_size).c_str(),
-              d.max_push_constants_size);
+              d.max_push_constants_size, d.max_texel_buffer_elements);
   if (d.max_loop_iterations)
     std::printf("  loop limit       %u iterations per invocation (kernels split their loops to stay below)\n",
                 d.max_loop_iterations);

@@ -46,6 +46,13 @@ struct DeviceInfo {
   std::array<uint8_t, 16> uuid{};
   std::vector<MemoryHeap> heaps;
   uint32_t subgroup_size = 0;
+  // Where the subgroup size can be chosen per pipeline (VK_EXT_subgroup_size_control or
+  // Vulkan 1.3), the range it can take; otherwise both equal subgroup_size.
+  bool subgroup_size_control = false;
+  uint32_t min_subgroup_size = 0, max_subgroup_size = 0;
+  // Cooperative matrices (VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix) are offered;
+  // no kernel uses them yet.
+  bool cooperative_matrix = false;
   bool shader_float16 = false;     // fp16 arithmetic in shaders
   bool storage_buffer_16bit = false;  // 16-bit values in storage buffers
   bool timestamps = false;         // compute queue can write timestamps
@@ -57,6 +64,9 @@ struct DeviceInfo {
   uint32_t max_push_constants_size = 0;
   std::array<uint32_t, 3> max_workgroup_count{};
   uint32_t max_workgroup_invocations = 0;
+  std::array<uint32_t, 3> max_workgroup_size{};
+  uint32_t max_shared_memory = 0;          // bytes of shared memory per workgroup
+  uint32_t max_texel_buffer_elements = 0;  // texel-buffer kernels need their data within this
   // Loop iterations one shader invocation may run in all before the driver cuts its loops
   // short without an error; 0 where no such limit is known. lavapipe's infinite-loop guard
   // stops at 65,535. Every kernel keeps its trip count within loop_budget() below.

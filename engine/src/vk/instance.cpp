@@ -43,6 +43,7 @@ std::string vendor_name(uint32_t id) {
     case 0x1010: return "Imagination";
     case 0x106B: return "Apple";
     case 0x10005: return "Mesa";
+    case 0x1AE0: return "Google";  // SwiftShader
     default: return hex(id);
   }
 }
@@ -268,6 +269,30 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
   info.max_push_constants_size = base.limits.maxPushConstantsSize;
   for (int i = 0; i < 3; ++i) info.max_workgroup_count[i] = base.limits.maxComputeWorkGroupCount[i];
   info.max_workgroup_invocations = base.limits.maxComputeWorkGroupInvocations;
+  for (int i = 0; i < 3; ++i) info.max_workgroup_size[i] = base.limits.maxComputeWorkGroupSize[i];
+  info.max_shared_memory = base.limits.maxComputeSharedMemorySize;
+  info.max_texel_buffer_elements = base.limits.maxTexelBufferElements;
+  info.min_subgroup_size = info.max_subgroup_size = info.subgroup_size;
+  const bool v13 = base.apiVersion >= VK_API_VERSION_1_3;
+  if (v13 || has_extension(device, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) {
+    VkPhysicalDeviceSubgroupSizeControlFeaturesEXT control{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &control;
+    vkGetPhysicalDeviceFeatures2(device, &f2);
+    VkPhysicalDeviceSubgroupSizeControlPropertiesEXT range{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &range;
+    vkGetPhysicalDeviceProperties2(device, &p2);
+    info.subgroup_size_control = control.subgroupSizeControl == VK_TRUE && control.computeFullSubgroups == VK_TRUE;
+    if (info.subgroup_size_control) {
+      info.min_subgroup_size = range.minSubgroupSize;
+      info.max_subgroup_size = range.maxSubgroupSize;
+    }
+  }
+  info.cooperative_matrix = has_extension(device, "VK_KHR_cooperative_matrix") ||
+                            has_extension(device, "VK_NV_cooperative_matrix");
   // llvmpipe (lavapipe) ends every loop of an invocation once 65,535 iterations have run in
   // all (gallivm's guard against infinite loops) and reports nothing; Mesa 22.3 measured here.
   const bool llvmpipe = info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE ||
