@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "base/atomic_file.hpp"
+#include "vk/spirv_reflect.hpp"
 #include "vk/device.hpp"
 #include "vkalex/error.hpp"
 
@@ -28,6 +29,33 @@ const EmbeddedShader& find_shader(const std::string& name) {
   for (const auto& s : kEmbeddedShaders)
     if (name == s.name) return s;
   throw Error("no embedded shader named \"" + name + "\" (the build compiles shaders/*.comp)");
+}
+
+// The host side of an op writes its push constants as a C++ struct of 32-bit members, binds
+// its buffers and sets specialization constants by position: each must match the shader
+// exactly, or the kernel reads garbage without any error from the driver.
+void check_interface(const PipelineKey& key, const ShaderInterface& s) {
+  auto mismatch = [&](const std::string& what) {
+    return Error("shader " + key.shader + " and its op disagree: " + what);
+  };
+  if (s.push_bytes != key.push_constant_bytes) {
+    throw mismatch("the shader's push constants take " + std::to_string(s.push_bytes) + " bytes, the op gives " +
+                   std::to_string(key.push_constant_bytes));
+  }
+  for (size_t m = 0; m < s.push_members.size(); ++m) {
+    if (s.push_members[m].offset != 4 * m) {
+      throw mismatch("push-constant member " + std::to_string(m) + " is at byte " +
+                     std::to_string(s.push_members[m].offset) + ", the op's struct has it at " + std::to_string(4 * m));
+    }
+  }
+  if (s.bindings != key.bindings) {
+    throw mismatch("the shader declares " + std::to_string(s.bindings) + " bindings, the op binds " +
+                   std::to_string(key.bindings));
+  }
+  if (s.spec_constants != key.specialization.size()) {
+    throw mismatch("the shader declares " + std::to_string(s.spec_constants) +
+                   " specialization constants, the op sets " + std::to_string(key.specialization.size()));
+  }
 }
 
 // Our file wraps the driver's blob: magic, version, blob size and CRC-32, then the blob.
@@ -180,6 +208,7 @@ const Pipeline& PipelineStore::get(const PipelineKey& key) {
                 " bytes of push constants; the device allows " +
                 std::to_string(d.limits.maxPushConstantsSize));
   }
+  check_interface(key, reflect_shader(key.shader, shader.code, shader.words));
   auto p = std::make_unique<Pipeline>();
   p->bindings = key.bindings;
   p->push_constant_bytes = key.push_constant_bytes;
