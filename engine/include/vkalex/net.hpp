@@ -11,6 +11,7 @@
 #include "vkalex/context.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/model.hpp"
+#include "vkalex/plan.hpp"
 #include "vkalex/recorder.hpp"
 #include "vkalex/safetensors.hpp"
 
@@ -52,6 +53,8 @@ class Net {
   // this itself when the batch size changes.
   void prepare(uint32_t batch);
   uint32_t batch() const { return batch_; }
+  // The plan the recorded forward pass walks (valid after prepare() or forward()).
+  const Plan& plan() const;
 
   // Runs the recorded forward pass on `input` ([batch, C, H, W]): one upload, one submit,
   // one download of logits and probabilities together.

@@ -46,6 +46,8 @@ class Trainer {
   StepStats step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params);
 
   uint32_t batch() const { return batch_; }
+  // The plan the recorded step walks.
+  const Plan& plan() const;
   std::map<std::string, HostTensor> momentum() const;
   void set_momentum(const std::map<std::string, HostTensor>& momentum);
   // How many times the step has been recorded (once per Trainer: every step replays it).

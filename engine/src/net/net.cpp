@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "net/cpu_walk.hpp"
 #include "vkalex/random.hpp"
 #include "vkalex/error.hpp"
 
@@ -26,17 +27,14 @@ namespace {
 constexpr uint64_t kViewAlign = 256;
 uint64_t align_up(uint64_t v) { return (v + kViewAlign - 1) / kViewAlign * kViewAlign; }
 
-// Whether layer i's output goes straight into a ReLU that the producing op can apply itself.
-bool relu_follows(const ModelDesc& m, size_t i) {
-  return i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu;
-}
 }  // namespace
 
 struct Net::State {
   std::map<std::string, Tensor> params;
   // For one batch size:
+  Plan plan;
   Tensor input;                    // [N, C, H, W]
-  std::vector<Tensor> activations;  // per layer (empty where the layer makes none)
+  std::vector<Tensor> activations;  // per plan op
   Tensor output;                   // logits, then probabilities at an aligned offset
   Tensor logits, probabilities;    // views of output
   Tensor input_staging, output_staging;  // host-visible copies where device memory is not
@@ -114,7 +112,7 @@ void Net::prepare(uint32_t batch) {
   s.activations.clear();
   batch_ = 0;
 
-  const auto shapes = layer_shapes(model_, batch);
+  s.plan = lower(model_, batch, ctx.device());
   s.input = ctx.tensor(model_.input_shape(batch));
   const uint64_t out_elems = uint64_t(batch) * model_.classes;
   const uint64_t probs_offset = align_up(out_elems * sizeof(float));
@@ -132,61 +130,54 @@ void Net::prepare(uint32_t batch) {
   rec.begin();
   if (!s.input_staging.empty()) rec.copy(s.input_staging, s.input);
   Tensor cur = s.input;
-  s.activations.resize(model_.layers.size());
-  for (size_t i = 0; i < model_.layers.size(); ++i) {
-    const LayerDesc& l = model_.layers[i];
-    Tensor& y = s.activations[i];
-    switch (l.type) {
-      case LayerType::Conv2d: {
-        y = ctx.tensor(shapes[i]);
-        Conv2dParams p = l.conv;
-        p.relu = relu_follows(model_, i);
-        ops::conv2d(rec, cur, s.params.at(l.weight), l.bias.empty() ? nullptr : &s.params.at(l.bias), y, p);
-        cur = y;
-        if (p.relu) ++i;  // the ReLU is done
+  for (const PlanOp& op : s.plan.ops) {
+    Tensor y;
+    const Tensor* bias = op.bias.empty() ? nullptr : &s.params.at(op.bias);
+    switch (op.kind) {
+      case OpKind::Conv2d:
+        y = ctx.tensor(op.out);
+        ops::conv2d(rec, cur, s.params.at(op.weight), bias, y, op.conv);
         break;
-      }
-      case LayerType::Linear: {
-        y = ctx.tensor(shapes[i]);
-        const bool relu = relu_follows(model_, i);
-        ops::linear(rec, cur, s.params.at(l.weight), l.bias.empty() ? nullptr : &s.params.at(l.bias), y, relu);
-        cur = y;
-        if (relu) ++i;
+      case OpKind::Linear:
+        y = ctx.tensor(op.out);
+        ops::linear(rec, cur, s.params.at(op.weight), bias, y, op.relu);
         break;
-      }
-      case LayerType::Relu:
-        y = ctx.tensor(shapes[i]);
+      case OpKind::Relu:
+        y = ctx.tensor(op.out);
         ops::relu(rec, cur, y);
-        cur = y;
         break;
-      case LayerType::Lrn:
-        y = ctx.tensor(shapes[i]);
-        ops::lrn(rec, cur, y, l.lrn);
-        cur = y;
+      case OpKind::Lrn:
+        y = ctx.tensor(op.out);
+        ops::lrn(rec, cur, y, op.lrn);
         break;
-      case LayerType::MaxPool:
-        y = ctx.tensor(shapes[i]);
-        ops::max_pool(rec, cur, y, nullptr, l.pool);
-        cur = y;
+      case OpKind::MaxPool:
+        y = ctx.tensor(op.out);
+        ops::max_pool(rec, cur, y, nullptr, op.pool);
         break;
-      case LayerType::AdaptiveAvgPool:  // checked to be the identity
+      case OpKind::Dropout:
+        y = ops::dropout_inference(rec, cur);
         break;
-      case LayerType::Flatten:
-        cur = cur.reshaped(shapes[i]);
+      case OpKind::Reshape:
+        y = cur.reshaped(op.out);
         break;
-      case LayerType::Dropout:
-        cur = ops::dropout_inference(rec, cur);
-        break;
-      case LayerType::Softmax:
+      case OpKind::Softmax:
         rec.copy(cur, s.logits);
         ops::softmax(rec, cur, s.probabilities);
+        y = s.probabilities;
         break;
     }
+    s.activations.push_back(y);
+    cur = y;
   }
   if (!s.output_staging.empty()) rec.copy(s.output, s.output_staging);
   rec.end();
   batch_ = batch;
   ++records_;
+}
+
+const Plan& Net::plan() const {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": no plan before prepare() or forward()");
+  return state_->plan;
 }
 
 void Net::check_input(const HostTensor& input) const {
@@ -222,31 +213,57 @@ ForwardResult Net::forward(const HostTensor& input) {
 ForwardResult Net::forward_cpu(const HostTensor& input) const {
   check_input(input);
   const auto params = parameters();
-  auto param = [&](const std::string& name) -> const HostTensor* {
-    return name.empty() ? nullptr : &params.at(name);
-  };
+  const Plan plan = lower(model_, input.shape[0], context_->device());
   HostTensor cur = input;
   ForwardResult r;
   r.batch = input.shape[0];
   r.classes = model_.classes;
-  for (const LayerDesc& l : model_.layers) {
-    switch (l.type) {
-      case LayerType::Conv2d: cur = cpu::conv2d(cur, *param(l.weight), param(l.bias), l.conv); break;
-      case LayerType::Linear: cur = cpu::linear(cur, *param(l.weight), param(l.bias), false); break;
-      case LayerType::Relu: cur = cpu::relu(cur); break;
-      case LayerType::Lrn: cur = cpu::lrn(cur, l.lrn); break;
-      case LayerType::MaxPool: cur = cpu::max_pool(cur, l.pool).y; break;
-      case LayerType::AdaptiveAvgPool: break;
-      case LayerType::Flatten: cur.shape = Shape{cur.shape[0], static_cast<uint32_t>(cur.shape.numel() / cur.shape[0])}; break;
-      case LayerType::Dropout: cur = cpu::dropout_inference(cur); break;
-      case LayerType::Softmax:
-        r.logits = cur.data;
-        cur = cpu::softmax(cur);
-        break;
-    }
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind == OpKind::Softmax) r.logits = cur.data;
+    cur = detail::cpu_forward_op(op, cur, params, false, 0, 0).y;
   }
   r.probabilities = cur.data;
   return r;
 }
+
+namespace detail {
+
+CpuForward cpu_forward_op(const PlanOp& op, const HostTensor& x, const std::map<std::string, HostTensor>& params,
+                          bool training, uint32_t seed, uint32_t step) {
+  const HostTensor* bias = op.bias.empty() ? nullptr : &params.at(op.bias);
+  CpuForward r;
+  switch (op.kind) {
+    case OpKind::Conv2d: {
+      Conv2dParams p = op.conv;
+      p.relu = false;
+      r.y = cpu::conv2d(x, params.at(op.weight), bias, p);
+      break;
+    }
+    case OpKind::Linear:
+      r.y = cpu::linear(x, params.at(op.weight), bias, false);
+      break;
+    case OpKind::Relu: r.y = cpu::relu(x); break;
+    case OpKind::Lrn: r.y = cpu::lrn(x, op.lrn); break;
+    case OpKind::MaxPool: {
+      auto m = cpu::max_pool(x, op.pool);
+      r.y = std::move(m.y);
+      r.argmax = std::move(m.argmax);
+      break;
+    }
+    case OpKind::Dropout: r.y = training ? cpu::dropout(x, op.dropout, seed, step) : cpu::dropout_inference(x); break;
+    case OpKind::Reshape:
+      r.y = x;
+      r.y.shape = op.out;
+      break;
+    case OpKind::Softmax: r.y = cpu::softmax(x); break;
+  }
+  if (op.relu) {
+    r.pre_relu = r.y;
+    r.y = cpu::relu(r.pre_relu);
+  }
+  return r;
+}
+
+}  // namespace detail
 
 }  // namespace vkalex

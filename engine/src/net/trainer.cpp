@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 
+#include "net/cpu_walk.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
 
@@ -80,11 +81,11 @@ void follow_relu_ties(const HostTensor& x, const HostTensor& device_y, HostTenso
 // Where the device picked another element of a window and its value here is within rounding
 // of this window's maximum, take the device's pick.
 void follow_pool_ties(const HostTensor& x, const MaxPoolParams& p, const std::vector<uint32_t>& device_argmax,
-                      cpu::MaxPoolResult<float>& r, size_t* followed) {
+                      HostTensor& y, std::vector<uint32_t>& argmax, size_t* followed) {
   const double window = kTieWindow * rms(x);
-  const uint64_t H = x.shape[2], W = x.shape[3], OH = r.y.shape[2], OW = r.y.shape[3];
-  for (size_t o = 0; o < r.argmax.size(); ++o) {
-    const uint32_t mine = r.argmax[o], theirs = device_argmax[o];
+  const uint64_t H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3];
+  for (size_t o = 0; o < argmax.size(); ++o) {
+    const uint32_t mine = argmax[o], theirs = device_argmax[o];
     if (mine == theirs || theirs >= x.data.size()) continue;
     // Only a pick inside this output's own window (same image and channel) can be a tie.
     const int64_t oy = int64_t(o / OW % OH), ox = int64_t(o % OW);
@@ -93,16 +94,13 @@ void follow_pool_ties(const HostTensor& x, const MaxPoolParams& p, const std::ve
     const bool inside = theirs / (H * W) == o / (OH * OW) && iy >= y0 && iy < y0 + p.kernel_h && ix >= x0 &&
                         ix < x0 + p.kernel_w;
     if (inside && double(x.data[mine]) - double(x.data[theirs]) <= window) {
-      r.argmax[o] = theirs;
-      r.y.data[o] = x.data[theirs];
+      argmax[o] = theirs;
+      y.data[o] = x.data[theirs];
       if (followed) ++*followed;
     }
   }
 }
 
-bool relu_follows(const ModelDesc& m, size_t i) {
-  return i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu;
-}
 
 std::vector<uint32_t> words(const StepParams& p) {
   std::vector<uint32_t> w(8);
@@ -117,6 +115,7 @@ struct Trainer::State {
   Tensor images_staging, labels_staging, params_staging, stats_staging;
   std::map<std::string, Tensor> grads, momentum;
   std::vector<Tensor> keep;  // activations and their gradients, alive as long as the recording
+  Plan plan;
   std::vector<std::pair<std::string, Tensor>> outputs, argmax;  // the forward pass, by layer
   std::unique_ptr<Recorder> recorder;
 };
@@ -127,7 +126,8 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
   const ModelDesc& m = net.model();
   State& s = *state_;
   Context& ctx = context;
-  const auto shapes = layer_shapes(m, batch);
+  s.plan = lower(m, batch, ctx.device());
+  const Plan& plan = s.plan;
   s.images = ctx.tensor(m.input_shape(batch));
   s.labels = ctx.tensor(Shape{batch}, DType::U32);
   s.params = ctx.tensor(Shape{8}, DType::U32);
@@ -154,134 +154,117 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
     rec.copy(s.params_staging, s.params);
   }
 
-  // Forward, keeping what the backward pass needs: each layer's input and output.
+  // Forward, keeping what the backward pass needs: each op's input and output.
   struct Saved {
     Tensor x, y, argmax;
-    bool fused_relu = false;
   };
-  std::vector<Saved> saved(m.layers.size());
+  std::vector<Saved> saved(plan.ops.size());
   Tensor cur = s.images;
   auto keep = [&](Tensor t) {
     s.keep.push_back(t);
     return t;
   };
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    const LayerDesc& l = m.layers[i];
+  auto param = [&](const std::string& name) -> const Tensor& { return net.parameter_tensor(name); };
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const PlanOp& op = plan.ops[i];
     Saved& sv = saved[i];
     sv.x = cur;
-    switch (l.type) {
-      case LayerType::Conv2d: {
-        sv.y = keep(ctx.tensor(shapes[i]));
-        Conv2dParams p = l.conv;
-        p.relu = sv.fused_relu = relu_follows(m, i);
-        ops::conv2d(rec, cur, net.parameter_tensor(l.weight), l.bias.empty() ? nullptr : &net.parameter_tensor(l.bias), sv.y, p);
+    const Tensor* bias = op.bias.empty() ? nullptr : &param(op.bias);
+    switch (op.kind) {
+      case OpKind::Conv2d:
+        sv.y = keep(ctx.tensor(op.out));
+        ops::conv2d(rec, cur, param(op.weight), bias, sv.y, op.conv);
         break;
-      }
-      case LayerType::Linear:
-        sv.y = keep(ctx.tensor(shapes[i]));
-        sv.fused_relu = relu_follows(m, i);
-        ops::linear(rec, cur, net.parameter_tensor(l.weight), l.bias.empty() ? nullptr : &net.parameter_tensor(l.bias), sv.y,
-                    sv.fused_relu);
+      case OpKind::Linear:
+        sv.y = keep(ctx.tensor(op.out));
+        ops::linear(rec, cur, param(op.weight), bias, sv.y, op.relu);
         break;
-      case LayerType::Relu:
-        if (i > 0 && saved[i - 1].fused_relu) {
-          sv.y = cur;  // done by the layer before
-        } else {
-          sv.y = keep(ctx.tensor(shapes[i]));
-          ops::relu(rec, cur, sv.y);
-        }
+      case OpKind::Relu:
+        sv.y = keep(ctx.tensor(op.out));
+        ops::relu(rec, cur, sv.y);
         break;
-      case LayerType::Lrn:
-        sv.y = keep(ctx.tensor(shapes[i]));
-        ops::lrn(rec, cur, sv.y, l.lrn);
+      case OpKind::Lrn:
+        sv.y = keep(ctx.tensor(op.out));
+        ops::lrn(rec, cur, sv.y, op.lrn);
         break;
-      case LayerType::MaxPool:
-        sv.y = keep(ctx.tensor(shapes[i]));
-        sv.argmax = keep(ctx.tensor(shapes[i], DType::U32));
-        ops::max_pool(rec, cur, sv.y, &sv.argmax, l.pool);
+      case OpKind::MaxPool:
+        sv.y = keep(ctx.tensor(op.out));
+        sv.argmax = keep(ctx.tensor(op.out, DType::U32));
+        ops::max_pool(rec, cur, sv.y, &sv.argmax, op.pool);
         break;
-      case LayerType::AdaptiveAvgPool:
-        sv.y = cur;
+      case OpKind::Dropout:
+        sv.y = keep(ctx.tensor(op.out));
+        ops::dropout(rec, cur, sv.y, op.dropout, s.params);
         break;
-      case LayerType::Flatten:
-        sv.y = cur.reshaped(shapes[i]);
+      case OpKind::Reshape:
+        sv.y = cur.reshaped(op.out);
         break;
-      case LayerType::Dropout:
-        sv.y = keep(ctx.tensor(shapes[i]));
-        ops::dropout(rec, cur, sv.y, l.dropout, s.params);
-        break;
-      case LayerType::Softmax:
+      case OpKind::Softmax:  // the loss below takes the logits
         sv.y = cur;
         break;
     }
     cur = sv.y;
-    s.outputs.emplace_back(l.name, sv.y);
-    if (!sv.argmax.empty()) s.argmax.emplace_back(l.name, sv.argmax);
+    s.outputs.emplace_back(op.name, sv.y);
+    if (op.relu) s.outputs.emplace_back(op.relu_layer, sv.y);
+    if (!sv.argmax.empty()) s.argmax.emplace_back(op.name, sv.argmax);
   }
 
   // Loss: gradient of the mean cross-entropy with respect to the logits.
   Tensor grad = keep(ctx.tensor(cur.shape()));
   ops::softmax_cross_entropy(rec, cur, s.labels, grad, s.stats);
 
-  // Backward, last layer first; `grad` is the gradient of the current layer's output.
-  size_t first_param_layer = m.layers.size();
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    if (m.layers[i].type == LayerType::Conv2d || m.layers[i].type == LayerType::Linear) {
-      first_param_layer = i;
-      break;
-    }
-  }
-  for (size_t i = m.layers.size(); i-- > 0;) {
-    const LayerDesc& l = m.layers[i];
+  // Backward, last op first, down to the first op with parameters; `grad` is the gradient of
+  // the current op's output.
+  const size_t first = plan.first_parameter_op();
+  for (size_t i = plan.ops.size(); i-- > first;) {
+    const PlanOp& op = plan.ops[i];
     const Saved& sv = saved[i];
-    if (i < first_param_layer) break;  // nothing below needs a gradient
-    switch (l.type) {
-      case LayerType::Conv2d:
-      case LayerType::Linear: {
-        if (sv.fused_relu) ops::relu_backward(rec, grad, sv.y, grad);
-        const bool conv = l.type == LayerType::Conv2d;
-        Conv2dParams p = l.conv;
+    switch (op.kind) {
+      case OpKind::Conv2d:
+      case OpKind::Linear: {
+        if (op.relu) ops::relu_backward(rec, grad, sv.y, grad);
+        const bool conv = op.kind == OpKind::Conv2d;
+        Conv2dParams p = op.conv;
         p.relu = false;
         if (conv) {
-          ops::conv2d_backward_weight(rec, grad, sv.x, s.grads.at(l.weight), p);
+          ops::conv2d_backward_weight(rec, grad, sv.x, s.grads.at(op.weight), p);
         } else {
-          ops::linear_backward_weight(rec, grad, sv.x, s.grads.at(l.weight));
+          ops::linear_backward_weight(rec, grad, sv.x, s.grads.at(op.weight));
         }
-        if (!l.bias.empty()) ops::bias_backward(rec, grad, s.grads.at(l.bias));
-        if (i > first_param_layer) {
+        if (!op.bias.empty()) ops::bias_backward(rec, grad, s.grads.at(op.bias));
+        if (i > first) {
           Tensor gx = keep(ctx.tensor(sv.x.shape()));
           if (conv) {
-            ops::conv2d_backward_data(rec, grad, net.parameter_tensor(l.weight), gx, p);
+            ops::conv2d_backward_data(rec, grad, param(op.weight), gx, p);
           } else {
-            ops::linear_backward_data(rec, grad, net.parameter_tensor(l.weight), gx);
+            ops::linear_backward_data(rec, grad, param(op.weight), gx);
           }
           grad = gx;
         }
         break;
       }
-      case LayerType::Relu:
-        if (!(i > 0 && saved[i - 1].fused_relu)) ops::relu_backward(rec, grad, sv.y, grad);
+      case OpKind::Relu:
+        ops::relu_backward(rec, grad, sv.y, grad);
         break;
-      case LayerType::Lrn: {
+      case OpKind::Lrn: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
-        ops::lrn_backward(rec, grad, sv.x, gx, l.lrn);
+        ops::lrn_backward(rec, grad, sv.x, gx, op.lrn);
         grad = gx;
         break;
       }
-      case LayerType::MaxPool: {
+      case OpKind::MaxPool: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
-        ops::max_pool_backward(rec, grad, sv.argmax, gx, l.pool);
+        ops::max_pool_backward(rec, grad, sv.argmax, gx, op.pool);
         grad = gx;
         break;
       }
-      case LayerType::Dropout:
-        ops::dropout_backward(rec, grad, grad, l.dropout, s.params);
+      case OpKind::Dropout:
+        ops::dropout_backward(rec, grad, grad, op.dropout, s.params);
         break;
-      case LayerType::Flatten:
+      case OpKind::Reshape:
         grad = grad.reshaped(sv.x.shape());
         break;
-      case LayerType::AdaptiveAvgPool:
-      case LayerType::Softmax:
+      case OpKind::Softmax:
         break;
     }
   }
@@ -319,6 +302,8 @@ StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& l
   return r;
 }
 
+const Plan& Trainer::plan() const { return state_->plan; }
+
 ForwardRecord Trainer::last_forward() const {
   ForwardRecord r;
   for (const auto& [name, t] : state_->outputs) r.outputs.emplace(name, HostTensor(t.shape(), context_->download(t)));
@@ -350,69 +335,66 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
   const uint32_t batch = images.shape.rank() ? images.shape[0] : 0;
   if (followed) *followed = 0;
   check_batch(m, images, labels, batch);
-  auto param = [&](const std::string& name) -> const HostTensor* { return name.empty() ? nullptr : &params.at(name); };
+  const Plan plan = lower(m, batch, DeviceInfo{});
   struct Saved {
     HostTensor x, y;
     std::vector<uint32_t> argmax;
   };
-  std::vector<Saved> saved(m.layers.size());
+  std::vector<Saved> saved(plan.ops.size());
   HostTensor cur = images;
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    const LayerDesc& l = m.layers[i];
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const PlanOp& op = plan.ops[i];
     saved[i].x = cur;
-    switch (l.type) {
-      case LayerType::Conv2d: cur = cpu::conv2d(cur, *param(l.weight), param(l.bias), l.conv); break;
-      case LayerType::Linear: cur = cpu::linear(cur, *param(l.weight), param(l.bias), false); break;
-      case LayerType::Relu:
-        cur = cpu::relu(cur);
-        if (follow) follow_relu_ties(saved[i].x, follow_output(*follow, l.name, cur.shape), cur, followed);
-        break;
-      case LayerType::Lrn: cur = cpu::lrn(cur, l.lrn); break;
-      case LayerType::MaxPool: {
-        auto r = cpu::max_pool(cur, l.pool);
-        if (follow) {
-          auto it = follow->argmax.find(l.name);
-          if (it == follow->argmax.end() || it->second.size() != r.argmax.size()) {
-            throw Error("train_step_cpu: the recorded forward has no argmax of " + l.name + " " + r.y.shape.str());
-          }
-          follow_pool_ties(saved[i].x, l.pool, it->second, r, followed);
-        }
-        cur = std::move(r.y);
-        saved[i].argmax = std::move(r.argmax);
-        break;
-      }
-      case LayerType::Flatten: cur.shape = Shape{cur.shape[0], static_cast<uint32_t>(cur.shape.numel() / cur.shape[0])}; break;
-      case LayerType::Dropout: cur = cpu::dropout(cur, l.dropout, sp.seed, sp.step); break;
-      case LayerType::AdaptiveAvgPool:
-      case LayerType::Softmax: break;
+    if (op.kind == OpKind::Softmax) {  // the fused loss below takes the logits
+      saved[i].y = cur;
+      continue;
     }
+    auto r = detail::cpu_forward_op(op, cur, params, true, sp.seed, sp.step);
+    if (follow && op.relu) {
+      follow_relu_ties(r.pre_relu, follow_output(*follow, op.name, r.y.shape), r.y, followed);
+    } else if (follow && op.kind == OpKind::Relu) {
+      follow_relu_ties(cur, follow_output(*follow, op.name, r.y.shape), r.y, followed);
+    } else if (follow && op.kind == OpKind::MaxPool) {
+      auto it = follow->argmax.find(op.name);
+      if (it == follow->argmax.end() || it->second.size() != r.argmax.size()) {
+        throw Error("train_step_cpu: the recorded forward has no argmax of " + op.name + " " + r.y.shape.str());
+      }
+      follow_pool_ties(cur, op.pool, it->second, r.y, r.argmax, followed);
+    }
+    cur = std::move(r.y);
     saved[i].y = cur;
+    saved[i].argmax = std::move(r.argmax);
   }
   auto loss = cpu::softmax_cross_entropy(cur, labels);
   StepStats stats{loss.loss, loss.correct, batch};
   std::map<std::string, HostTensor> grads;
   HostTensor g = std::move(loss.dlogits);
-  for (size_t i = m.layers.size(); i-- > 0;) {
-    const LayerDesc& l = m.layers[i];
+  const size_t first = plan.first_parameter_op();
+  for (size_t i = plan.ops.size(); i-- > first;) {
+    const PlanOp& op = plan.ops[i];
     const Saved& sv = saved[i];
-    switch (l.type) {
-      case LayerType::Conv2d:
-        grads[l.weight] = cpu::conv2d_backward_weight(g, sv.x, params.at(l.weight).shape, l.conv);
-        if (!l.bias.empty()) grads[l.bias] = cpu::bias_backward(g);
-        g = cpu::conv2d_backward_data(g, params.at(l.weight), sv.x.shape, l.conv);
+    switch (op.kind) {
+      case OpKind::Conv2d:
+      case OpKind::Linear: {
+        if (op.relu) g = cpu::relu_backward(g, sv.y);
+        Conv2dParams p = op.conv;
+        p.relu = false;
+        const bool conv = op.kind == OpKind::Conv2d;
+        grads[op.weight] = conv ? cpu::conv2d_backward_weight(g, sv.x, params.at(op.weight).shape, p)
+                                : cpu::linear_backward_weight(g, sv.x);
+        if (!op.bias.empty()) grads[op.bias] = cpu::bias_backward(g);
+        if (i > first) {
+          g = conv ? cpu::conv2d_backward_data(g, params.at(op.weight), sv.x.shape, p)
+                   : cpu::linear_backward_data(g, params.at(op.weight));
+        }
         break;
-      case LayerType::Linear:
-        grads[l.weight] = cpu::linear_backward_weight(g, sv.x);
-        if (!l.bias.empty()) grads[l.bias] = cpu::bias_backward(g);
-        g = cpu::linear_backward_data(g, params.at(l.weight));
-        break;
-      case LayerType::Relu: g = cpu::relu_backward(g, sv.y); break;
-      case LayerType::Lrn: g = cpu::lrn_backward(g, sv.x, l.lrn); break;
-      case LayerType::MaxPool: g = cpu::max_pool_backward(g, sv.argmax, sv.x.shape); break;
-      case LayerType::Flatten: g.shape = sv.x.shape; break;
-      case LayerType::Dropout: g = cpu::dropout_backward(g, l.dropout, sp.seed, sp.step); break;
-      case LayerType::AdaptiveAvgPool:
-      case LayerType::Softmax: break;
+      }
+      case OpKind::Relu: g = cpu::relu_backward(g, sv.y); break;
+      case OpKind::Lrn: g = cpu::lrn_backward(g, sv.x, op.lrn); break;
+      case OpKind::MaxPool: g = cpu::max_pool_backward(g, sv.argmax, sv.x.shape); break;
+      case OpKind::Reshape: g.shape = sv.x.shape; break;
+      case OpKind::Dropout: g = cpu::dropout_backward(g, op.dropout, sp.seed, sp.step); break;
+      case OpKind::Softmax: break;
     }
   }
   const SgdParams sgd{sp.lr, sp.momentum, sp.weight_decay};

@@ -1,0 +1,116 @@
+// Lowering a model description into a plan: the one place that interprets its layers.
+#include "vkalex/plan.hpp"
+
+#include "vkalex/error.hpp"
+
+namespace vkalex {
+
+const char* op_kind_name(OpKind kind) {
+  switch (kind) {
+    case OpKind::Conv2d: return "conv2d";
+    case OpKind::Linear: return "linear";
+    case OpKind::Relu: return "relu";
+    case OpKind::Lrn: return "lrn";
+    case OpKind::MaxPool: return "max_pool";
+    case OpKind::Dropout: return "dropout";
+    case OpKind::Reshape: return "reshape";
+    case OpKind::Softmax: return "softmax";
+  }
+  return "?";
+}
+
+uint64_t Plan::flop() const {
+  uint64_t total = 0;
+  for (const PlanOp& op : ops) total += op.flop;
+  return total;
+}
+
+size_t Plan::first_parameter_op() const {
+  for (size_t i = 0; i < ops.size(); ++i)
+    if (ops[i].kind == OpKind::Conv2d || ops[i].kind == OpKind::Linear) return i;
+  return ops.size();
+}
+
+Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device) {
+  (void)device;  // one kernel per op so far; the registry of variants will choose by device
+  if (batch == 0) throw Error("model " + m.name + ": batch size must be at least 1");
+  const std::vector<Shape> shapes = layer_shapes(m, batch);
+  Plan plan;
+  plan.model = m.name;
+  plan.batch = batch;
+  plan.input = m.input_shape(batch);
+  plan.classes = m.classes;
+  Shape in = plan.input;
+  constexpr uint64_t f = sizeof(float);
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerDesc& l = m.layers[i];
+    PlanOp op;
+    op.name = l.name;
+    op.layer = i;
+    op.in = in;
+    op.out = shapes[i];
+    const uint64_t in_bytes = in.numel() * f, out_bytes = op.out.numel() * f;
+    op.bytes = in_bytes + out_bytes;
+    const bool relu_next = i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu;
+    switch (l.type) {
+      case LayerType::Conv2d: {
+        op.kind = OpKind::Conv2d;
+        op.kernel = "conv2d_forward";
+        op.weight = l.weight;
+        op.bias = l.bias;
+        op.conv = l.conv;
+        const uint64_t taps = uint64_t(in[1] / l.conv.groups) * l.kernel_h * l.kernel_w;
+        op.flop = 2 * op.out.numel() * taps + (l.bias.empty() ? 0 : op.out.numel());
+        op.bytes += (uint64_t(l.out_channels) * taps + (l.bias.empty() ? 0 : l.out_channels)) * f;
+        break;
+      }
+      case LayerType::Linear: {
+        op.kind = OpKind::Linear;
+        op.kernel = "linear_forward";
+        op.weight = l.weight;
+        op.bias = l.bias;
+        op.flop = 2 * op.out.numel() * in[1] + (l.bias.empty() ? 0 : op.out.numel());
+        op.bytes += (uint64_t(l.out_features) * in[1] + (l.bias.empty() ? 0 : l.out_features)) * f;
+        break;
+      }
+      case LayerType::Relu:
+        op.kind = OpKind::Relu;
+        op.kernel = "relu_forward";
+        break;
+      case LayerType::Lrn:
+        op.kind = OpKind::Lrn;
+        op.kernel = "lrn_forward";
+        op.lrn = l.lrn;
+        break;
+      case LayerType::MaxPool:
+        op.kind = OpKind::MaxPool;
+        op.kernel = "maxpool_forward";
+        op.pool = l.pool;
+        break;
+      case LayerType::Dropout:
+        op.kind = OpKind::Dropout;
+        op.kernel = "dropout_forward";
+        op.dropout = l.dropout;
+        break;
+      case LayerType::AdaptiveAvgPool:  // layer_shapes allows only the identity
+      case LayerType::Flatten:
+        op.kind = OpKind::Reshape;
+        op.bytes = 0;
+        break;
+      case LayerType::Softmax:
+        op.kind = OpKind::Softmax;
+        op.kernel = "softmax_forward";
+        break;
+    }
+    if ((op.kind == OpKind::Conv2d || op.kind == OpKind::Linear) && relu_next) {
+      op.relu = op.conv.relu = true;
+      op.relu_layer = m.layers[i + 1].name;
+      ++i;  // that ReLU is this op's
+    }
+    in = op.out;
+    plan.ops.push_back(std::move(op));
+  }
+  return plan;
+}
+
+}  // namespace vkalex
