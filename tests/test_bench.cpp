@@ -1,6 +1,8 @@
-// samples/bench end to end: it runs, reports what it timed, and refuses bad arguments.
-#include <cstdlib>
-#include <regex>
+// samples/bench end to end: it verifies before timing, reports what it timed with FLOP counts
+// that match a hand count, writes consistent JSON, and refuses bad arguments.
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common.hpp"
@@ -13,26 +15,114 @@ std::pair<int, std::string> run(const std::string& args) {
 
 const std::string kModel = std::string(VKALEX_MODEL_DIR) + "/alexnet-fashion.json";
 
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  REQUIRE(f.good());
+  return nlohmann::json::parse(f);
+}
+
+const nlohmann::json& layer(const nlohmann::json& run, const std::string& name, const std::string& phase) {
+  for (const auto& l : run.at("layers"))
+    if (l.at("name") == name && l.at("phase") == phase) return l;
+  FAIL("no layer " << name << " " << phase);
+  throw std::logic_error("unreachable");
+}
+
+// What every run must say about itself, whatever the mode.
+void check_run(const nlohmann::json& r, uint32_t batch) {
+  CHECK(r.at("batch") == batch);
+  CHECK(r.at("verify").at("passed") == true);
+  CHECK(r.at("verify").at("rel_l2").get<double>() <= 1e-4);
+  const double med = r.at("median_ms"), lo = r.at("min_ms"), hi = r.at("max_ms");
+  CHECK(lo <= med);
+  CHECK(med <= hi);
+  CHECK(r.at("images_per_s").get<double>() == Approx(batch * 1000.0 / med).epsilon(1e-9));
+  CHECK(r.at("gflops").get<double>() == Approx(r.at("flop").get<double>() / (med * 1e6)).epsilon(1e-9));
+  double gpu = 0;
+  for (const auto& l : r.at("layers")) {
+    INFO(l.dump());
+    CHECK(l.at("gpu_ms").get<double>() > 0);  // every layer ran and was timed
+    CHECK(l.at("dispatches").get<int>() >= 1);
+    const double ms = l.at("gpu_ms");
+    CHECK(l.at("gflops").get<double>() == Approx(l.at("flop").get<double>() / (ms * 1e6)).epsilon(1e-9));
+    CHECK(l.at("gbps").get<double>() == Approx(l.at("bytes").get<double>() / (ms * 1e6)).epsilon(1e-9));
+    gpu += ms;
+  }
+  CHECK(r.at("gpu_ms").get<double>() == Approx(gpu).epsilon(1e-9));
+}
+
 }  // namespace
 
-TEST_CASE("bench: times training steps and forward passes and reports images per second", "[bench]") {
-  const auto [status, out] = run("--model " + kModel + " --batch 4 --steps 3 --layers");
+TEST_CASE("bench: forward passes at two batch sizes, FLOP by hand, JSON consistent", "[bench]") {
+  test::TempDir dir;
+  const std::string json = dir / "forward.json";
+  const auto [status, out] = run("--model " + kModel + " --batch 2,4 --repeat 2 --warmup 1 --json " + json);
   INFO(out);
   REQUIRE(status == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(out, m, std::regex("batch 4, train: median ([0-9.]+) ms per step .*, ([0-9.]+) images/s")));
-  const double ms = std::stod(m[1]), ips = std::stod(m[2]);
-  CHECK(ms > 0);
-  CHECK(ips == Approx(4000.0 / ms).epsilon(0.01));
-  // Every kind of op of the step shows up in the per-op GPU times.
-  for (const char* op : {"conv2d ", "conv2d_backward_data", "conv2d_backward_weight", "lrn_backward",
-                         "max_pool_backward", "linear_backward_weight", "softmax_cross_entropy", "sgd_update"}) {
-    CHECK_THAT(out, Catch::Contains(std::string("  ") + op));
+  CHECK_THAT(out, Catch::Contains("verified a forward pass at batch 2 against the CPU reference"));
+  const auto doc = read_json(json);
+  CHECK(doc.at("schema") == "vkalex-bench/1");
+  CHECK(doc.at("model") == "alexnet-fashion");
+  CHECK(doc.at("mode") == "forward");
+  for (const char* key : {"name", "vendor", "driver", "driver_version", "api_version"}) CHECK(doc.at("device").contains(key));
+  CHECK(doc.at("device").at("uuid").get<std::string>().size() == 32);
+  REQUIRE(doc.at("runs").size() == 2);
+  for (int i = 0; i < 2; ++i) {
+    const auto& r = doc.at("runs")[i];
+    const uint64_t n = i == 0 ? 2 : 4;
+    check_run(r, uint32_t(n));
+    // conv1: 24 filters of 1x5x5 over a 28x28 output (padding 2), plus the bias adds.
+    CHECK(layer(r, "conv1", "forward").at("flop") == 2 * n * 24 * 28 * 28 * 25 + n * 24 * 28 * 28);
+    // conv2: groups 2, 12 input channels per group, 3x3, 48 filters over 13x13.
+    CHECK(layer(r, "conv2", "forward").at("flop") == 2 * n * 48 * 13 * 13 * 12 * 9 + n * 48 * 13 * 13);
+    // fc6: 48 x 2 x 2 = 192 features in, 256 out.
+    CHECK(layer(r, "fc6", "forward").at("flop") == 2 * n * 256 * 192 + n * 256);
+    CHECK(layer(r, "fc6", "forward").at("bytes") == 4 * (n * 192 + 256 * 192 + 256 + n * 256));
+    CHECK(layer(r, "norm1", "forward").at("flop") == 0);
+    uint64_t sum = 0;
+    for (const auto& l : r.at("layers")) sum += l.at("flop").get<uint64_t>();
+    CHECK(r.at("flop").get<uint64_t>() == sum);  // a forward pass is its layers
   }
-  const auto [fstatus, fout] = run("--model " + kModel + " --mode forward --batch 2 --steps 1");
-  INFO(fout);
-  CHECK(fstatus == 0);
-  CHECK_THAT(fout, Catch::Contains("batch 2, forward: median"));
+
+  // compare.py turns the file into a table and a chart.
+  const std::string md = dir / "table.md", svg = dir / "chart.svg";
+  const auto [cstatus, cout] = test::run_command("python3 " + std::string(VKALEX_BENCH_DIR) + "/compare.py " + json +
+                                                 " --markdown " + md + " --svg " + svg);
+  INFO(cout);
+  CHECK(cstatus == 0);
+  std::ifstream t(md);
+  const std::string table((std::istreambuf_iterator<char>(t)), std::istreambuf_iterator<char>());
+  CHECK_THAT(table, Catch::Contains("| alexnet-fashion | forward | 2 |") && Catch::Contains("| conv1 forward |"));
+  CHECK(std::ifstream(svg).good());
+}
+
+TEST_CASE("bench: a training step with the device's peak", "[bench]") {
+  test::TempDir dir;
+  const std::string json = dir / "train.json";
+  const auto [status, out] = run("--model " + kModel + " --mode train --batch 4 --repeat 2 --warmup 1 --peak --json " + json);
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK_THAT(out, Catch::Contains("verified a training step at batch 2"));
+  const auto doc = read_json(json);
+  const auto& peak = doc.at("peak");
+  CHECK(peak.at("fma_scalar_gflops").get<double>() > 0);
+  CHECK(peak.at("fma_vec4_gflops").get<double>() > 0);
+  CHECK(peak.at("copy_gbps").get<double>() > 0);
+  const auto& r = doc.at("runs")[0];
+  check_run(r, 4);
+  const uint64_t n = 4;
+  // Backward of conv2: its input gradient and its weight gradient, each as many multiply-adds
+  // as the forward, plus the bias gradient; conv1 (the first layer) has no input gradient.
+  const uint64_t conv2_macs = n * 48 * 13 * 13 * 12 * 9, conv1_macs = n * 24 * 28 * 28 * 25;
+  CHECK(layer(r, "conv2", "backward").at("flop") == 4 * conv2_macs + n * 48 * 13 * 13);
+  CHECK(layer(r, "conv1", "backward").at("flop") == 2 * conv1_macs + n * 24 * 28 * 28);
+  for (const char* name : {"loss", "sgd"}) CHECK(layer(r, name, name == std::string("loss") ? "loss" : "update").at("gpu_ms") > 0);
+  for (const auto& l : r.at("layers")) {
+    const double share = l.at("share_of_peak");
+    CHECK(share > 0);
+    CHECK(share == Approx(l.at("flop").get<double>() ? l.at("gflops").get<double>() / peak.at("fma_vec4_gflops").get<double>()
+                                                     : l.at("gbps").get<double>() / peak.at("copy_gbps").get<double>()));
+  }
 }
 
 TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench][errors]") {
@@ -42,15 +132,21 @@ TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench
     CHECK(status == 1);
     CHECK_THAT(out, Catch::Contains(what));
   };
-  refuse("", "--model is required");
   refuse("--model " + kModel + " --batch 0", "--batch needs a whole number");
-  refuse("--model " + kModel + " --steps x", "--steps needs a whole number");
-  refuse("--model " + kModel + " --mode sideways", "--mode is train or forward");
+  refuse("--model " + kModel + " --batch 4,,8", "--batch needs a whole number");
+  refuse("--model " + kModel + " --batch 4,", "--batch needs sizes like 1,8,32");
+  refuse("--model " + kModel + " --repeat x", "--repeat needs a whole number");
+  refuse("--model " + kModel + " --warmup -1", "--warmup needs a whole number");
+  refuse("--model " + kModel + " --mode sideways", "--mode is forward or train");
   refuse("--model " + kModel + " --frobnicate", "unknown option");
-  refuse("--model " + kModel + " --mode forward --layers", "--layers times training steps only");
+  refuse("--model " + kModel + " --json", "--json needs a value");
   refuse("--model /nonexistent.json", "cannot open the model description");
   refuse("--model " + kModel + " --device nosuchgpu", "no device name contains \"nosuchgpu\"");
+  refuse("--model " + kModel + " --batch 1 --repeat 1 --json /nonexistent/dir/out.json", "cannot write /nonexistent/dir/out.json");
+  const auto [cstatus, cout] = test::run_command("python3 " + std::string(VKALEX_BENCH_DIR) + "/compare.py /nonexistent.json");
+  CHECK(cstatus == 1);
+  CHECK_THAT(cout, Catch::Contains("cannot read /nonexistent.json"));
   const auto [status, help] = run("--help");
   CHECK(status == 0);
-  CHECK_THAT(help, Catch::Contains("--mode") && Catch::Contains("--layers"));
+  CHECK_THAT(help, Catch::Contains("--peak") && Catch::Contains("--json") && Catch::Contains("--repeat"));
 }

@@ -1,12 +1,15 @@
-// samples/bench: how fast a model trains or infers on a device, with synthetic data. Each
-// step is timed on the host (upload, submit, wait, read-back); the median of the steps is
-// reported, and with --layers the GPU time of every kind of op in the last step.
+// samples/bench: how fast a model infers or trains on a device, layer by layer, against the
+// device's own peak. It verifies the plan against the CPU reference before timing anything,
+// times whole passes on the host (upload, submit, wait, read-back) and each layer with GPU
+// timestamps, and writes everything as JSON for comparing devices (compare.py).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,36 +19,58 @@
 namespace {
 
 const char* const kProgram = "bench";
+const char* const kDefaultModel = VKALEX_MODEL_DIR "/alexnet2012.json";
+constexpr double kVerifyTolerance = 1e-4;  // a whole net (DESIGN.md)
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: bench --model FILE.json [--mode train|forward] [--batch B] [--steps N]\n"
-               "             [--layers] [--device N|NAME] [--seed S]\n"
+               "usage: bench [--model FILE.json] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
+               "             [--warmup N] [--peak] [--json FILE] [--no-verify] [--device N|NAME] [--seed S]\n"
                "\n"
-               "Times training steps (forward with dropout, loss, backward, SGD update) or forward\n"
-               "passes of the model on random images and labels, after one untimed warm-up step.\n"
-               "Prints the median and fastest step and images per second (batch / median).\n"
+               "Times whole forward passes (or training steps: forward with dropout, loss,\n"
+               "backward, SGD update) of the model on random data and parameters, then one more\n"
+               "pass with a GPU timestamp around every dispatch for the time of each layer.\n"
+               "Before timing, a pass at batch min(B, 2) is compared with the CPU reference\n"
+               "(relative L2 at most 1e-4); a plan that disagrees is not timed.\n"
                "\n"
-               "  --model FILE.json  model description (parameters are random, He-initialised)\n"
-               "  --mode train|forward  what to time (default train)\n"
-               "  --batch B          images per step (default 8)\n"
-               "  --steps N          timed steps (default 5)\n"
-               "  --layers           also print the GPU time of each kind of op in the last training\n"
-               "                     step (needs timestamp queries on the device)\n"
+               "  --model FILE.json  model description (default: model/alexnet2012.json)\n"
+               "  --mode forward|train  what to time (default forward)\n"
+               "  --batch LIST       batch sizes, comma-separated (default 1)\n"
+               "  --repeat N         timed passes per batch size (default 10)\n"
+               "  --warmup N         untimed passes first (default 2)\n"
+               "  --peak             first measure the device's FMA (scalar, vec4) and copy peaks\n"
+               "                     with the engine's own kernels; layers then show their share\n"
+               "  --json FILE        also write all results to FILE (schema in the README)\n"
+               "  --no-verify        skip the comparison with the CPU reference\n"
                "  --device N|NAME    device index or part of its name (default as in info)\n"
                "  --seed S           seed of the parameters and the data (default 1)\n"
                "  --help             this text\n"
                "\n"
-               "Exit status: 0 on success, 1 on any error.\n");
+               "Per layer: the kernel, GPU ms, FLOP (2 per multiply-add of convolution and\n"
+               "linear layers, 1 per bias add; other ops count bytes only), GFLOP/s, the bytes\n"
+               "the layer must at least move and GB/s; with --peak, the share of the vec4 FMA\n"
+               "peak (or of the copy bandwidth, for layers without FLOP).\n"
+               "\n"
+               "Exit status: 0 on success, 1 on any error (a failed verification included).\n");
 }
 
 struct Options {
-  std::string model, mode = "train";
+  std::string model = kDefaultModel, mode = "forward", json;
   std::optional<std::string> device;
-  uint32_t batch = 8, steps = 5;
+  std::vector<uint32_t> batches{1};
+  uint32_t repeat = 10, warmup = 2;
   uint64_t seed = 1;
-  bool layers = false;
+  bool peak = false, verify = true;
 };
+
+std::vector<uint32_t> parse_batches(const std::string& v) {
+  std::vector<uint32_t> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(uint32_t(vkalex_samples::parse_count(kProgram, "--batch", item, 1, 65535)));
+  if (out.empty() || v.back() == ',') vkalex_samples::die(kProgram, "--batch needs sizes like 1,8,32, got \"" + v + "\"");
+  return out;
+}
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -55,28 +80,34 @@ Options parse(int argc, char** argv) {
       usage(stdout);
       std::exit(0);
     }
-    if (a == "--layers") {
-      o.layers = true;
+    if (a == "--peak") {
+      o.peak = true;
       continue;
     }
-    if (a != "--model" && a != "--mode" && a != "--batch" && a != "--steps" && a != "--device" && a != "--seed") {
+    if (a == "--no-verify") {
+      o.verify = false;
+      continue;
+    }
+    if (a != "--model" && a != "--mode" && a != "--batch" && a != "--repeat" && a != "--warmup" && a != "--json" &&
+        a != "--device" && a != "--seed") {
       vkalex_samples::die(kProgram, "unknown option \"" + a + "\" (see --help)");
     }
     if (i + 1 >= argc) vkalex_samples::die(kProgram, a + " needs a value (see --help)");
     const std::string v = argv[++i];
     if (a == "--model") o.model = v;
     if (a == "--mode") {
-      if (v != "train" && v != "forward") vkalex_samples::die(kProgram, "--mode is train or forward, got \"" + v + "\"");
+      if (v != "train" && v != "forward") vkalex_samples::die(kProgram, "--mode is forward or train, got \"" + v + "\"");
       o.mode = v;
     }
-    if (a == "--batch") o.batch = uint32_t(vkalex_samples::parse_count(kProgram, a, v, 1, 65535));
-    if (a == "--steps") o.steps = uint32_t(vkalex_samples::parse_count(kProgram, a, v, 1, 1000000));
+    if (a == "--batch") o.batches = parse_batches(v);
+    if (a == "--repeat") o.repeat = uint32_t(vkalex_samples::parse_count(kProgram, a, v, 1, 1000000));
+    if (a == "--warmup") o.warmup = uint32_t(vkalex_samples::parse_count(kProgram, a, v, 0, 1000000));
+    if (a == "--json") {
+      if (v.empty()) vkalex_samples::die(kProgram, "--json needs a file name");
+      o.json = v;
+    }
     if (a == "--device") o.device = v;
     if (a == "--seed") o.seed = vkalex_samples::parse_count(kProgram, a, v, 0, UINT64_MAX);
-  }
-  if (o.model.empty()) vkalex_samples::die(kProgram, "--model is required (see --help)");
-  if (o.layers && o.mode != "train") {
-    vkalex_samples::die(kProgram, "--layers times training steps only for now (use --mode train)");
   }
   return o;
 }
@@ -85,6 +116,96 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+std::string hex(const std::array<uint8_t, 16>& bytes) {
+  std::string s;
+  char buf[3];
+  for (uint8_t b : bytes) {
+    std::snprintf(buf, sizeof buf, "%02x", b);
+    s += buf;
+  }
+  return s;
+}
+
+struct Data {
+  vkalex::HostTensor images;
+  std::vector<uint32_t> labels;
+};
+
+Data synthetic_batch(const vkalex::ModelDesc& m, uint32_t batch, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Data d{vkalex::HostTensor(m.input_shape(batch)), std::vector<uint32_t>(batch)};
+  for (float& v : d.images.data) v = normal(rng);
+  for (uint32_t& l : d.labels) l = uint32_t(rng() % m.classes);
+  return d;
+}
+
+// One row of the per-layer table: a plan op's forward, or its backward in a training step,
+// or the loss and the SGD update (no plan op).
+struct LayerRow {
+  std::string name, phase, kind, kernel;
+  double ms = 0;
+  uint64_t flop = 0, bytes = 0;
+  int dispatches = 0;
+  std::map<std::string, double> kernel_ms;  // GPU ms per kernel (dispatch label)
+};
+
+// The work of each timed scope: forward ops as the plan counts them; backward of convolution
+// and linear layers is the weight gradient and (but for the first) the input gradient, each
+// as many multiply-adds as the forward, plus the bias gradient.
+std::vector<LayerRow> layer_rows(const vkalex::Plan& plan, bool train) {
+  std::vector<LayerRow> rows;
+  for (const auto& op : plan.ops) {
+    if (op.kind == vkalex::OpKind::Reshape) continue;
+    if (train && op.kind == vkalex::OpKind::Softmax) continue;  // the fused loss replaces it
+    if (!train && op.kind == vkalex::OpKind::Dropout) continue;  // the identity at inference
+    rows.push_back({op.name, "forward", vkalex::op_kind_name(op.kind), op.kernel, 0, op.flop, op.bytes, 0, {}});
+  }
+  if (!train) return rows;
+  rows.push_back({"loss", "loss", "softmax_cross_entropy", "softmax_xent", 0, 0,
+                  2 * uint64_t(plan.batch) * plan.classes * sizeof(float), 0, {}});
+  const size_t first = plan.first_parameter_op();
+  for (size_t i = plan.ops.size(); i-- > first;) {
+    const auto& op = plan.ops[i];
+    if (op.kind == vkalex::OpKind::Reshape || op.kind == vkalex::OpKind::Softmax) continue;
+    LayerRow r{op.name, "backward", vkalex::op_kind_name(op.kind), "", 0, 0, 0, 0, {}};
+    const uint64_t in_bytes = op.in.numel() * sizeof(float);
+    r.bytes = op.bytes + (i > first ? in_bytes : 0);
+    if (op.kind == vkalex::OpKind::Conv2d || op.kind == vkalex::OpKind::Linear) {
+      const uint64_t bias_adds = op.bias.empty() ? 0 : op.out.numel();
+      r.flop = (op.flop - bias_adds) * (i > first ? 2 : 1) + bias_adds;
+      r.bytes += op.bytes - in_bytes - op.out.numel() * sizeof(float);  // the parameter gradients written
+    }
+    rows.push_back(r);
+  }
+  uint64_t params = 0;
+  for (const auto& op : plan.ops)
+    if (op.kind == vkalex::OpKind::Conv2d || op.kind == vkalex::OpKind::Linear)
+      params += op.bytes - (op.in.numel() + op.out.numel()) * sizeof(float);
+  rows.push_back({"sgd", "update", "sgd_update", "sgd_update", 0, 0, 5 * params, 0, {}});  // w, v, g read; w, v written
+  return rows;
+}
+
+// Adds the dispatch times to the rows by scope ("conv1", "conv1 backward", "loss", "sgd").
+void add_timings(std::vector<LayerRow>& rows, const std::vector<vkalex::DispatchTiming>& timings) {
+  std::map<std::string, LayerRow*> by_scope;
+  for (auto& r : rows) by_scope[r.phase == "backward" ? r.name + " backward" : r.name] = &r;
+  for (const auto& t : timings) {
+    auto it = by_scope.find(t.scope);
+    if (it == by_scope.end()) continue;  // staging copies
+    it->second->ms += t.ms;
+    it->second->dispatches += 1;
+    it->second->kernel_ms[t.label] += t.ms;
+  }
+  // The row names the kernel that took longest (the plan's choice, for forward rows).
+  for (auto& r : rows) {
+    if (!r.kernel.empty() || r.kernel_ms.empty()) continue;
+    r.kernel = std::max_element(r.kernel_ms.begin(), r.kernel_ms.end(), [](const auto& a, const auto& b) {
+                 return a.second < b.second;
+               })->first;
+  }
 }
 
 }  // namespace
@@ -96,56 +217,156 @@ int main(int argc, char** argv) {
     vkalex::ContextOptions copt;
     copt.device = opt.device;
     vkalex::Context ctx(copt);
-    vkalex::Net net(ctx, model);
-    net.set_parameters(vkalex::initial_parameters(model, vkalex::Init::He, opt.seed));
+    const vkalex::DeviceInfo& dev = ctx.device();
+    const bool train = opt.mode == "train";
+    std::printf("device: %s (%s, driver %s %s), model %s, %s\n", dev.name.c_str(), dev.vendor.c_str(),
+                dev.driver_name.c_str(), dev.driver_version_string.c_str(), model.name.c_str(), opt.mode.c_str());
 
-    std::mt19937_64 rng(opt.seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    vkalex::HostTensor images(vkalex::Shape{opt.batch, model.channels, model.height, model.width});
-    for (float& v : images.data) v = normal(rng);
-    std::vector<uint32_t> labels(opt.batch);
-    for (uint32_t& l : labels) l = uint32_t(rng() % model.classes);
+    nlohmann::json out;
+    out["schema"] = "vkalex-bench/1";
+    out["device"] = {{"name", dev.name},
+                     {"vendor", dev.vendor},
+                     {"vendor_id", dev.vendor_id},
+                     {"type", vkalex::device_type_name(dev.type)},
+                     {"driver", dev.driver_name},
+                     {"driver_info", dev.driver_info},
+                     {"driver_version", dev.driver_version_string},
+                     {"api_version", dev.api_version_string},
+                     {"uuid", hex(dev.uuid)},
+                     {"subgroup_size", dev.subgroup_size}};
+    out["model"] = model.name;
+    out["mode"] = opt.mode;
+    out["repeat"] = opt.repeat;
+    out["warmup"] = opt.warmup;
 
-    vkalex::RecorderOptions ropt;
-    ropt.timestamps = opt.layers;
-    std::optional<vkalex::Trainer> trainer;
-    if (opt.mode == "train") trainer.emplace(ctx, net, opt.batch, ropt);
-    vkalex::StepParams sp;
-    sp.seed = uint32_t(opt.seed);
-    auto step = [&] {
-      if (trainer) {
-        trainer->step(images, labels, sp);
-        ++sp.step;
-      } else {
-        net.forward(images);
-      }
-    };
-    step();  // warm-up: pipelines, first touches of memory
-    std::vector<double> ms;
-    for (uint32_t s = 0; s < opt.steps; ++s) {
-      const auto t0 = std::chrono::steady_clock::now();
-      step();
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    std::optional<vkalex::PeakFigures> peak;
+    if (opt.peak) {
+      peak = vkalex::measure_peak(ctx);
+      std::printf("peak: fp32 FMA %.1f GFLOP/s scalar, %.1f GFLOP/s vec4; copy %.1f GB/s\n", peak->fma_scalar_gflops,
+                  peak->fma_vec4_gflops, peak->copy_gbps);
+      out["peak"] = {{"fma_scalar_gflops", peak->fma_scalar_gflops},
+                     {"fma_vec4_gflops", peak->fma_vec4_gflops},
+                     {"copy_gbps", peak->copy_gbps}};
     }
-    const double med = median(ms);
-    std::printf("%s, %s, batch %u, %s: median %.1f ms per step (fastest %.1f ms, %u steps), %.1f images/s\n",
-                ctx.device().name.c_str(), model.name.c_str(), opt.batch, opt.mode.c_str(), med,
-                *std::min_element(ms.begin(), ms.end()), opt.steps, opt.batch * 1000.0 / med);
 
-    if (opt.layers) {
-      std::map<std::string, std::pair<double, int>> by_op;
-      double total = 0;
-      for (const auto& t : trainer->timings()) {
-        by_op[t.label].first += t.ms;
-        by_op[t.label].second += 1;
-        total += t.ms;
+    const auto params = vkalex::initial_parameters(model, vkalex::Init::He, opt.seed);
+    for (const uint32_t batch : opt.batches) {
+      vkalex::Net net(ctx, model);
+      net.set_parameters(params);
+      nlohmann::json run;
+      run["batch"] = batch;
+
+      // Verify before timing: a fast wrong answer is not a result.
+      if (opt.verify) {
+        const uint32_t vb = std::min<uint32_t>(batch, 2);
+        const Data d = synthetic_batch(model, vb, opt.seed + 1);
+        double err = 0;
+        if (train) {
+          vkalex::Trainer t(ctx, net, vb);
+          vkalex::StepParams sp;
+          sp.seed = uint32_t(opt.seed);
+          t.step(d.images, d.labels, sp);
+          const vkalex::ForwardRecord fwd = t.last_forward();
+          auto cpu_params = params;
+          std::map<std::string, vkalex::HostTensor> cpu_v;
+          for (const auto& [name, p] : params) cpu_v.emplace(name, vkalex::HostTensor(p.shape));
+          vkalex::train_step_cpu(model, cpu_params, cpu_v, d.images, d.labels, sp, &fwd);
+          const auto got = net.parameters();
+          for (const auto& [name, want] : cpu_params) err = std::max(err, vkalex::relative_l2(got.at(name).data, want.data));
+          net.set_parameters(params);
+        } else {
+          const auto g = net.forward(d.images), c = net.forward_cpu(d.images);
+          err = std::max(vkalex::relative_l2(g.logits, c.logits), vkalex::relative_l2(g.probabilities, c.probabilities));
+        }
+        const bool ok = err <= kVerifyTolerance;
+        std::printf("batch %u: verified a %s at batch %u against the CPU reference: relative L2 %.2e (%s)\n", batch,
+                    train ? "training step" : "forward pass", vb, err, ok ? "ok" : "FAILED");
+        run["verify"] = {{"batch", vb}, {"rel_l2", err}, {"passed", ok}};
+        if (!ok) vkalex_samples::die(kProgram, "the plan does not match the CPU reference; not timing it");
       }
-      std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_op.begin(), by_op.end());
-      std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-      std::printf("GPU time of the last step by op (%.1f ms in all):\n", total);
-      for (const auto& [op, v] : rows) {
-        std::printf("  %-24s %9.2f ms %5.1f%%  (%d dispatches)\n", op.c_str(), v.first, 100 * v.first / total, v.second);
+
+      // Whole passes, timed on the host.
+      const Data d = synthetic_batch(model, batch, opt.seed + 2);
+      std::optional<vkalex::Trainer> trainer;
+      if (train) trainer.emplace(ctx, net, batch);
+      vkalex::StepParams sp;
+      sp.seed = uint32_t(opt.seed);
+      auto pass = [&] {
+        if (trainer) {
+          trainer->step(d.images, d.labels, sp);
+          ++sp.step;
+        } else {
+          net.forward(d.images);
+        }
+      };
+      for (uint32_t w = 0; w < opt.warmup; ++w) pass();
+      std::vector<double> ms;
+      for (uint32_t r = 0; r < opt.repeat; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        pass();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
+      const double med = median(ms), lo = *std::min_element(ms.begin(), ms.end()),
+                   hi = *std::max_element(ms.begin(), ms.end());
+      const vkalex::Plan& plan = trainer ? trainer->plan() : net.plan();
+      const double pass_flop = double(plan.flop()) * (train ? 3.0 : 1.0);  // training: about 3x the forward
+      std::printf("batch %u: median %.2f ms per %s (min %.2f, max %.2f, %u passes), %.1f images/s, %.1f GFLOP/s%s\n",
+                  batch, med, train ? "step" : "pass", lo, hi, opt.repeat, batch * 1000.0 / med, pass_flop / (med * 1e6),
+                  peak ? (" = " + std::to_string(int(100 * pass_flop / (med * 1e6) / peak->fma_vec4_gflops + 0.5)) +
+                          "% of the vec4 peak")
+                             .c_str()
+                       : "");
+      run["median_ms"] = med;
+      run["min_ms"] = lo;
+      run["max_ms"] = hi;
+      run["images_per_s"] = batch * 1000.0 / med;
+      run["flop"] = pass_flop;
+      run["gflops"] = pass_flop / (med * 1e6);
+
+      // One more pass with timestamps for the layers.
+      std::vector<LayerRow> rows = layer_rows(plan, train);
+      if (dev.timestamps) {
+        if (train) {
+          vkalex::RecorderOptions ro;
+          ro.timestamps = true;
+          trainer.reset();
+          vkalex::Trainer timed(ctx, net, batch, ro);
+          timed.step(d.images, d.labels, sp);
+          add_timings(rows, timed.timings());
+        } else {
+          net.set_timestamps(true);
+          net.forward(d.images);
+          add_timings(rows, net.timings());
+          net.set_timestamps(false);
+        }
+      }
+      double total_ms = 0;
+      for (const auto& r : rows) total_ms += r.ms;
+      std::printf("  %-10s %-9s %-22s %9s %6s %12s %9s %11s %8s%s\n", "layer", "phase", "kernel", "GPU ms", "share",
+                  "FLOP", "GFLOP/s", "bytes", "GB/s", peak ? "  of peak" : "");
+      nlohmann::json layers = nlohmann::json::array();
+      for (const auto& r : rows) {
+        const double gflops = r.ms > 0 ? r.flop / (r.ms * 1e6) : 0, gbps = r.ms > 0 ? r.bytes / (r.ms * 1e6) : 0;
+        double share = -1;
+        if (peak) share = r.flop ? gflops / peak->fma_vec4_gflops : gbps / peak->copy_gbps;
+        std::printf("  %-10s %-9s %-22s %9.3f %5.1f%% %12llu %9.2f %11llu %8.2f", r.name.c_str(), r.phase.c_str(),
+                    r.kernel.c_str(), r.ms, total_ms > 0 ? 100 * r.ms / total_ms : 0.0, (unsigned long long)r.flop, gflops,
+                    (unsigned long long)r.bytes, gbps);
+        if (peak) std::printf("  %6.1f%% %s", 100 * share, r.flop ? "FMA" : "copy");
+        std::printf("\n");
+        nlohmann::json l = {{"name", r.name},   {"phase", r.phase}, {"kind", r.kind},     {"kernel", r.kernel},
+                            {"gpu_ms", r.ms},   {"flop", r.flop},   {"gflops", gflops},   {"bytes", r.bytes},
+                            {"gbps", gbps},     {"dispatches", r.dispatches}, {"kernel_ms", r.kernel_ms}};
+        if (peak) l["share_of_peak"] = share;
+        layers.push_back(l);
+      }
+      run["gpu_ms"] = total_ms;
+      run["layers"] = layers;
+      out["runs"].push_back(run);
+    }
+    if (!opt.json.empty()) {
+      vkalex::write_file_atomically(opt.json, out.dump(2) + "\n");
+      std::printf("wrote %s\n", opt.json.c_str());
     }
     return 0;
   } catch (const std::exception& e) {

@@ -62,6 +62,12 @@ class Net {
   // The same network on the CPU reference (slow; for checking).
   ForwardResult forward_cpu(const HostTensor& input) const;
 
+  // Timestamps around every dispatch of the forward pass (from the next recording on; they
+  // serialise the dispatches, so leave them off but to measure), and the GPU time of each
+  // dispatch of the last forward() with its plan op's name as scope.
+  void set_timestamps(bool on);
+  std::vector<DispatchTiming> timings() const;
+
   // How often the forward pass was recorded, and submitted, since construction.
   size_t record_count() const { return records_; }
   size_t submit_count() const { return submits_; }
@@ -74,6 +80,7 @@ class Net {
   ModelDesc model_;
   std::unique_ptr<State> state_;
   uint32_t batch_ = 0;
+  bool timestamps_ = false;
   size_t records_ = 0, submits_ = 0;
 };
 

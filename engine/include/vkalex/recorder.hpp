@@ -23,6 +23,7 @@ struct RecorderOptions {
 struct DispatchTiming {
   std::string label;  // the op that recorded it, e.g. "conv2d"
   double ms = 0;
+  std::string scope;  // what set_scope() said when it was recorded, e.g. a layer's name
 };
 
 // Usage: begin(); record ops (vkalex::ops::*); end(); then run() as often as needed: each
@@ -52,6 +53,10 @@ class Recorder {
   void fill(const Tensor& tensor, float value);
   // Records a copy of all of `src` into `dst` (same byte size).
   void copy(const Tensor& src, const Tensor& dst);
+
+  // Names the commands recorded from now on (until the next call) in timings(): Net and
+  // Trainer set each plan op's name, so that times add up per layer.
+  void set_scope(std::string scope);
 
   // Per-command GPU times of the last finished submission (timestamps option only).
   std::vector<DispatchTiming> timings() const;

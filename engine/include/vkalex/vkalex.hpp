@@ -7,6 +7,8 @@
 #include "vkalex/files.hpp"
 #include "vkalex/op_params.hpp"
 #include "vkalex/ops.hpp"
+#include "vkalex/peak.hpp"
+#include "vkalex/plan.hpp"
 #include "vkalex/random.hpp"
 #include "vkalex/recorder.hpp"
 #include "vkalex/shape.hpp"

@@ -125,6 +125,7 @@ void Net::prepare(uint32_t batch) {
   }
 
   RecorderOptions options;
+  options.timestamps = timestamps_;
   s.recorder = std::make_unique<Recorder>(ctx, options);
   Recorder& rec = *s.recorder;
   rec.begin();
@@ -133,6 +134,7 @@ void Net::prepare(uint32_t batch) {
   for (const PlanOp& op : s.plan.ops) {
     Tensor y;
     const Tensor* bias = op.bias.empty() ? nullptr : &s.params.at(op.bias);
+    rec.set_scope(op.name);
     switch (op.kind) {
       case OpKind::Conv2d:
         y = ctx.tensor(op.out);
@@ -173,6 +175,16 @@ void Net::prepare(uint32_t batch) {
   rec.end();
   batch_ = batch;
   ++records_;
+}
+
+void Net::set_timestamps(bool on) {
+  if (on == timestamps_) return;
+  timestamps_ = on;
+  batch_ = 0;  // re-record at the next forward()
+}
+
+std::vector<DispatchTiming> Net::timings() const {
+  return state_->recorder ? state_->recorder->timings() : std::vector<DispatchTiming>{};
 }
 
 const Plan& Net::plan() const {

@@ -170,6 +170,7 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
     Saved& sv = saved[i];
     sv.x = cur;
     const Tensor* bias = op.bias.empty() ? nullptr : &param(op.bias);
+    rec.set_scope(op.name);
     switch (op.kind) {
       case OpKind::Conv2d:
         sv.y = keep(ctx.tensor(op.out));
@@ -211,6 +212,7 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
 
   // Loss: gradient of the mean cross-entropy with respect to the logits.
   Tensor grad = keep(ctx.tensor(cur.shape()));
+  rec.set_scope("loss");
   ops::softmax_cross_entropy(rec, cur, s.labels, grad, s.stats);
 
   // Backward, last op first, down to the first op with parameters; `grad` is the gradient of
@@ -219,6 +221,7 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
   for (size_t i = plan.ops.size(); i-- > first;) {
     const PlanOp& op = plan.ops[i];
     const Saved& sv = saved[i];
+    rec.set_scope(op.name + " backward");
     switch (op.kind) {
       case OpKind::Conv2d:
       case OpKind::Linear: {
@@ -269,6 +272,7 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
     }
   }
 
+  rec.set_scope("sgd");
   for (const auto& [name, shape] : parameter_shapes(m)) {
     ops::sgd_update(rec, net.parameter_tensor(name), s.momentum.at(name), s.grads.at(name), s.params);
   }

@@ -31,6 +31,8 @@ struct RecorderImpl {
 
   std::vector<VkQueryPool> query_pools;
   std::vector<std::string> timed_labels;
+  std::vector<std::string> timed_scopes;
+  std::string scope;
   VkQueryPool frame_queries = VK_NULL_HANDLE;  // start and end of the whole recording
   double gpu_ms = 0;
 
@@ -109,6 +111,7 @@ struct RecorderImpl {
       if (q % kQueriesPerPool == 0) dev->vk.vkCmdResetQueryPool(cmd, p, 0, kQueriesPerPool);
       dev->vk.vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, p, q % kQueriesPerPool);
       timed_labels.emplace_back(label ? label : "?");
+      timed_scopes.push_back(scope);
     }
   }
 
@@ -141,7 +144,7 @@ struct RecorderImpl {
     }
     for (size_t i = 0; i < timed_labels.size(); ++i) {
       const uint64_t dt = (ticks[2 * i + 1] - ticks[2 * i]) & dev->timestamp_mask;
-      timings.push_back({timed_labels[i], dt * dev->info.timestamp_period_ns * 1e-6});
+      timings.push_back({timed_labels[i], dt * dev->info.timestamp_period_ns * 1e-6, timed_scopes[i]});
     }
   }
 
@@ -303,6 +306,8 @@ void Recorder::begin() {
   r.pools_in_use = 0;
   r.sets_left = r.descriptors_left = 0;
   r.timed_labels.clear();
+  r.timed_scopes.clear();
+  r.scope.clear();
   r.timings.clear();
   r.tracker.reset();
   r.scratch.clear();
@@ -383,6 +388,8 @@ void Recorder::copy(const Tensor& src, const Tensor& dst) {
 }
 
 std::vector<DispatchTiming> Recorder::timings() const { return impl_->timings; }
+
+void Recorder::set_scope(std::string scope) { impl_->scope = std::move(scope); }
 double Recorder::gpu_time_ms() const { return impl_->gpu_ms; }
 size_t Recorder::dispatch_count() const { return impl_->dispatches; }
 size_t Recorder::barrier_count() const { return impl_->barriers; }
