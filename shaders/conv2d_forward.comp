@@ -86,7 +86,7 @@ void main() {
     for (uint t = 0; t < PT; ++t) {
       if (t >= np) break;
       float v = acc[j * PT + t] + bias;
-      if ((p.flags & 2u) != 0u) v = max(v, 0.0);
+      if ((p.flags & 2u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN
       y[yrow + t] = v;
     }
   }

@@ -38,6 +38,6 @@ void main() {
   }
   const uint m = p.m0 + r;
   if ((p.flags & 1u) != 0u) acc += b[m];
-  if ((p.flags & 2u) != 0u) acc = max(acc, 0.0);
+  if ((p.flags & 2u) != 0u && acc < 0.0) acc = 0.0;  // NaN stays NaN
   y[n * p.M + m] = acc;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -71,6 +72,9 @@ struct DeviceInfo {
   // short without an error; 0 where no such limit is known. lavapipe's infinite-loop guard
   // stops at 65,535. Every kernel keeps its trip count within loop_budget() below.
   uint32_t max_loop_iterations = 0;
+  // Kernel variants forced per op (ContextOptions::kernels, then $VKALEX_KERNELS): op name ->
+  // variant name. Empty: each op takes the registry's choice for this device.
+  std::map<std::string, std::string> forced_kernels;
 };
 
 // The most loop iterations the engine lets one invocation of one of its kernels run on this
@@ -113,6 +117,10 @@ struct ContextOptions {
   bool force_staging = false;
   // Pretend the device has smaller limits than it has (tests).
   DeviceLimitOverrides limits;
+  // Force a kernel variant per op, e.g. {"linear", "linear.rows"} (tests, comparisons); the
+  // names are checked when an op or plan first asks (ops::kernel_variants lists them). The
+  // environment variable VKALEX_KERNELS=op=variant,op=variant adds to these.
+  std::map<std::string, std::string> kernels;
 };
 
 class Tensor;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "vkalex/context.hpp"
 #include "vkalex/op_params.hpp"
@@ -11,6 +13,18 @@
 namespace vkalex {
 
 namespace ops {
+
+// Kernel variants. An op with more than one (a different shader or tiling for the same
+// result) takes the first in its device class's order (CPU drivers, GPUs) whose conditions
+// hold for the device and the shapes, unless DeviceInfo::forced_kernels names one; the plan
+// records the choice. Every variant is tested against the CPU reference on every driver.
+// The variants of `op` ("conv2d", "linear"), in the order a CPU driver prefers them:
+std::vector<std::string> kernel_variants(const std::string& op);
+// The variant `op` runs with on `device` for input x and weight w. Throws Error when a forced
+// variant is unknown or does not apply to these shapes.
+std::string choose_kernel(const DeviceInfo& device, const std::string& op, const Shape& x, const Shape& weight);
+// Throws Error naming the first forced op or variant the registry does not know.
+void check_forced_kernels(const DeviceInfo& device);
 
 // Each function records the op into `rec` (between begin() and end()); y must already have
 // the output shape. Inputs are never modified unless noted.

@@ -39,7 +39,8 @@ struct PlanOp {
   LrnParams lrn;        // Lrn
   MaxPoolParams pool;   // MaxPool
   float dropout = 0;    // Dropout: probability of dropping
-  // The kernel that runs the forward op on this plan's device (its shader's name).
+  // The kernel that runs the forward op on this plan's device: the registry's variant
+  // ("linear.vec4") where the op has several, else its shader's name.
   std::string kernel;
   // Forward work: floating-point operations of the multiply-adds (2 each) and bias adds of
   // convolution and linear layers, 0 for the other ops, which are bound by memory; and

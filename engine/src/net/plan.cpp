@@ -2,6 +2,7 @@
 #include "vkalex/plan.hpp"
 
 #include "vkalex/error.hpp"
+#include "vkalex/ops.hpp"
 
 namespace vkalex {
 
@@ -32,7 +33,7 @@ size_t Plan::first_parameter_op() const {
 }
 
 Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device) {
-  (void)device;  // one kernel per op so far; the registry of variants will choose by device
+  ops::check_forced_kernels(device);
   if (batch == 0) throw Error("model " + m.name + ": batch size must be at least 1");
   const std::vector<Shape> shapes = layer_shapes(m, batch);
   Plan plan;
@@ -55,8 +56,8 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device) {
     switch (l.type) {
       case LayerType::Conv2d: {
         op.kind = OpKind::Conv2d;
-        op.kernel = "conv2d_forward";
         op.weight = l.weight;
+        op.kernel = ops::choose_kernel(device, "conv2d", in, Shape{l.out_channels, in[1] / l.conv.groups, l.kernel_h, l.kernel_w});
         op.bias = l.bias;
         op.conv = l.conv;
         const uint64_t taps = uint64_t(in[1] / l.conv.groups) * l.kernel_h * l.kernel_w;
@@ -66,8 +67,8 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device) {
       }
       case LayerType::Linear: {
         op.kind = OpKind::Linear;
-        op.kernel = "linear_forward";
         op.weight = l.weight;
+        op.kernel = ops::choose_kernel(device, "linear", in, Shape{l.out_features, in[1]});
         op.bias = l.bias;
         op.flop = 2 * op.out.numel() * in[1] + (l.bias.empty() ? 0 : op.out.numel());
         op.bytes += (uint64_t(l.out_features) * in[1] + (l.bias.empty() ? 0 : l.out_features)) * f;

@@ -1,4 +1,7 @@
-// Host side of linear_forward.comp.
+// Host side of linear_forward.comp and linear_forward_vec4.comp (the registry chooses).
+#include <algorithm>
+#include <string>
+
 #include "ops/op_common.hpp"
 
 namespace vkalex::ops {
@@ -21,6 +24,10 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   check_trip_count(dev, op, uint64_t(push.K) + push.K / 32 + 1, "the sum over input features");
+  const char* shader = kernel_shader(dev, op, x.shape(), w.shape());
+  // linear_forward_vec4: 4 output features x up to 4 images per invocation.
+  const bool vec4 = std::string(shader) == "linear_forward_vec4";
+  const uint32_t rn = std::min<uint32_t>(4, push.N);
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
   // fc6's 9216 x 4096 weights (151 MB) exceed lavapipe's 128 MiB binding limit: bind and
   // dispatch them in blocks of output rows.
@@ -28,16 +35,17 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     push.m0 = m0;
     push.rows = m1 - m0;
     Dispatch d;
-    d.shader = "linear_forward";
+    d.shader = shader;
     d.label = op;
-    d.specialization = {wg};
+    d.specialization = vec4 ? std::vector<uint32_t>{wg, rn} : std::vector<uint32_t>{wg};
     d.bindings = {{&x, Use::Read},
                   {&w, Use::Read, m0 * row_bytes, push.rows * row_bytes},
                   {bias ? bias : &x, bias ? Use::Read : Use::Unused},
                   {&y, Use::Write}};
     d.push = &push;
     d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.rows, wg);
+    const uint64_t threads = vec4 ? uint64_t((push.N + rn - 1) / rn) * ((push.rows + 3) / 4) : uint64_t(push.N) * push.rows;
+    d.groups = grid_for_threads(dev, threads, wg);
     record_dispatch(rec, d);
   }
 }

@@ -45,6 +45,9 @@ std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device,
 // which no split of the batch can reduce. `what` says which loop.
 void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterations, const char* what);
 
+// The shader of the kernel variant `op` runs with (see ops::choose_kernel).
+const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w);
+
 // Records y[i] = sum over s < slices of part[s * y.numel() + i] (sum_slices.comp).
 void record_sum_slices(Recorder& rec, const char* label, const Tensor& part, uint32_t slices, const Tensor& y);
 

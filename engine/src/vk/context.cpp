@@ -1,4 +1,5 @@
 // Context: the chosen device, its queue, and blocking transfers between host and tensors.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -114,6 +115,21 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   const size_t chosen = select_device(infos, spec);
   d.physical = physical[chosen];
   d.info = infos[chosen];
+  d.info.forced_kernels = options.kernels;
+  if (const char* env = std::getenv("VKALEX_KERNELS")) {
+    std::string list = env;
+    size_t start = 0;
+    while (start < list.size()) {
+      const size_t end = std::min(list.find(',', start), list.size());
+      const std::string item = list.substr(start, end - start);
+      const size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
+        throw Error("VKALEX_KERNELS: \"" + item + "\" is not op=variant (e.g. linear=linear.rows)");
+      }
+      d.info.forced_kernels[item.substr(0, eq)] = item.substr(eq + 1);
+      start = end + 1;
+    }
+  }
   const DeviceLimitOverrides& lower = options.limits;
   if (lower.max_storage_buffer_range && lower.max_storage_buffer_range < d.info.max_storage_buffer_range)
     d.info.max_storage_buffer_range = lower.max_storage_buffer_range;

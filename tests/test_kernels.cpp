@@ -1,0 +1,105 @@
+// The registry of kernel variants: every variant forced in turn and checked against the CPU
+// reference on the shapes it applies to, including binding splits; the choice the plan
+// records; forced names checked; fused ReLU keeps NaN.
+#include <cmath>
+#include <limits>
+
+#include "common.hpp"
+
+using namespace vkalex;
+
+namespace {
+constexpr double kTol = 1e-5;
+
+Context forced(const std::string& op, const std::string& variant, uint64_t max_binding = 0) {
+  ContextOptions o = test::options();
+  o.kernels[op] = variant;
+  o.limits.max_storage_buffer_range = max_binding;
+  return Context(o);
+}
+}  // namespace
+
+TEST_CASE("every linear kernel variant matches the CPU reference", "[ops][linear][kernels]") {
+  const auto variants = ops::kernel_variants("linear");
+  REQUIRE(variants.size() >= 2);
+  const uint64_t s = test::seed();
+  for (const std::string& v : variants) {
+    INFO("variant " << v);
+    Context ctx = forced("linear", v);
+    REQUIRE_CHECK(check_linear(ctx, 1, 9216, 4096, true, true, s), kTol);  // fc6, split on lavapipe
+    REQUIRE_CHECK(check_linear(ctx, 2, 4096, 4096, true, true, s + 1), kTol);
+    REQUIRE_CHECK(check_linear(ctx, 3, 4096, 1000, true, false, s + 2), kTol);
+    REQUIRE_CHECK(check_linear(ctx, 128, 192, 256, true, true, s + 3), kTol);  // alexnet-fashion fc6 in training
+    // Partial tiles: 7 images (4 + 3), 13 outputs (3 x 4 + 1), 36 features.
+    REQUIRE_CHECK(check_linear(ctx, 7, 36, 13, true, true, s + 4), kTol);
+    REQUIRE_CHECK(check_linear(ctx, 1, 4, 1, false, false, s + 5), kTol);
+    // Weights bound in blocks of rows: 64 KiB bindings hold 40 rows of 400 floats.
+    Context small = forced("linear", v, 64 * 1024);
+    REQUIRE_CHECK(check_linear(small, 5, 400, 300, true, false, s + 6), kTol);
+    test::require_no_validation_messages(ctx);
+    test::require_no_validation_messages(small);
+  }
+}
+
+TEST_CASE("the registry chooses per shape, and forced names are checked", "[ops][kernels][errors]") {
+  Context& ctx = test::gpu();
+  const DeviceInfo& dev = ctx.device();
+  // 9216 features: the vec4 GEMM applies; 7 do not divide by 4, so rows it is.
+  if (dev.type == DeviceType::Cpu) CHECK(ops::choose_kernel(dev, "linear", Shape{1, 9216}, Shape{4096, 9216}) == "linear.vec4");
+  CHECK(ops::choose_kernel(dev, "linear", Shape{3, 7}, Shape{5, 7}) == "linear.rows");
+  // A plan records the choice per layer.
+  const ModelDesc m = load_model(std::string(VKALEX_MODEL_DIR) + "/alexnet2012.json");
+  const Plan plan = lower(m, 2, dev);
+  for (const auto& op : plan.ops) {
+    if (op.kind == OpKind::Linear) CHECK(op.kernel == ops::choose_kernel(dev, "linear", op.in, Shape{op.out[1], op.in[1]}));
+    if (op.kind == OpKind::Conv2d) CHECK(op.kernel == "conv2d.direct");
+  }
+  // A forced variant that cannot run these shapes, or does not exist, is refused clearly.
+  Context vec4 = forced("linear", "linear.vec4");
+  Tensor x = vec4.tensor(Shape{3, 7}), w = vec4.tensor(Shape{5, 7}), y = vec4.tensor(Shape{3, 5});
+  Recorder rec(vec4);
+  rec.begin();
+  CHECK_THROWS_WITH(ops::linear(rec, x, w, nullptr, y, false),
+                    Catch::Contains("linear.vec4") && Catch::Contains("multiple of 4"));
+  rec.end();
+  Context bad = forced("linear", "linear.fastest");
+  CHECK_THROWS_WITH(lower(m, 1, bad.device()), Catch::Contains("linear.fastest") && Catch::Contains("linear.rows"));
+  Context bad_op = forced("fft", "fft.radix2");
+  CHECK_THROWS_WITH(lower(m, 1, bad_op.device()), Catch::Contains("fft"));
+}
+
+TEST_CASE("a fused ReLU keeps NaN: linear and conv2d", "[ops][kernels][nan]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const std::string& v : ops::kernel_variants("linear")) {
+    INFO("variant " << v);
+    Context ctx = forced("linear", v);
+    // Row 0 of x holds a NaN: every output of row 0 is NaN, after the ReLU too; row 1 is finite.
+    std::vector<float> xs(2 * 8, -1.0f), ws(3 * 8, 0.5f);
+    xs[5] = nan;
+    Tensor x = ctx.tensor(Shape{2, 8}), w = ctx.tensor(Shape{3, 8}), y = ctx.tensor(Shape{2, 3});
+    ctx.upload(x, xs);
+    ctx.upload(w, ws);
+    Recorder rec(ctx);
+    rec.begin();
+    ops::linear(rec, x, w, nullptr, y, true);
+    rec.end();
+    rec.run();
+    const auto out = ctx.download(y);
+    for (int m = 0; m < 3; ++m) {
+      CHECK(std::isnan(out[m]));
+      CHECK(out[3 + m] == 0.0f);  // -4 after the ReLU
+    }
+  }
+  Context& ctx = test::gpu();
+  std::vector<float> xs(1 * 1 * 5 * 5, -1.0f), ws(1 * 1 * 3 * 3, 1.0f);
+  xs[12] = nan;  // the centre pixel: every 3x3 output window (no padding) covers it
+  Tensor x = ctx.tensor(Shape{1, 1, 5, 5}), w = ctx.tensor(Shape{1, 1, 3, 3}), y = ctx.tensor(Shape{1, 1, 3, 3});
+  ctx.upload(x, xs);
+  ctx.upload(w, ws);
+  Recorder rec(ctx);
+  rec.begin();
+  ops::conv2d(rec, x, w, nullptr, y, Conv2dParams{1, 1, 0, 0, 1, true});
+  rec.end();
+  rec.run();
+  for (float v : ctx.download(y)) CHECK(std::isnan(v));
+}
