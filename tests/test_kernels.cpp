@@ -41,6 +41,49 @@ TEST_CASE("every linear kernel variant matches the CPU reference", "[ops][linear
   }
 }
 
+TEST_CASE("every conv2d kernel variant matches the CPU reference", "[ops][conv2d][kernels]") {
+  const auto variants = ops::kernel_variants("conv2d");
+  REQUIRE(variants.size() >= 2);
+  struct Case {
+    Shape x, w;
+    Conv2dParams p;
+  };
+  const Case cases[] = {
+      {Shape{2, 1, 28, 28}, Shape{24, 1, 5, 5}, Conv2dParams{1, 1, 2, 2, 1, true}},     // alexnet-fashion conv1
+      {Shape{2, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, true}},   // its conv2
+      {Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, Conv2dParams{1, 1, 2, 2, 2, true}},  // alexnet2012 conv2
+      {Shape{1, 256, 13, 13}, Shape{384, 256, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, true}},
+      {Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, Conv2dParams{4, 4, 0, 0, 1, true}},  // stride 4
+      {Shape{3, 5, 17, 13}, Shape{7, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, false}},
+      {Shape{2, 6, 15, 15}, Shape{6, 1, 7, 7}, Conv2dParams{1, 1, 3, 3, 6, true}},      // depthwise, wide padding
+      {Shape{1, 3, 11, 9}, Shape{4, 3, 3, 5}, Conv2dParams{2, 1, 1, 2, 1, false}},       // unequal strides
+      {Shape{3, 2, 2, 3}, Shape{5, 2, 3, 3}, Conv2dParams{1, 1, 2, 2, 1, true}},        // padding wider than the input
+      {Shape{2, 10, 9, 14}, Shape{18, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, false}},    // partial channel tiles
+      {Shape{1, 6, 5, 5}, Shape{3, 2, 1, 1}, Conv2dParams{1, 1, 0, 0, 3, false}},       // 1x1, groups 3
+      {Shape{1, 2, 7, 1}, Shape{3, 2, 3, 1}, Conv2dParams{1, 1, 1, 0, 1, false}},       // rows of one pixel
+  };
+  const uint64_t s = test::seed();
+  for (const std::string& v : variants) {
+    Context ctx = forced("conv2d", v);
+    for (size_t i = 0; i < std::size(cases); ++i) {
+      const Case& c = cases[i];
+      INFO("variant " << v << ", case " << i);
+      if (v == "conv2d.wide" && c.p.stride_w != 1) {
+        // Forced where it cannot run: refused, not run wrong.
+        CHECK_THROWS_WITH(check_conv2d(ctx, c.x, c.w, true, c.p, s + i), Catch::Contains("stride 1"));
+        continue;
+      }
+      REQUIRE_CHECK(check_conv2d(ctx, c.x, c.w, true, c.p, s + i), kTol);
+    }
+    // Images bound in pieces: 64 KiB bindings, 4 KiB per image.
+    Context small = forced("conv2d", v, 64 * 1024);
+    REQUIRE_CHECK(check_conv2d(small, Shape{23, 4, 16, 16}, Shape{8, 4, 3, 3}, true, Conv2dParams{1, 1, 1, 1, 1, true}, s + 99),
+                  kTol);
+    test::require_no_validation_messages(ctx);
+    test::require_no_validation_messages(small);
+  }
+}
+
 TEST_CASE("the registry chooses per shape, and forced names are checked", "[ops][kernels][errors]") {
   Context& ctx = test::gpu();
   const DeviceInfo& dev = ctx.device();
@@ -52,7 +95,13 @@ TEST_CASE("the registry chooses per shape, and forced names are checked", "[ops]
   const Plan plan = lower(m, 2, dev);
   for (const auto& op : plan.ops) {
     if (op.kind == OpKind::Linear) CHECK(op.kernel == ops::choose_kernel(dev, "linear", op.in, Shape{op.out[1], op.in[1]}));
-    if (op.kind == OpKind::Conv2d) CHECK(op.kernel == "conv2d.direct");
+    if (op.kind == OpKind::Conv2d) {
+      Shape w{op.out[1], op.in[1] / op.conv.groups, op.name == "conv1" ? 11u : op.name == "conv2" ? 5u : 3u,
+              op.name == "conv1" ? 11u : op.name == "conv2" ? 5u : 3u};
+      CHECK(op.kernel == ops::choose_kernel(dev, "conv2d", op.in, w, op.conv.stride_w));
+      // conv1 has stride 4, where only the direct kernel applies.
+      if (op.name == "conv1") CHECK(op.kernel == "conv2d.direct");
+    }
   }
   // A forced variant that cannot run these shapes, or does not exist, is refused clearly.
   Context vec4 = forced("linear", "linear.vec4");

@@ -20,9 +20,10 @@ namespace ops {
 // records the choice. Every variant is tested against the CPU reference on every driver.
 // The variants of `op` ("conv2d", "linear"), in the order a CPU driver prefers them:
 std::vector<std::string> kernel_variants(const std::string& op);
-// The variant `op` runs with on `device` for input x and weight w. Throws Error when a forced
-// variant is unknown or does not apply to these shapes.
-std::string choose_kernel(const DeviceInfo& device, const std::string& op, const Shape& x, const Shape& weight);
+// The variant `op` runs with on `device` for input x, weight w and (convolutions) horizontal
+// stride. Throws Error when a forced variant is unknown or does not apply.
+std::string choose_kernel(const DeviceInfo& device, const std::string& op, const Shape& x, const Shape& weight,
+                          uint32_t stride = 1);
 // Throws Error naming the first forced op or variant the registry does not know.
 void check_forced_kernels(const DeviceInfo& device);
 

@@ -57,7 +57,8 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device) {
       case LayerType::Conv2d: {
         op.kind = OpKind::Conv2d;
         op.weight = l.weight;
-        op.kernel = ops::choose_kernel(device, "conv2d", in, Shape{l.out_channels, in[1] / l.conv.groups, l.kernel_h, l.kernel_w});
+        op.kernel = ops::choose_kernel(device, "conv2d", in, Shape{l.out_channels, in[1] / l.conv.groups, l.kernel_h, l.kernel_w},
+                                       l.conv.stride_w);
         op.bias = l.bias;
         op.conv = l.conv;
         const uint64_t taps = uint64_t(in[1] / l.conv.groups) * l.kernel_h * l.kernel_w;

@@ -1,4 +1,6 @@
-// Host side of conv2d_forward.comp.
+// Host side of conv2d_forward.comp and conv2d_forward_wide.comp (the registry chooses).
+#include <string>
+
 #include "ops/op_common.hpp"
 
 namespace vkalex::ops {
@@ -25,16 +27,22 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   const uint32_t wg = elementwise_workgroup(dev);
   check_trip_count(dev, op, uint64_t(push.C / params.groups) * (1 + push.KH * (1 + uint64_t(push.KW))),
                    "the sum over input channels and taps");
-  const ConvTile tile = conv_tile(out[1] / params.groups, out[3]);
+  const char* shader = kernel_shader(dev, op, x.shape(), w.shape(), params.stride_w);
+  const bool wide = std::string(shader) == "conv2d_forward_wide";
+  const ConvTile tile = wide ? wide_conv_tile(out[1] / params.groups, out[3]) : conv_tile(out[1] / params.groups, out[3]);
   const uint64_t tiles = uint64_t(params.groups) * ((out[1] / params.groups + tile.channels - 1) / tile.channels) *
                          ((out[3] + tile.pixels - 1) / tile.pixels);
   const uint64_t x_item = x.bytes() / x.shape()[0], y_item = y.bytes() / out[0];
   for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item})) {
     push.N = n1 - n0;
     Dispatch d;
-    d.shader = "conv2d_forward";
+    d.shader = shader;
     d.label = op;
     d.specialization = {wg, tile.channels, tile.pixels};
+    if (wide) {
+      d.specialization.push_back(push.KW);
+      d.specialization.push_back(push.SW);
+    }
     d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item},
                   {&w, Use::Read},
                   {bias ? bias : &w, bias ? Use::Read : Use::Unused},

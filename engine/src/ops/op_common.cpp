@@ -44,6 +44,18 @@ ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width) {
   return t;
 }
 
+ConvTile wide_conv_tile(uint32_t channels_per_group, uint32_t row_width) {
+  ConvTile t{std::min<uint32_t>(4, std::max<uint32_t>(1, channels_per_group)), 1};
+  for (uint32_t pt = std::min<uint32_t>(8, row_width); pt > 1; --pt) {
+    const uint32_t padded = (row_width + pt - 1) / pt * pt;
+    if (6 * (padded - row_width) <= padded) {
+      t.pixels = pt;
+      break;
+    }
+  }
+  return t;
+}
+
 std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device, const char* op,
                                                        uint32_t n,
                                                        std::initializer_list<uint64_t> bytes_per_item,

@@ -30,6 +30,10 @@ struct ConvTile {
   uint32_t channels, pixels;
 };
 ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width);
+// The same for conv2d_forward_wide.comp: 4 channels of up to 8 pixels, the widest that wastes
+// at most a sixth of the row. (On lavapipe 32 accumulators per invocation measured best:
+// 8 x 8 and 4 x 16 ran two to three times slower, spilling.)
+ConvTile wide_conv_tile(uint32_t channels_per_group, uint32_t row_width);
 
 // Splits items [0, n) (images of a batch, rows of a matrix) into ranges whose slices fit one
 // binding: each slice of items * bytes_per_item[i] stays within maxStorageBufferRange and
@@ -46,7 +50,7 @@ std::vector<std::pair<uint32_t, uint32_t>> item_ranges(const DeviceInfo& device,
 void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterations, const char* what);
 
 // The shader of the kernel variant `op` runs with (see ops::choose_kernel).
-const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w);
+const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w, uint32_t stride = 1);
 
 // Records y[i] = sum over s < slices of part[s * y.numel() + i] (sum_slices.comp).
 void record_sum_slices(Recorder& rec, const char* label, const Tensor& part, uint32_t slices, const Tensor& y);

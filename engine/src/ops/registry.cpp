@@ -8,7 +8,7 @@ namespace vkalex::ops {
 
 namespace {
 
-using Applies = bool (*)(const DeviceInfo&, const Shape& x, const Shape& w);
+using Applies = bool (*)(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t stride);
 
 struct Variant {
   const char* op;
@@ -19,13 +19,22 @@ struct Variant {
   const char* when;        // the condition, for error messages
 };
 
-bool always(const DeviceInfo&, const Shape&, const Shape&) { return true; }
-bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&) { return x.rank() == 2 && x[1] % 4 == 0; }
+bool always(const DeviceInfo&, const Shape&, const Shape&, uint32_t) { return true; }
+// The wide tile loads a row segment of (pixels - 1) * stride + kernel width values: at
+// stride 1 a kernel up to 11 wide. (At alexnet2012's conv1, 11 wide at stride 4, it measured
+// slower than the direct kernel on lavapipe.)
+bool conv_wide(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t stride) {
+  return x.rank() == 4 && w.rank() == 4 && w[3] <= 11 && stride == 1;
+}
+bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
 // On lavapipe every storage-buffer load is a loop over lanes, so the vec4 GEMM's quarter of
-// the loads wins; on GPUs it is unmeasured so far (no GPU was at hand) and ranked the same.
+// the loads wins, and so does the wide convolution's row segment loaded once (measured with
+// bench: see the README); on GPUs both are unmeasured so far (no GPU was at hand) and ranked
+// the same.
 const Variant kVariants[] = {
-    {"conv2d", "conv2d.direct", "conv2d_forward", always, 0, 0, "always"},
+    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, 0, 0, "stride 1 and a kernel at most 11 wide"},
+    {"conv2d", "conv2d.direct", "conv2d_forward", always, 1, 1, "always"},
     {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 0, 0, "input features a multiple of 4"},
     {"linear", "linear.rows", "linear_forward", always, 1, 1, "always"},
 };
@@ -49,13 +58,13 @@ std::string names(const std::vector<const Variant*>& vs) {
 }  // namespace
 
 namespace {
-const Variant& choose(const DeviceInfo& dev, const std::string& op, const Shape& x, const Shape& w) {
+const Variant& choose(const DeviceInfo& dev, const std::string& op, const Shape& x, const Shape& w, uint32_t stride) {
   const auto vs = variants_of(op, dev.type != DeviceType::Cpu);
   if (vs.empty()) throw Error("no kernel variants are registered for op \"" + op + "\"");
   if (auto f = dev.forced_kernels.find(op); f != dev.forced_kernels.end()) {
     for (const Variant* v : vs) {
       if (f->second != v->name) continue;
-      if (!v->applies(dev, x, w)) {
+      if (!v->applies(dev, x, w, stride)) {
         throw Error(op + ": the forced kernel " + v->name + " needs " + v->when + "; input " + x.str() +
                     ", weight " + w.str());
       }
@@ -64,7 +73,7 @@ const Variant& choose(const DeviceInfo& dev, const std::string& op, const Shape&
     throw Error("forced kernel \"" + f->second + "\" is not a variant of " + op + " (" + names(vs) + ")");
   }
   for (const Variant* v : vs)
-    if (v->applies(dev, x, w)) return *v;
+    if (v->applies(dev, x, w, stride)) return *v;
   throw Error(op + ": no kernel variant applies to input " + x.str());
 }
 
@@ -76,8 +85,9 @@ std::vector<std::string> kernel_variants(const std::string& op) {
   return out;
 }
 
-std::string choose_kernel(const DeviceInfo& device, const std::string& op, const Shape& x, const Shape& weight) {
-  return choose(device, op, x, weight).name;
+std::string choose_kernel(const DeviceInfo& device, const std::string& op, const Shape& x, const Shape& weight,
+                          uint32_t stride) {
+  return choose(device, op, x, weight, stride).name;
 }
 
 void check_forced_kernels(const DeviceInfo& device) {
@@ -94,8 +104,8 @@ void check_forced_kernels(const DeviceInfo& device) {
 
 namespace vkalex::detail {
 
-const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w) {
-  return ops::choose(device, op, x, w).shader;
+const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w, uint32_t stride) {
+  return ops::choose(device, op, x, w, stride).shader;
 }
 
 }  // namespace vkalex::detail
