@@ -17,6 +17,25 @@ Context forced(const std::string& op, const std::string& variant, uint64_t max_b
   o.limits.max_storage_buffer_range = max_binding;
   return Context(o);
 }
+struct Case {
+  Shape x, w;
+  Conv2dParams p;
+};
+const Case kConvCases[] = {
+    {Shape{2, 1, 28, 28}, Shape{24, 1, 5, 5}, Conv2dParams{1, 1, 2, 2, 1, true}},     // alexnet-fashion conv1
+    {Shape{2, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, true}},   // its conv2
+    {Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, Conv2dParams{1, 1, 2, 2, 2, true}},  // alexnet2012 conv2
+    {Shape{1, 256, 13, 13}, Shape{384, 256, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, true}},
+    {Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, Conv2dParams{4, 4, 0, 0, 1, true}},  // stride 4
+    {Shape{3, 5, 17, 13}, Shape{7, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, false}},
+    {Shape{2, 6, 15, 15}, Shape{6, 1, 7, 7}, Conv2dParams{1, 1, 3, 3, 6, true}},      // depthwise, wide padding
+    {Shape{1, 3, 11, 9}, Shape{4, 3, 3, 5}, Conv2dParams{2, 1, 1, 2, 1, false}},       // unequal strides
+    {Shape{3, 2, 2, 3}, Shape{5, 2, 3, 3}, Conv2dParams{1, 1, 2, 2, 1, true}},        // padding wider than the input
+    {Shape{2, 10, 9, 14}, Shape{18, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, false}},    // partial channel tiles
+    {Shape{1, 6, 5, 5}, Shape{3, 2, 1, 1}, Conv2dParams{1, 1, 0, 0, 3, false}},       // 1x1, groups 3
+    {Shape{1, 2, 7, 1}, Shape{3, 2, 3, 1}, Conv2dParams{1, 1, 1, 0, 1, false}},       // rows of one pixel
+};
+
 }  // namespace
 
 TEST_CASE("every linear kernel variant matches the CPU reference", "[ops][linear][kernels]") {
@@ -44,29 +63,11 @@ TEST_CASE("every linear kernel variant matches the CPU reference", "[ops][linear
 TEST_CASE("every conv2d kernel variant matches the CPU reference", "[ops][conv2d][kernels]") {
   const auto variants = ops::kernel_variants("conv2d");
   REQUIRE(variants.size() >= 2);
-  struct Case {
-    Shape x, w;
-    Conv2dParams p;
-  };
-  const Case cases[] = {
-      {Shape{2, 1, 28, 28}, Shape{24, 1, 5, 5}, Conv2dParams{1, 1, 2, 2, 1, true}},     // alexnet-fashion conv1
-      {Shape{2, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, true}},   // its conv2
-      {Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, Conv2dParams{1, 1, 2, 2, 2, true}},  // alexnet2012 conv2
-      {Shape{1, 256, 13, 13}, Shape{384, 256, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, true}},
-      {Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, Conv2dParams{4, 4, 0, 0, 1, true}},  // stride 4
-      {Shape{3, 5, 17, 13}, Shape{7, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, false}},
-      {Shape{2, 6, 15, 15}, Shape{6, 1, 7, 7}, Conv2dParams{1, 1, 3, 3, 6, true}},      // depthwise, wide padding
-      {Shape{1, 3, 11, 9}, Shape{4, 3, 3, 5}, Conv2dParams{2, 1, 1, 2, 1, false}},       // unequal strides
-      {Shape{3, 2, 2, 3}, Shape{5, 2, 3, 3}, Conv2dParams{1, 1, 2, 2, 1, true}},        // padding wider than the input
-      {Shape{2, 10, 9, 14}, Shape{18, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, false}},    // partial channel tiles
-      {Shape{1, 6, 5, 5}, Shape{3, 2, 1, 1}, Conv2dParams{1, 1, 0, 0, 3, false}},       // 1x1, groups 3
-      {Shape{1, 2, 7, 1}, Shape{3, 2, 3, 1}, Conv2dParams{1, 1, 1, 0, 1, false}},       // rows of one pixel
-  };
   const uint64_t s = test::seed();
   for (const std::string& v : variants) {
     Context ctx = forced("conv2d", v);
-    for (size_t i = 0; i < std::size(cases); ++i) {
-      const Case& c = cases[i];
+    for (size_t i = 0; i < std::size(kConvCases); ++i) {
+      const Case& c = kConvCases[i];
       INFO("variant " << v << ", case " << i);
       if (v == "conv2d.wide" && c.p.stride_w != 1) {
         // Forced where it cannot run: refused, not run wrong.
@@ -81,6 +82,28 @@ TEST_CASE("every conv2d kernel variant matches the CPU reference", "[ops][conv2d
                   kTol);
     test::require_no_validation_messages(ctx);
     test::require_no_validation_messages(small);
+  }
+}
+
+TEST_CASE("every conv2d_backward_data kernel variant matches the CPU reference", "[ops][conv2d][backward][kernels]") {
+  const auto variants = ops::kernel_variants("conv2d_backward_data");
+  REQUIRE(variants.size() >= 2);
+  const uint64_t s = test::seed();
+  for (const std::string& v : variants) {
+    Context ctx = forced("conv2d_backward_data", v);
+    for (size_t i = 0; i < std::size(kConvCases); ++i) {
+      const Case& c = kConvCases[i];
+      INFO("variant " << v << ", case " << i);
+      if (v == "conv2d_backward_data.wide" && (c.p.stride_w != 1 || c.p.stride_h != 1)) {
+        CHECK_THROWS_WITH(check_conv2d_backward(ctx, c.x, c.w, c.p, s + i), Catch::Contains("stride 1"));
+        continue;
+      }
+      for (const auto& r : check_conv2d_backward(ctx, c.x, c.w, c.p, s + i)) REQUIRE_CHECK(r, kTol);
+    }
+    // alexnet-fashion's conv2 at its training batch.
+    for (const auto& r : check_conv2d_backward(ctx, Shape{128, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 50))
+      REQUIRE_CHECK(r, kTol);
+    test::require_no_validation_messages(ctx);
   }
 }
 

@@ -1,5 +1,7 @@
-// Host side of conv2d_backward_data.comp, conv2d_backward_weight.comp and bias_backward.comp.
+// Host side of conv2d_backward_data.comp (and its wide variant), conv2d_backward_weight.comp
+// and bias_backward.comp.
 #include <algorithm>
+#include <string>
 
 #include "ops/op_common.hpp"
 #include "vkalex/error.hpp"
@@ -35,16 +37,21 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   check_trip_count(dev, op, uint64_t(push.K / params.groups) * (1 + push.KH * (1 + uint64_t(push.KW))),
                    "the sum over output channels and taps");
   const uint32_t cpg = push.C / params.groups;
-  const ConvTile tile = conv_tile(cpg, push.W);
+  // Stride 1 in both directions for the wide variant (the registry sees the horizontal one).
+  const uint32_t stride = params.stride_h == 1 ? params.stride_w : 0;
+  const char* shader = kernel_shader(dev, op, dx.shape(), w.shape(), stride);
+  const bool wide = std::string(shader) == "conv2d_backward_data_wide";
+  const ConvTile tile = wide ? wide_conv_tile(cpg, push.W) : conv_tile(cpg, push.W);
   const uint64_t tiles =
       uint64_t(params.groups) * ((cpg + tile.channels - 1) / tile.channels) * ((push.W + tile.pixels - 1) / tile.pixels);
   const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;
   for (auto [n0, n1] : item_ranges(dev, op, ys[0], {x_item, y_item})) {
     push.N = n1 - n0;
     Dispatch d;
-    d.shader = "conv2d_backward_data";
+    d.shader = shader;
     d.label = op;
-    d.specialization = {wg, tile.channels, tile.pixels, params.stride_h == 1 && params.stride_w == 1 ? 1u : 0u};
+    d.specialization = {wg, tile.channels, tile.pixels,
+                        wide ? push.KW : params.stride_h == 1 && params.stride_w == 1 ? 1u : 0u};
     d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item},
                   {&w, Use::Read},
                   {&dx, Use::Write, n0 * x_item, push.N * x_item}};

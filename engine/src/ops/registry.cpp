@@ -35,6 +35,9 @@ bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) 
 const Variant kVariants[] = {
     {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, 0, 0, "stride 1 and a kernel at most 11 wide"},
     {"conv2d", "conv2d.direct", "conv2d_forward", always, 1, 1, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, 0, 0,
+     "stride 1 and a kernel at most 11 wide"},
+    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, 1, 1, "always"},
     {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 0, 0, "input features a multiple of 4"},
     {"linear", "linear.rows", "linear_forward", always, 1, 1, "always"},
 };
@@ -93,7 +96,9 @@ std::string choose_kernel(const DeviceInfo& device, const std::string& op, const
 void check_forced_kernels(const DeviceInfo& device) {
   for (const auto& [op, name] : device.forced_kernels) {
     const auto vs = variants_of(op, false);
-    if (vs.empty()) throw Error("forced kernel for op \"" + op + "\", which has no variants (conv2d, linear have)");
+    if (vs.empty()) {
+      throw Error("forced kernel for op \"" + op + "\", which has no variants (conv2d, conv2d_backward_data, linear have)");
+    }
     if (std::none_of(vs.begin(), vs.end(), [&](const Variant* v) { return name == v->name; })) {
       throw Error("forced kernel \"" + name + "\" is not a variant of " + op + " (" + names(vs) + ")");
     }
