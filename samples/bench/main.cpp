@@ -51,6 +51,9 @@ void usage(FILE* out) {
                "the layer must at least move and GB/s; with --peak, the share of the vec4 FMA\n"
                "peak (or of the copy bandwidth, for layers without FLOP).\n"
                "\n"
+               "To compare kernel variants, force one per op through the environment, e.g.\n"
+               "VKALEX_KERNELS=linear=linear.rows,conv2d=conv2d.direct (see README).\n"
+               "\n"
                "Exit status: 0 on success, 1 on any error (a failed verification included).\n");
 }
 
