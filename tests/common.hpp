@@ -45,3 +45,10 @@ std::pair<int, std::string> run_command(const std::string& command, bool with_st
     CHECK(r_.exact_match);                                                                 \
     REQUIRE(r_.rel_l2 <= (tol));                                                           \
   } while (0)
+
+namespace test {
+// Every result of a multi-output check (dx, dw, db; weights and momentum) within `tol`.
+inline void require_all(const std::vector<vkalex::CheckResult>& results, double tol = 1e-5) {
+  for (const auto& r : results) REQUIRE_CHECK(r, tol);
+}
+}  // namespace test

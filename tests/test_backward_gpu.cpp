@@ -5,9 +5,7 @@ using namespace vkalex;
 
 namespace {
 constexpr double kTol = 1e-5;
-void require_all(const std::vector<CheckResult>& results, double tol = kTol) {
-  for (const auto& r : results) REQUIRE_CHECK(r, tol);
-}
+using test::require_all;
 }  // namespace
 
 TEST_CASE("conv2d backward on AlexNet's layers", "[ops][backward][conv2d][alexnet]") {
