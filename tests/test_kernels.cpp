@@ -85,25 +85,55 @@ TEST_CASE("every conv2d kernel variant matches the CPU reference", "[ops][conv2d
   }
 }
 
-TEST_CASE("every conv2d_backward_data kernel variant matches the CPU reference", "[ops][conv2d][backward][kernels]") {
-  const auto variants = ops::kernel_variants("conv2d_backward_data");
-  REQUIRE(variants.size() >= 2);
+TEST_CASE("every conv2d backward kernel variant matches the CPU reference", "[ops][conv2d][backward][kernels]") {
   const uint64_t s = test::seed();
-  for (const std::string& v : variants) {
-    Context ctx = forced("conv2d_backward_data", v);
-    for (size_t i = 0; i < std::size(kConvCases); ++i) {
-      const Case& c = kConvCases[i];
-      INFO("variant " << v << ", case " << i);
-      if (v == "conv2d_backward_data.wide" && (c.p.stride_w != 1 || c.p.stride_h != 1)) {
-        CHECK_THROWS_WITH(check_conv2d_backward(ctx, c.x, c.w, c.p, s + i), Catch::Contains("stride 1"));
-        continue;
+  for (const std::string op : {"conv2d_backward_data", "conv2d_backward_weight"}) {
+    const auto variants = ops::kernel_variants(op);
+    REQUIRE(variants.size() >= 2);
+    for (const std::string& v : variants) {
+      Context ctx = forced(op, v);
+      for (size_t i = 0; i < std::size(kConvCases); ++i) {
+        const Case& c = kConvCases[i];
+        INFO("variant " << v << ", case " << i);
+        if (v == "conv2d_backward_data.wide" && (c.p.stride_w != 1 || c.p.stride_h != 1)) {
+          CHECK_THROWS_WITH(check_conv2d_backward(ctx, c.x, c.w, c.p, s + i), Catch::Contains("stride 1"));
+          continue;
+        }
+        for (const auto& r : check_conv2d_backward(ctx, c.x, c.w, c.p, s + i)) REQUIRE_CHECK(r, kTol);
       }
-      for (const auto& r : check_conv2d_backward(ctx, c.x, c.w, c.p, s + i)) REQUIRE_CHECK(r, kTol);
+      INFO("variant " << v);
+      // alexnet-fashion's conv2 at its training batch.
+      for (const auto& r :
+           check_conv2d_backward(ctx, Shape{128, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 50))
+        REQUIRE_CHECK(r, kTol);
+      // Images bound in pieces and patch matrices in chunks: 64 KiB bindings, 4 KiB per image.
+      Context small = forced(op, v, 64 * 1024);
+      for (const auto& r :
+           check_conv2d_backward(small, Shape{23, 4, 16, 16}, Shape{8, 4, 3, 3}, Conv2dParams{1, 1, 1, 1, 1}, s + 51))
+        REQUIRE_CHECK(r, kTol);
+      test::require_no_validation_messages(ctx);
+      test::require_no_validation_messages(small);
     }
-    // alexnet-fashion's conv2 at its training batch.
-    for (const auto& r : check_conv2d_backward(ctx, Shape{128, 24, 13, 13}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2}, s + 50))
-      REQUIRE_CHECK(r, kTol);
-    test::require_no_validation_messages(ctx);
+  }
+}
+
+TEST_CASE("every linear backward kernel variant matches the CPU reference", "[ops][linear][backward][kernels]") {
+  const uint64_t s = test::seed();
+  for (const std::string op : {"linear_backward_data", "linear_backward_weight"}) {
+    const auto variants = ops::kernel_variants(op);
+    REQUIRE(variants.size() >= 2);
+    for (const std::string& v : variants) {
+      INFO("variant " << v);
+      Context ctx = forced(op, v);
+      for (const auto& r : check_linear_backward(ctx, 128, 192, 256, s)) REQUIRE_CHECK(r, kTol);  // fashion fc6
+      for (const auto& r : check_linear_backward(ctx, 7, 37, 13, s + 1)) REQUIRE_CHECK(r, kTol);  // odd sizes
+      for (const auto& r : check_linear_backward(ctx, 3, 4096, 1000, s + 2)) REQUIRE_CHECK(r, kTol);
+      // Weights and gradients in blocks of rows: 64 KiB bindings hold 40 rows of 400 floats.
+      Context small = forced(op, v, 64 * 1024);
+      for (const auto& r : check_linear_backward(small, 5, 400, 300, s + 3)) REQUIRE_CHECK(r, kTol);
+      test::require_no_validation_messages(ctx);
+      test::require_no_validation_messages(small);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
-// Host side of conv2d_forward.comp and conv2d_forward_wide.comp (the registry chooses).
+// Host side of conv2d_forward.comp, conv2d_forward_wide.comp and im2col + gemm.comp (the
+// registry chooses).
 #include <string>
 
-#include "ops/op_common.hpp"
+#include "ops/gemm.hpp"
 
 namespace vkalex::ops {
 
@@ -28,11 +29,37 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   check_trip_count(dev, op, uint64_t(push.C / params.groups) * (1 + push.KH * (1 + uint64_t(push.KW))),
                    "the sum over input channels and taps");
   const char* shader = kernel_shader(dev, op, x.shape(), w.shape(), params.stride_w);
+  const uint64_t x_item = x.bytes() / x.shape()[0], y_item = y.bytes() / out[0];
+  if (std::string(shader) == "gemm") {
+    // Per group g and image: y[k, p] = sum over taps r of w[k, r] * col[p, r] (+ bias, ReLU).
+    const Patches pm = conv_patches(x.shape(), w.shape(), out, params.groups);
+    const uint32_t kpg = out[1] / params.groups;
+    const Tensor col = recorder_scratch(rec, Shape{patch_chunk(dev, pm, out[0]) * params.groups, pm.pixels, pm.row});
+    for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item}, col.shape()[0] / params.groups)) {
+      const uint32_t count = n1 - n0;
+      record_im2col(rec, op, x, n0, count, w.shape(), out, params, pm, col);
+      Gemm g;
+      g.a = &w;
+      g.b = &col;
+      g.c = &y;
+      g.bias = bias;
+      g.c_bytes = n0 * y_item;
+      g.c_size = count * y_item;
+      g.M = kpg, g.N = pm.pixels, g.K = pm.taps;
+      g.a_ms = pm.taps, g.a_ks = 1, g.b_ks = 1, g.b_ns = pm.row, g.c_ms = pm.pixels, g.c_ns = 1;
+      g.Z1 = params.groups, g.a_z1 = kpg * pm.taps, g.b_z1 = pm.pixels * pm.row, g.c_z1 = kpg * pm.pixels;
+      g.bias_z1 = kpg;
+      g.Z2 = count, g.b_z2 = params.groups * pm.pixels * pm.row, g.c_z2 = out[1] * pm.pixels;
+      g.bias_per_m = bias != nullptr;
+      g.relu = params.relu;
+      record_gemm(rec, op, g);
+    }
+    return;
+  }
   const bool wide = std::string(shader) == "conv2d_forward_wide";
   const ConvTile tile = wide ? wide_conv_tile(out[1] / params.groups, out[3]) : conv_tile(out[1] / params.groups, out[3]);
   const uint64_t tiles = uint64_t(params.groups) * ((out[1] / params.groups + tile.channels - 1) / tile.channels) *
                          ((out[3] + tile.pixels - 1) / tile.pixels);
-  const uint64_t x_item = x.bytes() / x.shape()[0], y_item = y.bytes() / out[0];
   for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item})) {
     push.N = n1 - n0;
     Dispatch d;

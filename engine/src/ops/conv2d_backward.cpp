@@ -1,9 +1,9 @@
-// Host side of conv2d_backward_data.comp (and its wide variant), conv2d_backward_weight.comp
-// and bias_backward.comp.
+// Host side of conv2d_backward_data.comp (and its wide variant), conv2d_backward_weight.comp,
+// their gemm.comp variants (through the patch matrix) and bias_backward.comp.
 #include <algorithm>
 #include <string>
 
-#include "ops/op_common.hpp"
+#include "ops/gemm.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex::ops {
@@ -40,6 +40,30 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   // Stride 1 in both directions for the wide variant (the registry sees the horizontal one).
   const uint32_t stride = params.stride_h == 1 ? params.stride_w : 0;
   const char* shader = kernel_shader(dev, op, dx.shape(), w.shape(), stride);
+  if (std::string(shader) == "gemm") {
+    // Per group and image: dcol[p, r] = sum over k of dy[k, p] * w[k, r]; then col2im.
+    const Patches pm = conv_patches(dx.shape(), w.shape(), ys, params.groups);
+    const uint32_t kpg = push.K / params.groups;
+    const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;
+    const Tensor dcol = recorder_scratch(rec, Shape{patch_chunk(dev, pm, ys[0]) * params.groups, pm.pixels, pm.row});
+    for (auto [n0, n1] : item_ranges(dev, op, ys[0], {x_item, y_item}, dcol.shape()[0] / params.groups)) {
+      const uint32_t count = n1 - n0;
+      Gemm g;
+      g.a = &dy;
+      g.b = &w;
+      g.c = &dcol;
+      g.a_bytes = n0 * y_item;
+      g.a_size = count * y_item;
+      g.c_size = uint64_t(count) * params.groups * pm.image_floats() * 4;
+      g.M = pm.pixels, g.N = pm.taps, g.K = kpg;
+      g.a_ms = 1, g.a_ks = pm.pixels, g.b_ks = pm.taps, g.b_ns = 1, g.c_ms = pm.row, g.c_ns = 1;
+      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = kpg * pm.taps, g.c_z1 = pm.pixels * pm.row;
+      g.Z2 = count, g.a_z2 = push.K * pm.pixels, g.c_z2 = params.groups * pm.pixels * pm.row;
+      record_gemm(rec, op, g);
+      record_col2im(rec, op, dcol, dx, n0, count, w.shape(), ys, params, pm);
+    }
+    return;
+  }
   const bool wide = std::string(shader) == "conv2d_backward_data_wide";
   const ConvTile tile = wide ? wide_conv_tile(cpg, push.W) : conv_tile(cpg, push.W);
   const uint64_t tiles =
@@ -74,6 +98,38 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   check_no_alias(op, x, dw);
   const DeviceInfo& dev = recorder_device(rec);
   const ConvPush conv = conv_push(x.shape(), dw.shape(), ys, params);
+  if (std::string(kernel_shader(dev, op, x.shape(), dw.shape(), params.stride_w)) == "gemm") {
+    // Per group: dw[k, r] = sum over images and pixels p of dy[k, p] * col[p, r], a chunk of
+    // images at a time, each adding to what the chunks before it left.
+    const Patches pm = conv_patches(x.shape(), dw.shape(), ys, params.groups);
+    const uint32_t kpg = conv.K / params.groups;
+    const uint64_t x_item = x.bytes() / conv.N, y_item = dy.bytes() / conv.N;
+    // Each invocation sums images x pixels terms: the loop budget bounds the images per chunk.
+    const uint64_t per_image = uint64_t(pm.pixels) + pm.pixels / 32 + 2;
+    check_trip_count(dev, op, per_image + 1, "one image's pixels of the weight gradient");
+    const uint32_t by_budget = static_cast<uint32_t>(std::max<uint64_t>(1, (loop_budget(dev) - 1) / per_image));
+    const uint32_t chunk = std::min(patch_chunk(dev, pm, conv.N), by_budget);
+    const Tensor col = recorder_scratch(rec, Shape{chunk * params.groups, pm.pixels, pm.row});
+    bool first = true;
+    for (auto [n0, n1] : item_ranges(dev, op, conv.N, {x_item, y_item}, chunk)) {
+      const uint32_t count = n1 - n0;
+      record_im2col(rec, op, x, n0, count, dw.shape(), ys, params, pm, col);
+      Gemm g;
+      g.a = &dy;
+      g.b = &col;
+      g.c = &dw;
+      g.a_bytes = n0 * y_item;
+      g.a_size = count * y_item;
+      g.M = kpg, g.N = pm.taps, g.K = pm.pixels;
+      g.a_ms = pm.pixels, g.a_ks = 1, g.b_ks = pm.row, g.b_ns = 1, g.c_ms = pm.taps, g.c_ns = 1;
+      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = pm.pixels * pm.row, g.c_z1 = kpg * pm.taps;
+      g.IB = count, g.a_ib = conv.K * pm.pixels, g.b_ib = params.groups * pm.pixels * pm.row;
+      g.accumulate = !first;
+      record_gemm(rec, op, g);
+      first = false;
+    }
+    return;
+  }
   const uint32_t kpg = conv.K / params.groups, cpg = conv.C / params.groups;
   const uint32_t kt = std::min<uint32_t>(8, kpg), ct = std::min<uint32_t>(4, cpg);
   const uint64_t per_slice = uint64_t(params.groups) * ((kpg + kt - 1) / kt) * ((cpg + ct - 1) / ct) * conv.KH * conv.KW;

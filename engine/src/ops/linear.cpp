@@ -1,8 +1,9 @@
-// Host side of linear_forward.comp and linear_forward_vec4.comp (the registry chooses).
+// Host side of linear_forward.comp, linear_forward_vec4.comp and gemm.comp (the registry
+// chooses).
 #include <algorithm>
 #include <string>
 
-#include "ops/op_common.hpp"
+#include "ops/gemm.hpp"
 
 namespace vkalex::ops {
 
@@ -32,6 +33,23 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   // fc6's 9216 x 4096 weights (151 MB) exceed lavapipe's 128 MiB binding limit: bind and
   // dispatch them in blocks of output rows.
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
+    if (std::string(shader) == "gemm") {
+      // y[n, m] = sum over k of x[n, k] * w[m, k]: rows of x, columns m0.. of y.
+      Gemm g;
+      g.a = &x;
+      g.b = &w;
+      g.c = &y;
+      g.bias = bias;
+      g.b_bytes = m0 * row_bytes;
+      g.b_size = (m1 - m0) * row_bytes;
+      g.M = push.N, g.N = m1 - m0, g.K = push.K;
+      g.c_off = m0, g.bias_off = m0;
+      g.a_ms = push.K, g.a_ks = 1, g.b_ks = 1, g.b_ns = push.K, g.c_ms = push.M, g.c_ns = 1;
+      g.bias_per_n = bias != nullptr;
+      g.relu = relu;
+      record_gemm(rec, op, g);
+      continue;
+    }
     push.m0 = m0;
     push.rows = m1 - m0;
     Dispatch d;

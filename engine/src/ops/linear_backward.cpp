@@ -1,7 +1,10 @@
-// Host side of linear_backward_data.comp and linear_backward_weight.comp.
+// Host side of linear_backward_data.comp, linear_backward_weight.comp and their gemm.comp
+// variants.
 #include <algorithm>
 
-#include "ops/op_common.hpp"
+#include <string>
+
+#include "ops/gemm.hpp"
 
 namespace vkalex::ops {
 
@@ -22,7 +25,24 @@ void linear_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
   bool first = true;
   // Weights beyond one binding (fc6) are taken in blocks of rows, each adding to dx.
+  const bool gemm = std::string(kernel_shader(dev, op, dx.shape(), w.shape())) == "gemm";
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
+    if (gemm) {
+      // dx[n, k] += sum over m in the block of dy[n, m] * w[m, k].
+      Gemm g;
+      g.a = &dy;
+      g.b = &w;
+      g.c = &dx;
+      g.b_bytes = m0 * row_bytes;
+      g.b_size = (m1 - m0) * row_bytes;
+      g.M = push.N, g.N = push.K, g.K = m1 - m0;
+      g.a_off = m0;
+      g.a_ms = push.M, g.a_ks = 1, g.b_ks = push.K, g.b_ns = 1, g.c_ms = push.K, g.c_ns = 1;
+      g.accumulate = !first;
+      record_gemm(rec, op, g);
+      first = false;
+      continue;
+    }
     push.m0 = m0;
     push.rows = m1 - m0;
     push.flags = first ? 0u : 1u;
@@ -58,13 +78,34 @@ void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
   // Every invocation loops over the images of its dispatch: at most the loop budget's worth
   // per dispatch; later dispatches add to the sums.
-  const uint32_t max_images = std::max<uint32_t>(1, loop_budget(dev) - 1);
+  const uint32_t max_images = std::max<uint32_t>(1, (loop_budget(dev) - 2) / 33 * 32);
   const auto image_ranges = item_ranges(dev, op, ys[0], {ys[1] * sizeof(float), row_bytes}, max_images);
+  const bool gemm = std::string(kernel_shader(dev, op, x.shape(), dw.shape())) == "gemm";
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
     push.m0 = m0;
     push.rows = m1 - m0;
     bool first = true;
     for (auto [n0, n1] : image_ranges) {
+      if (gemm) {
+        // dw[m, k] (+)= sum over images n of dy[n, m] * x[n, k], rows m0.. of dw.
+        Gemm g;
+        g.a = &dy;
+        g.b = &x;
+        g.c = &dw;
+        g.a_bytes = n0 * ys[1] * sizeof(float);
+        g.a_size = uint64_t(n1 - n0) * ys[1] * sizeof(float);
+        g.b_bytes = n0 * row_bytes;
+        g.b_size = (n1 - n0) * row_bytes;
+        g.c_bytes = m0 * row_bytes;
+        g.c_size = (m1 - m0) * row_bytes;
+        g.M = m1 - m0, g.N = push.K, g.K = n1 - n0;
+        g.a_off = m0;
+        g.a_ms = 1, g.a_ks = ys[1], g.b_ks = push.K, g.b_ns = 1, g.c_ms = push.K, g.c_ns = 1;
+        g.accumulate = !first;
+        record_gemm(rec, op, g);
+        first = false;
+        continue;
+      }
       push.N = n1 - n0;
       push.accumulate = first ? 0u : 1u;
       Dispatch d;

@@ -38,8 +38,17 @@ const Variant kVariants[] = {
     {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, 0, 0,
      "stride 1 and a kernel at most 11 wide"},
     {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, 1, 1, "always"},
+    {"conv2d", "conv2d.gemm", "gemm", always, 2, 2, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, 2, 2, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, 0, 0, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, 1, 1, "always"},
     {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 0, 0, "input features a multiple of 4"},
     {"linear", "linear.rows", "linear_forward", always, 1, 1, "always"},
+    {"linear", "linear.gemm", "gemm", always, 2, 2, "always"},
+    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, 0, 0, "always"},
+    {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, 1, 1, "always"},
+    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, 0, 0, "always"},
+    {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, 1, 1, "always"},
 };
 
 std::vector<const Variant*> variants_of(const std::string& op, bool gpu) {
@@ -97,7 +106,7 @@ void check_forced_kernels(const DeviceInfo& device) {
   for (const auto& [op, name] : device.forced_kernels) {
     const auto vs = variants_of(op, false);
     if (vs.empty()) {
-      throw Error("forced kernel for op \"" + op + "\", which has no variants (conv2d, conv2d_backward_data, linear have)");
+      throw Error("forced kernel for op \"" + op + "\", which has no variants (see kernel_variants)");
     }
     if (std::none_of(vs.begin(), vs.end(), [&](const Variant* v) { return name == v->name; })) {
       throw Error("forced kernel \"" + name + "\" is not a variant of " + op + " (" + names(vs) + ")");
