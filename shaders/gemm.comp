@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 // Register-tiled matrix product for CPU-class drivers: C[m, n] = sum_k A[m, k] * B[k, n]
 // (+ bias, ReLU, or added to C), with any strides, over a grid of Z1 x Z2 independent
 // products (groups x images) and an optional inner sum over IB products (images, for weight
@@ -56,7 +57,7 @@ void main() {
   const uint mlast = p.M - 1, nlast = p.N - 1;
 
   float acc[RM * RN];
-  for (uint i = 0; i < RM * RN; ++i) acc[i] = 0.0;
+  [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] = 0.0;
 
   for (uint ib = 0; ib < p.IB; ++ib) {
     const uint abase = p.a_off + z1 * p.a_z1 + z2 * p.a_z2 + ib * p.a_ib;
@@ -65,11 +66,11 @@ void main() {
       const uint K4 = p.K / 4;
       for (uint kb = 0; kb < K4; kb += kBlock / 4) {
         float part[RM * RN];
-        for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
         const uint kend = min(K4, kb + kBlock / 4);
         for (uint k4 = kb; k4 < kend; ++k4) {
           vec4 av[RM];
-          for (uint i = 0; i < RM; ++i) {
+          [[unroll]] for (uint i = 0; i < RM; ++i) {
             const uint ar = abase + min(m0 + i, mlast) * p.a_ms;
             if (AVEC != 0) {
               av[i] = a4[ar / 4 + k4];
@@ -78,34 +79,34 @@ void main() {
               av[i] = vec4(a[o], a[o + p.a_ks], a[o + 2 * p.a_ks], a[o + 3 * p.a_ks]);
             }
           }
-          for (uint j = 0; j < RN; ++j) {
+          [[unroll]] for (uint j = 0; j < RN; ++j) {
             const vec4 bv = b4[(bbase + min(n0 + j, nlast) * p.b_ns) / 4 + k4];
-            for (uint i = 0; i < RM; ++i) {
+            [[unroll]] for (uint i = 0; i < RM; ++i) {
               part[i * RN + j] = fma(av[i].x, bv.x, fma(av[i].y, bv.y, fma(av[i].z, bv.z, fma(av[i].w, bv.w, part[i * RN + j]))));
             }
           }
         }
-        for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
       }
       // The last K % 4 terms, one at a time.
       for (uint k = K4 * 4; k < p.K; ++k) {
-        for (uint i = 0; i < RM; ++i) {
+        [[unroll]] for (uint i = 0; i < RM; ++i) {
           const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
-          for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + min(n0 + j, nlast) * p.b_ns + k];
+          [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + min(n0 + j, nlast) * p.b_ns + k];
         }
       }
     } else {
       for (uint kb = 0; kb < p.K; kb += kBlock) {
         float part[RM * RN];
-        for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
         const uint kend = min(p.K, kb + kBlock);
         for (uint k = kb; k < kend; ++k) {
           float av[RM];
-          for (uint i = 0; i < RM; ++i) av[i] = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+          [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
           if (BMODE == 1) {
-            for (uint j = 0; j < RN / 4; ++j) {
+            [[unroll]] for (uint j = 0; j < RN / 4; ++j) {
               const vec4 bv = b4[(bbase + k * p.b_ks) / 4 + min(n0 / 4 + j, nlast / 4)];
-              for (uint i = 0; i < RM; ++i) {
+              [[unroll]] for (uint i = 0; i < RM; ++i) {
                 part[i * RN + 4 * j] = fma(av[i], bv.x, part[i * RN + 4 * j]);
                 part[i * RN + 4 * j + 1] = fma(av[i], bv.y, part[i * RN + 4 * j + 1]);
                 part[i * RN + 4 * j + 2] = fma(av[i], bv.z, part[i * RN + 4 * j + 2]);
@@ -113,22 +114,22 @@ void main() {
               }
             }
           } else {
-            for (uint j = 0; j < RN; ++j) {
+            [[unroll]] for (uint j = 0; j < RN; ++j) {
               const float bv = b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns];
-              for (uint i = 0; i < RM; ++i) part[i * RN + j] = fma(av[i], bv, part[i * RN + j]);
+              [[unroll]] for (uint i = 0; i < RM; ++i) part[i * RN + j] = fma(av[i], bv, part[i * RN + j]);
             }
           }
         }
-        for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
       }
     }
   }
 
   const uint cbase = p.c_off + z1 * p.c_z1 + z2 * p.c_z2;
-  for (uint i = 0; i < RM; ++i) {
+  [[unroll]] for (uint i = 0; i < RM; ++i) {
     const uint m = m0 + i;
     if (m >= p.M) break;
-    for (uint j = 0; j < RN; ++j) {
+    [[unroll]] for (uint j = 0; j < RN; ++j) {
       const uint n = n0 + j;
       if (n >= p.N) break;
       const uint o = cbase + m * p.c_ms + n * p.c_ns;
