@@ -67,6 +67,7 @@ struct DeviceInfo {
   uint32_t max_workgroup_invocations = 0;
   std::array<uint32_t, 3> max_workgroup_size{};
   uint32_t max_shared_memory = 0;          // bytes of shared memory per workgroup
+  uint64_t min_texel_buffer_offset_alignment = 0;
   uint32_t max_texel_buffer_elements = 0;  // texel-buffer kernels need their data within this
   // Loop iterations one shader invocation may run in all before the driver cuts its loops
   // short without an error; 0 where no such limit is known. lavapipe's infinite-loop guard

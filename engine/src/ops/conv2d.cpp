@@ -30,7 +30,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
                    "the sum over input channels and taps");
   const char* shader = kernel_shader(dev, op, x.shape(), w.shape(), params.stride_w);
   const uint64_t x_item = x.bytes() / x.shape()[0], y_item = y.bytes() / out[0];
-  if (std::string(shader) == "gemm") {
+  if (is_gemm(shader)) {
     // Per group g and image: y[k, p] = sum over taps r of w[k, r] * col[p, r] (+ bias, ReLU).
     const Patches pm = conv_patches(x.shape(), w.shape(), out, params.groups);
     const uint32_t kpg = out[1] / params.groups;
@@ -39,6 +39,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
       const uint32_t count = n1 - n0;
       record_im2col(rec, op, x, n0, count, w.shape(), out, params, pm, col);
       Gemm g;
+      g.shader = shader;
       g.a = &w;
       g.b = &col;
       g.c = &y;

@@ -40,7 +40,7 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   // Stride 1 in both directions for the wide variant (the registry sees the horizontal one).
   const uint32_t stride = params.stride_h == 1 ? params.stride_w : 0;
   const char* shader = kernel_shader(dev, op, dx.shape(), w.shape(), stride);
-  if (std::string(shader) == "gemm") {
+  if (is_gemm(shader)) {
     // Per group and image: dcol[p, r] = sum over k of dy[k, p] * w[k, r]; then col2im.
     const Patches pm = conv_patches(dx.shape(), w.shape(), ys, params.groups);
     const uint32_t kpg = push.K / params.groups;
@@ -49,6 +49,7 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
     for (auto [n0, n1] : item_ranges(dev, op, ys[0], {x_item, y_item}, dcol.shape()[0] / params.groups)) {
       const uint32_t count = n1 - n0;
       Gemm g;
+      g.shader = shader;
       g.a = &dy;
       g.b = &w;
       g.c = &dcol;
@@ -98,7 +99,7 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   check_no_alias(op, x, dw);
   const DeviceInfo& dev = recorder_device(rec);
   const ConvPush conv = conv_push(x.shape(), dw.shape(), ys, params);
-  if (std::string(kernel_shader(dev, op, x.shape(), dw.shape(), params.stride_w)) == "gemm") {
+  if (const char* shader = kernel_shader(dev, op, x.shape(), dw.shape(), params.stride_w); is_gemm(shader)) {
     // Per group: dw[k, r] = sum over images and pixels p of dy[k, p] * col[p, r], a chunk of
     // images at a time, each adding to what the chunks before it left.
     const Patches pm = conv_patches(x.shape(), dw.shape(), ys, params.groups);
@@ -115,6 +116,7 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
       const uint32_t count = n1 - n0;
       record_im2col(rec, op, x, n0, count, dw.shape(), ys, params, pm, col);
       Gemm g;
+      g.shader = shader;
       g.a = &dy;
       g.b = &col;
       g.c = &dw;

@@ -42,6 +42,10 @@ Tile gemm_tile(const Gemm& g, uint32_t bmode) {
 
 }  // namespace
 
+bool is_gemm(const char* shader) {
+  return std::string(shader) == "gemm" || std::string(shader) == "gemm_texel";
+}
+
 void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const DeviceInfo& dev = recorder_device(rec);
   if (g.M == 0 || g.N == 0 || g.Z1 == 0 || g.Z2 == 0) return;
@@ -65,15 +69,19 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   GemmPush push{g.M, g.N, g.K, g.a_off, g.b_off, g.c_off, g.bias_off, g.a_ms, g.a_ks, g.b_ks, g.b_ns, g.c_ms, g.c_ns,
                 g.Z1, g.a_z1, g.b_z1, g.c_z1, g.bias_z1, g.a_z2, g.b_z2, g.c_z2, g.IB, g.a_ib, g.b_ib,
                 (g.bias_per_m ? 1u : 0u) | (g.bias_per_n ? 2u : 0u) | (g.relu ? 4u : 0u) | (g.accumulate ? 8u : 0u)};
+  // Texel views need a whole texel; a smaller operand takes the storage-buffer kernel.
+  auto range = [](const Tensor* t, uint64_t off, uint64_t size) { return size ? size : t->bytes() - off; };
+  const bool texel = std::string(g.shader) == "gemm_texel" && range(g.a, g.a_bytes, g.a_size) >= 16 &&
+                     range(g.b, g.b_bytes, g.b_size) >= 16;
   Dispatch d;
-  d.shader = "gemm";
+  d.shader = texel ? "gemm_texel" : "gemm";
   d.label = label;
   d.specialization = {wg, t.rm, t.rn, bmode, avec};
   const bool bias = g.bias_per_m || g.bias_per_n;
   d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size},
-                {g.a, avec ? Use::Read : Use::Unused, g.a_bytes, g.a_size},
+                {g.a, avec ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel},
                 {g.b, Use::Read, g.b_bytes, g.b_size},
-                {g.b, bmode ? Use::Read : Use::Unused, g.b_bytes, g.b_size},
+                {g.b, bmode ? Use::Read : Use::Unused, g.b_bytes, g.b_size, texel},
                 bias ? Binding{g.bias, Use::Read} : Binding{g.a, Use::Unused, g.a_bytes, g.a_size},
                 {g.c, g.accumulate ? Use::ReadWrite : Use::Write, g.c_bytes, g.c_size}};
   d.push = &push;

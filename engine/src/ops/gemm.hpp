@@ -12,6 +12,7 @@ namespace vkalex::detail {
 // product repeats over z1 < Z1 (groups) and z2 < Z2 (images), each shifting A, B, C by their
 // z strides, and each sums IB inner products (A and B shifted by their ib strides).
 struct Gemm {
+  const char* shader = "gemm";  // or "gemm_texel": vec4 loads through texel buffers
   const Tensor *a = nullptr, *b = nullptr, *bias = nullptr, *c = nullptr;
   uint64_t a_bytes = 0, a_size = 0, b_bytes = 0, b_size = 0, c_bytes = 0, c_size = 0;  // binding ranges (0: whole)
   uint32_t M = 0, N = 0, K = 0;
@@ -22,6 +23,9 @@ struct Gemm {
   uint32_t IB = 1, a_ib = 0, b_ib = 0;
   bool bias_per_m = false, bias_per_n = false, relu = false, accumulate = false;
 };
+
+// Whether `shader` (a variant's, from kernel_shader) is gemm.comp or gemm_texel.comp.
+bool is_gemm(const char* shader);
 
 // Records one gemm.comp dispatch; picks the tile and the vectorised load paths the strides
 // allow. `label` names the op in timings and errors.

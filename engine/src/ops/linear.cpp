@@ -33,9 +33,10 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   // fc6's 9216 x 4096 weights (151 MB) exceed lavapipe's 128 MiB binding limit: bind and
   // dispatch them in blocks of output rows.
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
-    if (std::string(shader) == "gemm") {
+    if (is_gemm(shader)) {
       // y[n, m] = sum over k of x[n, k] * w[m, k]: rows of x, columns m0.. of y.
       Gemm g;
+      g.shader = shader;
       g.a = &x;
       g.b = &w;
       g.c = &y;

@@ -25,11 +25,13 @@ void linear_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
   const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
   bool first = true;
   // Weights beyond one binding (fc6) are taken in blocks of rows, each adding to dx.
-  const bool gemm = std::string(kernel_shader(dev, op, dx.shape(), w.shape())) == "gemm";
+  const char* shader = kernel_shader(dev, op, dx.shape(), w.shape());
+  const bool gemm = is_gemm(shader);
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
     if (gemm) {
       // dx[n, k] += sum over m in the block of dy[n, m] * w[m, k].
       Gemm g;
+      g.shader = shader;
       g.a = &dy;
       g.b = &w;
       g.c = &dx;
@@ -80,7 +82,8 @@ void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
   // per dispatch; later dispatches add to the sums.
   const uint32_t max_images = std::max<uint32_t>(1, (loop_budget(dev) - 2) / 33 * 32);
   const auto image_ranges = item_ranges(dev, op, ys[0], {ys[1] * sizeof(float), row_bytes}, max_images);
-  const bool gemm = std::string(kernel_shader(dev, op, x.shape(), dw.shape())) == "gemm";
+  const char* shader = kernel_shader(dev, op, x.shape(), dw.shape());
+  const bool gemm = is_gemm(shader);
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {
     push.m0 = m0;
     push.rows = m1 - m0;
@@ -89,6 +92,8 @@ void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
       if (gemm) {
         // dw[m, k] (+)= sum over images n of dy[n, m] * x[n, k], rows m0.. of dw.
         Gemm g;
+        g.shader = shader;
+      g.shader = shader;
         g.a = &dy;
         g.b = &x;
         g.c = &dw;

@@ -26,6 +26,12 @@ bool always(const DeviceInfo&, const Shape&, const Shape&, uint32_t) { return tr
 bool conv_wide(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t stride) {
   return x.rank() == 4 && w.rank() == 4 && w[3] <= 11 && stride == 1;
 }
+// Texel buffers as large as a storage-buffer binding, at the same offsets (lavapipe: 128 M
+// texels; SwiftShader's 65,536 are too few unless its bindings are limited as small).
+bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
+  return uint64_t(d.max_texel_buffer_elements) * 16 >= d.max_storage_buffer_range && d.min_texel_buffer_offset_alignment > 0 &&
+         d.min_storage_buffer_offset_alignment % d.min_texel_buffer_offset_alignment == 0;
+}
 bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
 // On lavapipe every storage-buffer load is a loop over lanes, so the vec4 GEMM's quarter of
@@ -39,16 +45,22 @@ const Variant kVariants[] = {
      "stride 1 and a kernel at most 11 wide"},
     {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, 1, 1, "always"},
     {"conv2d", "conv2d.gemm", "gemm", always, 2, 2, "always"},
+    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, 3, 3, "texel buffers as large as its storage-buffer bindings"},
     {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, 2, 2, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, 3, 3, "texel buffers as large as its storage-buffer bindings"},
     {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, 0, 0, "always"},
     {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, 1, 1, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 2, 2, "texel buffers as large as its storage-buffer bindings"},
     {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 0, 0, "input features a multiple of 4"},
     {"linear", "linear.rows", "linear_forward", always, 1, 1, "always"},
     {"linear", "linear.gemm", "gemm", always, 2, 2, "always"},
+    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, 3, 3, "texel buffers as large as its storage-buffer bindings"},
     {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, 0, 0, "always"},
     {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, 1, 1, "always"},
+    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, 2, 2, "texel buffers as large as its storage-buffer bindings"},
     {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, 0, 0, "always"},
     {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, 1, 1, "always"},
+    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 2, 2, "texel buffers as large as its storage-buffer bindings"},
 };
 
 std::vector<const Variant*> variants_of(const std::string& op, bool gpu) {

@@ -74,6 +74,7 @@ struct PipelineKey {
   std::string shader;
   std::vector<uint32_t> specialization;  // value of constant_id i at position i
   uint32_t bindings = 0;
+  uint32_t texel_bindings = 0;  // bit i: binding i is a uniform texel buffer (RGBA32F), not a storage buffer
   uint32_t push_constant_bytes = 0;
   auto operator<=>(const PipelineKey&) const = default;
 };

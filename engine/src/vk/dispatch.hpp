@@ -11,13 +11,17 @@ namespace vkalex::detail {
 
 enum class Use { Read, Write, ReadWrite, Unused };
 
-// One storage-buffer binding: a byte range of a tensor. Bindings are numbered in order.
+// One binding: a byte range of a tensor, as a storage buffer or a texel buffer. Bindings are numbered in order.
 // An Unused binding only fills a slot the shader declares but this dispatch does not touch.
 struct Binding {
   const Tensor* tensor = nullptr;
   Use use = Use::Read;
   uint64_t offset = 0;  // bytes from the tensor's start; must keep the device's alignment
   uint64_t size = 0;    // bytes; 0 means to the tensor's end
+  // A uniform texel buffer of RGBA32F texels (a samplerBuffer in the shader) instead of a
+  // storage buffer: offset a multiple of minTexelBufferOffsetAlignment, size of 16-byte texels
+  // (a partial last texel is left out) within maxTexelBufferElements.
+  bool texel = false;
 };
 
 struct Dispatch {

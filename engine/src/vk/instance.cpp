@@ -272,6 +272,7 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
   for (int i = 0; i < 3; ++i) info.max_workgroup_size[i] = base.limits.maxComputeWorkGroupSize[i];
   info.max_shared_memory = base.limits.maxComputeSharedMemorySize;
   info.max_texel_buffer_elements = base.limits.maxTexelBufferElements;
+  info.min_texel_buffer_offset_alignment = base.limits.minTexelBufferOffsetAlignment;
   info.min_subgroup_size = info.max_subgroup_size = info.subgroup_size;
   const bool v13 = base.apiVersion >= VK_API_VERSION_1_3;
   if (v13 || has_extension(device, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) {

@@ -52,6 +52,10 @@ void check_interface(const PipelineKey& key, const ShaderInterface& s) {
     throw mismatch("the shader declares " + std::to_string(s.bindings) + " bindings, the op binds " +
                    std::to_string(key.bindings));
   }
+  if (s.texel_bindings != key.texel_bindings) {
+    throw mismatch("the shader's texel-buffer bindings (mask " + std::to_string(s.texel_bindings) +
+                   ") differ from the op's (mask " + std::to_string(key.texel_bindings) + ")");
+  }
   if (s.spec_constants != key.specialization.size()) {
     throw mismatch("the shader declares " + std::to_string(s.spec_constants) +
                    " specialization constants, the op sets " + std::to_string(key.specialization.size()));
@@ -215,7 +219,9 @@ const Pipeline& PipelineStore::get(const PipelineKey& key) {
 
   std::vector<VkDescriptorSetLayoutBinding> bindings(key.bindings);
   for (uint32_t i = 0; i < key.bindings; ++i) {
-    bindings[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+    const bool texel = (key.texel_bindings >> i) & 1u;
+    bindings[i] = {i, texel ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1,
+                   VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
   }
   VkDescriptorSetLayoutCreateInfo set_info{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
   set_info.bindingCount = key.bindings;

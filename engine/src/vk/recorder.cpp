@@ -27,7 +27,8 @@ struct RecorderImpl {
 
   std::vector<VkDescriptorPool> descriptor_pools;
   size_t pools_in_use = 0;
-  uint32_t sets_left = 0, descriptors_left = 0;
+  uint32_t sets_left = 0, descriptors_left = 0, texels_left = 0;
+  std::vector<VkBufferView> views;  // texel-buffer views of the current recording
 
   std::vector<VkQueryPool> query_pools;
   std::vector<std::string> timed_labels;
@@ -48,6 +49,7 @@ struct RecorderImpl {
     auto& vk = dev->vk;
     if (in_flight) vk.vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX);
     for (auto p : descriptor_pools) vk.vkDestroyDescriptorPool(dev->device, p, nullptr);
+    for (auto v : views) vk.vkDestroyBufferView(dev->device, v, nullptr);
     for (auto q : query_pools) vk.vkDestroyQueryPool(dev->device, q, nullptr);
     if (frame_queries) vk.vkDestroyQueryPool(dev->device, frame_queries, nullptr);
     if (fence) vk.vkDestroyFence(dev->device, fence, nullptr);
@@ -60,22 +62,23 @@ struct RecorderImpl {
     }
   }
 
-  VkDescriptorSet allocate_set(VkDescriptorSetLayout layout, uint32_t descriptors) {
+  VkDescriptorSet allocate_set(VkDescriptorSetLayout layout, uint32_t descriptors, uint32_t texels) {
     auto& vk = dev->vk;
-    if (sets_left == 0 || descriptors_left < descriptors) {
+    if (sets_left == 0 || descriptors_left < descriptors || texels_left < texels) {
       if (pools_in_use == descriptor_pools.size()) {
-        VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kDescriptorsPerPool};
+        const VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kDescriptorsPerPool},
+                                               {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, kDescriptorsPerPool}};
         VkDescriptorPoolCreateInfo info{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
         info.maxSets = kSetsPerPool;
-        info.poolSizeCount = 1;
-        info.pPoolSizes = &size;
+        info.poolSizeCount = 2;
+        info.pPoolSizes = sizes;
         VkDescriptorPool p = VK_NULL_HANDLE;
         vk_check(vk.vkCreateDescriptorPool(dev->device, &info, nullptr, &p), "vkCreateDescriptorPool");
         descriptor_pools.push_back(p);
       }
       ++pools_in_use;
       sets_left = kSetsPerPool;
-      descriptors_left = kDescriptorsPerPool;
+      descriptors_left = texels_left = kDescriptorsPerPool;
     }
     VkDescriptorSetAllocateInfo info{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
     info.descriptorPool = descriptor_pools[pools_in_use - 1];
@@ -85,6 +88,7 @@ struct RecorderImpl {
     vk_check(vk.vkAllocateDescriptorSets(dev->device, &info, &set), "vkAllocateDescriptorSets");
     --sets_left;
     descriptors_left -= descriptors;
+    texels_left -= texels;
     return set;
   }
 
@@ -202,10 +206,17 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
   r.require_recording("recording a dispatch");
   if (static_cast<uint64_t>(d.groups[0]) * d.groups[1] * d.groups[2] == 0) return;
   auto& dev = *r.dev;
+  uint32_t texel_mask = 0, texels = 0;
+  for (size_t i = 0; i < d.bindings.size(); ++i) {
+    if (!d.bindings[i].texel) continue;
+    texel_mask |= 1u << i;
+    ++texels;
+  }
   const auto& pipeline = dev.pipelines.get({d.shader, d.specialization,
-                                            static_cast<uint32_t>(d.bindings.size()), d.push_bytes});
+                                            static_cast<uint32_t>(d.bindings.size()), texel_mask, d.push_bytes});
 
   std::vector<VkDescriptorBufferInfo> infos(d.bindings.size());
+  std::vector<VkBufferView> views(d.bindings.size(), VK_NULL_HANDLE);
   std::vector<BufferAccess> accesses;
   for (size_t i = 0; i < d.bindings.size(); ++i) {
     const Binding& b = d.bindings[i];
@@ -222,12 +233,30 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
                   std::to_string(b.offset) + ".." + std::to_string(b.offset + size) +
                   ") lies outside its tensor " + t.shape().str());
     }
-    if (size > dev.info.max_storage_buffer_range) {
+    if (b.texel) {
+      const uint64_t texels_bound = size / 16;
+      if (texels_bound == 0 || texels_bound > dev.info.max_texel_buffer_elements ||
+          offset % std::max<uint64_t>(1, dev.info.min_texel_buffer_offset_alignment) != 0) {
+        throw Error(std::string(d.label) + ": binding " + std::to_string(i) + " (" + std::to_string(texels_bound) +
+                    " texels at byte " + std::to_string(offset) +
+                    ") is not a texel buffer this device can bind (maxTexelBufferElements " +
+                    std::to_string(dev.info.max_texel_buffer_elements) + ", minTexelBufferOffsetAlignment " +
+                    std::to_string(dev.info.min_texel_buffer_offset_alignment) + ")");
+      }
+      VkBufferViewCreateInfo view{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
+      view.buffer = a.buffer();
+      view.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+      view.offset = offset;
+      view.range = texels_bound * 16;
+      r.views.push_back(VK_NULL_HANDLE);
+      vk_check(dev.vk.vkCreateBufferView(dev.device, &view, nullptr, &r.views.back()), "vkCreateBufferView");
+      views[i] = r.views.back();
+    } else if (size > dev.info.max_storage_buffer_range) {
       throw Error(std::string(d.label) + ": tensor " + t.shape().str() + " needs a binding of " +
                   std::to_string(size) + " bytes, more than the device's maxStorageBufferRange (" +
                   std::to_string(dev.info.max_storage_buffer_range) + "); use a smaller batch");
     }
-    if (offset % dev.info.min_storage_buffer_offset_alignment != 0) {
+    if (!b.texel && offset % dev.info.min_storage_buffer_offset_alignment != 0) {
       throw Error(std::string(d.label) + ": binding " + std::to_string(i) + " starts at byte " +
                   std::to_string(offset) + ", not a multiple of minStorageBufferOffsetAlignment");
     }
@@ -238,15 +267,20 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
     }
   }
 
-  VkDescriptorSet set = r.allocate_set(pipeline.set_layout, pipeline.bindings);
+  VkDescriptorSet set = r.allocate_set(pipeline.set_layout, pipeline.bindings - texels, texels);
   std::vector<VkWriteDescriptorSet> writes(d.bindings.size());
   for (uint32_t i = 0; i < writes.size(); ++i) {
     writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
     writes[i].dstSet = set;
     writes[i].dstBinding = i;
     writes[i].descriptorCount = 1;
-    writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-    writes[i].pBufferInfo = &infos[i];
+    if (views[i]) {
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+      writes[i].pTexelBufferView = &views[i];
+    } else {
+      writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+      writes[i].pBufferInfo = &infos[i];
+    }
   }
   dev.vk.vkUpdateDescriptorSets(dev.device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
 
@@ -304,7 +338,9 @@ void Recorder::begin() {
   vk_check(dev.vk.vkResetCommandPool(dev.device, r.pool, 0), "vkResetCommandPool");
   for (auto p : r.descriptor_pools) vk_check(dev.vk.vkResetDescriptorPool(dev.device, p, 0), "vkResetDescriptorPool");
   r.pools_in_use = 0;
-  r.sets_left = r.descriptors_left = 0;
+  r.sets_left = r.descriptors_left = r.texels_left = 0;
+  for (auto v : r.views) dev.vk.vkDestroyBufferView(dev.device, v, nullptr);
+  r.views.clear();
   r.timed_labels.clear();
   r.timed_scopes.clear();
   r.scope.clear();

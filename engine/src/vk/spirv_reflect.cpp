@@ -21,6 +21,7 @@ enum : uint32_t {
   kDecorationBinding = 33,
   kDecorationOffset = 35,
   kStorageClassPushConstant = 9,
+  kStorageClassUniformConstant = 0,
   kMagic = 0x07230203,
 };
 }  // namespace
@@ -33,6 +34,8 @@ ShaderInterface reflect_shader(const std::string& name, const uint32_t* code, si
   std::map<uint32_t, uint32_t> pointee;                     // push-constant pointer id -> type
   std::map<std::pair<uint32_t, uint32_t>, uint32_t> member_offset;
   uint32_t push_pointer = 0;
+  std::map<uint32_t, uint32_t> binding_of;  // variable id -> binding
+  std::vector<uint32_t> uniform_constants;  // variables of images and samplers
   ShaderInterface out;
   for (size_t i = 5; i < words;) {
     const uint32_t count = code[i] >> 16, op = code[i] & 0xffff;
@@ -51,9 +54,13 @@ ShaderInterface reflect_shader(const std::string& name, const uint32_t* code, si
         break;
       case kOpVariable:
         if (count >= 4 && w[3] == kStorageClassPushConstant) push_pointer = w[1];
+        if (count >= 4 && w[3] == kStorageClassUniformConstant) uniform_constants.push_back(w[2]);
         break;
       case kOpDecorate:
-        if (count >= 4 && w[2] == kDecorationBinding) out.bindings = std::max(out.bindings, w[3] + 1);
+        if (count >= 4 && w[2] == kDecorationBinding) {
+          out.bindings = std::max(out.bindings, w[3] + 1);
+          binding_of[w[1]] = w[3];
+        }
         if (count >= 4 && w[2] == kDecorationSpecId) out.spec_constants = std::max(out.spec_constants, w[3] + 1);
         break;
       case kOpMemberDecorate:
@@ -63,6 +70,12 @@ ShaderInterface reflect_shader(const std::string& name, const uint32_t* code, si
         break;
     }
     i += count;
+  }
+  for (uint32_t v : uniform_constants) {
+    const auto b = binding_of.find(v);
+    if (b == binding_of.end()) continue;
+    if (b->second >= 32) throw bad("a texel buffer at binding " + std::to_string(b->second) + " (the engine allows 0..31)");
+    out.texel_bindings |= 1u << b->second;
   }
   if (push_pointer == 0) return out;
   const auto block = pointee.find(push_pointer);

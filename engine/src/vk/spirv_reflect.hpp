@@ -17,6 +17,7 @@ struct ShaderInterface {
   std::vector<Member> push_members;
   uint32_t push_bytes = 0;       // end of the last member (0: no push constants)
   uint32_t bindings = 0;         // highest descriptor binding + 1 (set 0)
+  uint32_t texel_bindings = 0;   // bit i: binding i is a uniform texel buffer (samplerBuffer)
   uint32_t spec_constants = 0;   // highest specialization constant id + 1
 };
 

@@ -1,0 +1,133 @@
+// The body of gemm.comp and gemm_texel.comp (see gemm.comp).
+#ifndef VKALEX_GEMM_GLSL
+#define VKALEX_GEMM_GLSL
+
+#include "common.glsl"
+
+layout(constant_id = 1) const uint RM = 4;
+layout(constant_id = 2) const uint RN = 8;
+layout(constant_id = 3) const uint BMODE = 0;
+layout(constant_id = 4) const uint AVEC = 0;  // BMODE 2: A rows contiguous along k, a_ms % 4 == 0
+
+layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
+layout(std430, set = 0, binding = 2) readonly buffer B { float b[]; };
+// Bindings 1 and 3 view the same ranges as A and B as vec4: LOAD_A4(i) and LOAD_B4(i) read
+// the i-th vec4 (declared by the including shader).
+layout(std430, set = 0, binding = 4) readonly buffer Bias { float bias[]; };
+layout(std430, set = 0, binding = 5) buffer C { float c[]; };
+
+layout(push_constant) uniform Params {
+  uint M, N, K;
+  uint a_off, b_off, c_off, bias_off;  // elements from each binding's start
+  uint a_ms, a_ks, b_ks, b_ns, c_ms, c_ns;
+  uint Z1;                          // products in the first grid dimension (groups)
+  uint a_z1, b_z1, c_z1, bias_z1;   // their strides
+  uint a_z2, b_z2, c_z2;            // strides of the second (images)
+  uint IB, a_ib, b_ib;              // inner products summed into one C (at least 1)
+  uint flags;                       // 1: bias per row m, 2: bias per column n, 4: ReLU, 8: add to C
+} p;
+
+const uint kBlock = 32;
+
+void main() {
+  const uint mtiles = (p.M + RM - 1) / RM;
+  const uint wn = gl_WorkGroupSize.x * RN;  // columns of one workgroup
+  const uint ntiles = (p.N + wn - 1) / wn;
+  const uint g = linear_group_id();
+  const uint nt = g % ntiles;
+  const uint mt = (g / ntiles) % mtiles;
+  const uint z = g / (ntiles * mtiles);
+  const uint z1 = z % p.Z1, z2 = z / p.Z1;
+  const uint m0 = mt * RM;
+  const uint n0 = nt * wn + gl_LocalInvocationID.x * RN;
+  // Rows and columns past the end repeat the last one: loads stay in range, stores skip them.
+  const uint mlast = p.M - 1, nlast = p.N - 1;
+
+  float acc[RM * RN];
+  [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] = 0.0;
+
+  for (uint ib = 0; ib < p.IB; ++ib) {
+    const uint abase = p.a_off + z1 * p.a_z1 + z2 * p.a_z2 + ib * p.a_ib;
+    const uint bbase = p.b_off + z1 * p.b_z1 + z2 * p.b_z2 + ib * p.b_ib;
+    if (BMODE == 2) {
+      const uint K4 = p.K / 4;
+      for (uint kb = 0; kb < K4; kb += kBlock / 4) {
+        float part[RM * RN];
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
+        const uint kend = min(K4, kb + kBlock / 4);
+        for (uint k4 = kb; k4 < kend; ++k4) {
+          vec4 av[RM];
+          [[unroll]] for (uint i = 0; i < RM; ++i) {
+            const uint ar = abase + min(m0 + i, mlast) * p.a_ms;
+            if (AVEC != 0) {
+              av[i] = LOAD_A4(ar / 4 + k4);
+            } else {
+              const uint o = ar + 4 * k4 * p.a_ks;
+              av[i] = vec4(a[o], a[o + p.a_ks], a[o + 2 * p.a_ks], a[o + 3 * p.a_ks]);
+            }
+          }
+          [[unroll]] for (uint j = 0; j < RN; ++j) {
+            const vec4 bv = LOAD_B4((bbase + min(n0 + j, nlast) * p.b_ns) / 4 + k4);
+            [[unroll]] for (uint i = 0; i < RM; ++i) {
+              part[i * RN + j] = fma(av[i].x, bv.x, fma(av[i].y, bv.y, fma(av[i].z, bv.z, fma(av[i].w, bv.w, part[i * RN + j]))));
+            }
+          }
+        }
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
+      }
+      // The last K % 4 terms, one at a time.
+      for (uint k = K4 * 4; k < p.K; ++k) {
+        [[unroll]] for (uint i = 0; i < RM; ++i) {
+          const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+          [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + min(n0 + j, nlast) * p.b_ns + k];
+        }
+      }
+    } else {
+      for (uint kb = 0; kb < p.K; kb += kBlock) {
+        float part[RM * RN];
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
+        const uint kend = min(p.K, kb + kBlock);
+        for (uint k = kb; k < kend; ++k) {
+          float av[RM];
+          [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+          if (BMODE == 1) {
+            [[unroll]] for (uint j = 0; j < RN / 4; ++j) {
+              const vec4 bv = LOAD_B4((bbase + k * p.b_ks) / 4 + min(n0 / 4 + j, nlast / 4));
+              [[unroll]] for (uint i = 0; i < RM; ++i) {
+                part[i * RN + 4 * j] = fma(av[i], bv.x, part[i * RN + 4 * j]);
+                part[i * RN + 4 * j + 1] = fma(av[i], bv.y, part[i * RN + 4 * j + 1]);
+                part[i * RN + 4 * j + 2] = fma(av[i], bv.z, part[i * RN + 4 * j + 2]);
+                part[i * RN + 4 * j + 3] = fma(av[i], bv.w, part[i * RN + 4 * j + 3]);
+              }
+            }
+          } else {
+            [[unroll]] for (uint j = 0; j < RN; ++j) {
+              const float bv = b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns];
+              [[unroll]] for (uint i = 0; i < RM; ++i) part[i * RN + j] = fma(av[i], bv, part[i * RN + j]);
+            }
+          }
+        }
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
+      }
+    }
+  }
+
+  const uint cbase = p.c_off + z1 * p.c_z1 + z2 * p.c_z2;
+  [[unroll]] for (uint i = 0; i < RM; ++i) {
+    const uint m = m0 + i;
+    if (m >= p.M) break;
+    [[unroll]] for (uint j = 0; j < RN; ++j) {
+      const uint n = n0 + j;
+      if (n >= p.N) break;
+      const uint o = cbase + m * p.c_ms + n * p.c_ns;
+      float v = acc[i * RN + j];
+      if ((p.flags & 1u) != 0u) v += bias[p.bias_off + z1 * p.bias_z1 + m];
+      if ((p.flags & 2u) != 0u) v += bias[p.bias_off + z1 * p.bias_z1 + n];
+      if ((p.flags & 8u) != 0u) v += c[o];
+      if ((p.flags & 4u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN
+      c[o] = v;
+    }
+  }
+}
+
+#endif
