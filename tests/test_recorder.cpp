@@ -21,7 +21,7 @@ TEST_CASE("a recording is replayed with new inputs, not re-recorded", "[recorder
   ops::relu(rec, y, z);
   rec.end();
   const size_t dispatches = rec.dispatch_count();
-  CHECK(dispatches == 2);
+  CHECK(dispatches >= 2);  // the convolution's kernel may take more than one (im2col + GEMM)
 
   for (int i = 0; i < 3; ++i) {
     const HostTensor hx(xs, random_uniform(xs.numel(), test::seed() + 100 + i));
@@ -85,19 +85,26 @@ TEST_CASE("timestamps give a GPU time per dispatch", "[recorder][timestamps]") {
   rec.end();
   rec.run();
   const auto t = rec.timings();
-  REQUIRE(t.size() == 2);
-  CHECK(t[0].label == "conv2d");
-  CHECK(t[1].label == "max_pool");
+  // One timing per dispatch: the convolution's (its kernel may build a patch matrix first,
+  // timed as im2col), then the pool's.
+  REQUIRE(t.size() == rec.dispatch_count());
+  REQUIRE(t.size() >= 2);
+  CHECK(t.back().label == "max_pool");
+  double conv_ms = 0;
+  for (size_t i = 0; i + 1 < t.size(); ++i) {
+    CHECK((t[i].label == "conv2d" || t[i].label == "im2col"));
+    conv_ms += t[i].ms;
+  }
   for (const auto& d : t) {
     CHECK(std::isfinite(d.ms));
     CHECK(d.ms >= 0);
     CHECK(d.ms < 10000);
   }
-  CHECK(t[0].ms > 0);  // 1.4 MFLOP cannot take zero time
+  CHECK(conv_ms > 0);  // 1.4 MFLOP cannot take zero time
   // Every value is 3 * 25 * 0.5 = 37.5: the pool and the conv really ran.
   for (float v : ctx.download(p)) REQUIRE(v == 37.5f);
   rec.run();  // a replay measures again
-  CHECK(rec.timings().size() == 2);
+  CHECK(rec.timings().size() == t.size());
   test::require_no_validation_messages(ctx);
 }
 

@@ -49,6 +49,8 @@ TEST_CASE("split reductions and bindings under lowered device limits", "[ops][ba
   // The forward ops split the same way: linear weights by rows, convolutions by images.
   REQUIRE_CHECK(check_linear(ctx, 3, 100, 300, true, true, s + 4), kTol);
   REQUIRE_CHECK(check_conv2d(ctx, Shape{23, 4, 16, 16}, Shape{8, 4, 3, 3}, true, Conv2dParams{1, 1, 1, 1, 1}, s + 5), kTol);
+  // One image's patch matrix (3600 pixels x 12 floats) exceeds a binding: built in pixel ranges.
+  REQUIRE_CHECK(check_conv2d(ctx, Shape{2, 1, 60, 60}, Shape{2, 1, 3, 3}, true, Conv2dParams{1, 1, 1, 1, 1}, s + 6), kTol);
   test::require_no_validation_messages(ctx);
 }
 

@@ -34,23 +34,24 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     // Per group g and image: y[k, p] = sum over taps r of w[k, r] * col[p, r] (+ bias, ReLU).
     const Patches pm = conv_patches(x.shape(), w.shape(), out, params.groups);
     const uint32_t kpg = out[1] / params.groups;
-    const Tensor col = recorder_scratch(rec, Shape{patch_chunk(dev, pm, out[0]) * params.groups, pm.pixels, pm.row});
-    for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item}, col.shape()[0] / params.groups)) {
-      const uint32_t count = n1 - n0;
-      record_im2col(rec, op, x, n0, count, w.shape(), out, params, pm, col);
+    const auto pieces = patch_pieces(dev, op, pm, out[0], x_item, y_item);
+    const Tensor col = patch_workspace(rec, pm, pieces);
+    for (const PatchPiece& q : pieces) {
+      record_im2col(rec, x, q, w.shape(), out, params, pm, col);
       Gemm g;
       g.shader = shader;
       g.a = &w;
       g.b = &col;
       g.c = &y;
       g.bias = bias;
-      g.c_bytes = n0 * y_item;
-      g.c_size = count * y_item;
-      g.M = kpg, g.N = pm.pixels, g.K = pm.taps;
+      g.c_bytes = q.b0 * y_item;
+      g.c_size = q.bound * y_item;
+      g.M = kpg, g.N = q.pixels, g.K = pm.taps;
+      g.c_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / 4 + q.p0);
       g.a_ms = pm.taps, g.a_ks = 1, g.b_ks = 1, g.b_ns = pm.row, g.c_ms = pm.pixels, g.c_ns = 1;
-      g.Z1 = params.groups, g.a_z1 = kpg * pm.taps, g.b_z1 = pm.pixels * pm.row, g.c_z1 = kpg * pm.pixels;
+      g.Z1 = params.groups, g.a_z1 = kpg * pm.taps, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.pixels;
       g.bias_z1 = kpg;
-      g.Z2 = count, g.b_z2 = params.groups * pm.pixels * pm.row, g.c_z2 = out[1] * pm.pixels;
+      g.Z2 = q.count, g.b_z2 = params.groups * q.pixels * pm.row, g.c_z2 = out[1] * pm.pixels;
       g.bias_per_m = bias != nullptr;
       g.relu = params.relu;
       record_gemm(rec, op, g);

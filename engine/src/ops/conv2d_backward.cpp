@@ -45,23 +45,24 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
     const Patches pm = conv_patches(dx.shape(), w.shape(), ys, params.groups);
     const uint32_t kpg = push.K / params.groups;
     const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;
-    const Tensor dcol = recorder_scratch(rec, Shape{patch_chunk(dev, pm, ys[0]) * params.groups, pm.pixels, pm.row});
-    for (auto [n0, n1] : item_ranges(dev, op, ys[0], {x_item, y_item}, dcol.shape()[0] / params.groups)) {
-      const uint32_t count = n1 - n0;
+    const auto pieces = patch_pieces(dev, op, pm, ys[0], x_item, y_item);
+    const Tensor dcol = patch_workspace(rec, pm, pieces);
+    for (const PatchPiece& q : pieces) {
       Gemm g;
       g.shader = shader;
       g.a = &dy;
       g.b = &w;
       g.c = &dcol;
-      g.a_bytes = n0 * y_item;
-      g.a_size = count * y_item;
-      g.c_size = uint64_t(count) * params.groups * pm.image_floats() * 4;
-      g.M = pm.pixels, g.N = pm.taps, g.K = kpg;
+      g.a_bytes = q.b0 * y_item;
+      g.a_size = q.bound * y_item;
+      g.c_size = q.floats(pm) * 4;
+      g.M = q.pixels, g.N = pm.taps, g.K = kpg;
+      g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / 4 + q.p0);
       g.a_ms = 1, g.a_ks = pm.pixels, g.b_ks = pm.taps, g.b_ns = 1, g.c_ms = pm.row, g.c_ns = 1;
-      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = kpg * pm.taps, g.c_z1 = pm.pixels * pm.row;
-      g.Z2 = count, g.a_z2 = push.K * pm.pixels, g.c_z2 = params.groups * pm.pixels * pm.row;
+      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = kpg * pm.taps, g.c_z1 = q.pixels * pm.row;
+      g.Z2 = q.count, g.a_z2 = push.K * pm.pixels, g.c_z2 = params.groups * q.pixels * pm.row;
       record_gemm(rec, op, g);
-      record_col2im(rec, op, dcol, dx, n0, count, w.shape(), ys, params, pm);
+      record_col2im(rec, dcol, dx, q, w.shape(), ys, params, pm);
     }
     return;
   }
@@ -105,27 +106,31 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
     const Patches pm = conv_patches(x.shape(), dw.shape(), ys, params.groups);
     const uint32_t kpg = conv.K / params.groups;
     const uint64_t x_item = x.bytes() / conv.N, y_item = dy.bytes() / conv.N;
-    // Each invocation sums images x pixels terms: the loop budget bounds the images per chunk.
-    const uint64_t per_image = uint64_t(pm.pixels) + pm.pixels / 32 + 2;
-    check_trip_count(dev, op, per_image + 1, "one image's pixels of the weight gradient");
-    const uint32_t by_budget = static_cast<uint32_t>(std::max<uint64_t>(1, (loop_budget(dev) - 1) / per_image));
-    const uint32_t chunk = std::min(patch_chunk(dev, pm, conv.N), by_budget);
-    const Tensor col = recorder_scratch(rec, Shape{chunk * params.groups, pm.pixels, pm.row});
+    // Each invocation sums images x pixels terms: the loop budget bounds the images per piece,
+    // and where one image's pixels exceed it, the pixels.
+    const uint64_t budget = loop_budget(dev);
+    auto trips = [](uint64_t terms) { return terms + terms / 32 + 2; };
+    uint32_t pix_per = pm.pixels;
+    while (trips(pix_per) + 1 > budget && pix_per > 1) pix_per = (pix_per + 1) / 2;
+    const uint32_t by_budget =
+        pix_per < pm.pixels ? 1u : static_cast<uint32_t>(std::max<uint64_t>(1, (budget - 1) / trips(pm.pixels)));
+    const auto pieces = patch_pieces(dev, op, pm, conv.N, x_item, y_item, by_budget, pix_per);
+    const Tensor col = patch_workspace(rec, pm, pieces);
     bool first = true;
-    for (auto [n0, n1] : item_ranges(dev, op, conv.N, {x_item, y_item}, chunk)) {
-      const uint32_t count = n1 - n0;
-      record_im2col(rec, op, x, n0, count, dw.shape(), ys, params, pm, col);
+    for (const PatchPiece& q : pieces) {
+      record_im2col(rec, x, q, dw.shape(), ys, params, pm, col);
       Gemm g;
       g.shader = shader;
       g.a = &dy;
       g.b = &col;
       g.c = &dw;
-      g.a_bytes = n0 * y_item;
-      g.a_size = count * y_item;
-      g.M = kpg, g.N = pm.taps, g.K = pm.pixels;
+      g.a_bytes = q.b0 * y_item;
+      g.a_size = q.bound * y_item;
+      g.M = kpg, g.N = pm.taps, g.K = q.pixels;
+      g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / 4 + q.p0);
       g.a_ms = pm.pixels, g.a_ks = 1, g.b_ks = pm.row, g.b_ns = 1, g.c_ms = pm.taps, g.c_ns = 1;
-      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = pm.pixels * pm.row, g.c_z1 = kpg * pm.taps;
-      g.IB = count, g.a_ib = conv.K * pm.pixels, g.b_ib = params.groups * pm.pixels * pm.row;
+      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.taps;
+      g.IB = q.count, g.a_ib = conv.K * pm.pixels, g.b_ib = params.groups * q.pixels * pm.row;
       g.accumulate = !first;
       record_gemm(rec, op, g);
       first = false;

@@ -46,6 +46,29 @@ bool is_gemm(const char* shader) {
   return std::string(shader) == "gemm" || std::string(shader) == "gemm_texel";
 }
 
+namespace {
+// A's rows (M per group, groups one after another) copied to rows padded to a multiple of 4.
+Tensor pad_rows(Recorder& rec, const char* label, const Gemm& g) {
+  const DeviceInfo& dev = recorder_device(rec);
+  const uint32_t rows = g.M * g.Z1, padded = (g.a_ms + 3) / 4 * 4;
+  Tensor out = recorder_scratch(rec, Shape{rows, padded});
+  struct {
+    uint32_t ROWS, COLS, LD, RP;
+  } push{rows, g.K, g.a_ms, padded};
+  const uint32_t wg = elementwise_workgroup(dev);
+  Dispatch d;
+  d.shader = "pad_rows";
+  d.label = label;
+  d.specialization = {wg};
+  d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size}, {&out, Use::Write}};
+  d.push = &push;
+  d.push_bytes = sizeof push;
+  d.groups = grid_for_threads(dev, uint64_t(rows) * padded, wg);
+  record_dispatch(rec, d);
+  return out;
+}
+}  // namespace
+
 void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const DeviceInfo& dev = recorder_device(rec);
   if (g.M == 0 || g.N == 0 || g.Z1 == 0 || g.Z2 == 0) return;
@@ -58,6 +81,19 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   } else if (g.b_ns == 1 && all_multiples_of_4({g.b_ks, g.b_off, g.b_z1, g.b_z2, g.b_ib}) &&
              (g.K == 1 || (g.N + 3) / 4 * 4 <= g.b_ks)) {
     bmode = 1;
+  }
+  // B's columns run along k but A's rows do not start at multiples of 4 (a convolution's
+  // 363 taps): a padded copy of A lets both load vec4 (the copy is small next to the product).
+  if (bmode == 2 && !avec && g.a_ks == 1 && g.a_ms % 4 != 0 && g.a_off == 0 && g.a_z2 == 0 && g.IB == 1 &&
+      (g.Z1 == 1 || g.a_z1 == g.M * g.a_ms) && g.K == g.a_ms) {
+    const Tensor padded = pad_rows(rec, label, g);
+    Gemm h = g;
+    h.a = &padded;
+    h.a_bytes = h.a_size = 0;
+    h.a_ms = padded.shape()[1];
+    h.a_z1 = g.M * h.a_ms;
+    record_gemm(rec, label, h);
+    return;
   }
   const Tile t = gemm_tile(g, bmode);
   const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
@@ -91,68 +127,88 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   record_dispatch(rec, d);
 }
 
-uint64_t Patches::image_floats() const { return uint64_t(row) * pixels; }
-
 Patches conv_patches(const Shape& x, const Shape& w, const Shape& y, uint32_t groups) {
   Patches pm;
   pm.taps = x[1] / groups * w[2] * w[3];
   pm.row = (pm.taps + 3) / 4 * 4;
   pm.pixels = y[2] * y[3];
-  (void)groups;
+  pm.groups = groups;
   return pm;
 }
 
-uint32_t patch_chunk(const DeviceInfo& dev, const Patches& pm, uint32_t images) {
+std::vector<PatchPiece> patch_pieces(const DeviceInfo& dev, const char* op, const Patches& pm, uint32_t images,
+                                     uint64_t x_item, uint64_t y_item, uint32_t max_images, uint32_t max_pixels) {
   // 32 MiB of patches at a time: large enough that each product is thousands of tiles, small
-  // enough to stay in caches' reach and far from any binding limit.
-  const uint64_t cap = std::min<uint64_t>(uint64_t(32) << 20, dev.max_storage_buffer_range);
-  return static_cast<uint32_t>(std::clamp<uint64_t>(cap / std::max<uint64_t>(1, pm.image_floats() * 4), 1, images));
+  // enough to stay far from any binding limit. Whole images where one fits, else pixel ranges.
+  const uint64_t cap = std::min<uint64_t>(uint64_t(32) << 20, dev.max_storage_buffer_range) / 4;
+  const uint64_t per_pixel = uint64_t(pm.groups) * pm.row;
+  uint32_t pixels = static_cast<uint32_t>(std::clamp<uint64_t>(cap / per_pixel, 1, std::min(pm.pixels, max_pixels)));
+  uint32_t chunk = 1;
+  if (pixels == pm.pixels) {
+    chunk = static_cast<uint32_t>(std::clamp<uint64_t>(cap / (per_pixel * pm.pixels), 1, std::min(images, max_images)));
+  }
+  std::vector<PatchPiece> out;
+  for (auto [b0, b1] : item_ranges(dev, op, images, {x_item, y_item})) {
+    for (uint32_t n0 = b0; n0 < b1; n0 += chunk) {
+      for (uint32_t p0 = 0; p0 < pm.pixels; p0 += pixels) {
+        out.push_back({n0, std::min(chunk, b1 - n0), p0, std::min(pixels, pm.pixels - p0), b0, b1 - b0});
+      }
+    }
+  }
+  return out;
+}
+
+Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces) {
+  uint64_t floats = 0;
+  for (const PatchPiece& q : pieces) floats = std::max(floats, q.floats(pm));
+  if (floats > UINT32_MAX) throw Error("the patch matrix of one piece exceeds 2^32 floats");
+  return recorder_scratch(rec, Shape{static_cast<uint32_t>(floats)});
 }
 
 namespace {
 struct PatchPush {
-  uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, G, RP;
+  uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, G, RP, P0, PC, accumulate, N0;
 };
-PatchPush patch_push(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, uint32_t count,
+PatchPush patch_push(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, const PatchPiece& q,
                      const Patches& pm) {
-  return {count, x[1], x[2], x[3], y[2], y[3], w[2], w[3], p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups, pm.row};
+  return {q.count, x[1], x[2], x[3], y[2], y[3], w[2], w[3], p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups,
+          pm.row, q.p0, q.pixels, q.p0 > 0 ? 1u : 0u, q.n0 - q.b0};
 }
 }  // namespace
 
-void record_im2col(Recorder& rec, const char* label, const Tensor& x, uint32_t n0, uint32_t count, const Shape& w,
-                   const Shape& y, const Conv2dParams& params, const Patches& pm, const Tensor& col) {
+void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Shape& w, const Shape& y,
+                   const Conv2dParams& params, const Patches& pm, const Tensor& col) {
   const DeviceInfo& dev = recorder_device(rec);
-  const PatchPush push = patch_push(x.shape(), w, y, params, count, pm);
+  const PatchPush push = patch_push(x.shape(), w, y, params, q, pm);
   const uint64_t x_item = x.bytes() / x.shape()[0];
-  const uint64_t floats = uint64_t(count) * params.groups * pm.image_floats();
-  if (floats > UINT32_MAX) throw Error(std::string(label) + ": the patch matrix of one chunk exceeds 2^32 floats");
   const uint32_t wg = elementwise_workgroup(dev);
   Dispatch d;
   d.shader = "im2col";
-  d.label = "im2col";  // timed apart from the product (errors still name `label`)
+  d.label = "im2col";  // timed apart from the product
   d.specialization = {wg};
-  d.bindings = {{&x, Use::Read, n0 * x_item, count * x_item}, {&col, Use::Write, 0, floats * 4}};
+  d.bindings = {{&x, Use::Read, q.b0 * x_item, q.bound * x_item}, {&col, Use::Write, 0, q.floats(pm) * 4}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  d.groups = grid_for_threads(dev, floats, wg);
+  constexpr uint32_t kSegment = 32;  // taps per invocation (im2col.comp's SEG)
+  d.groups = grid_for_threads(dev, uint64_t(q.count) * pm.groups * q.pixels * ((pm.row + kSegment - 1) / kSegment), wg);
   record_dispatch(rec, d);
 }
 
-void record_col2im(Recorder& rec, const char* label, const Tensor& dcol, const Tensor& dx, uint32_t n0, uint32_t count,
-                   const Shape& w, const Shape& y, const Conv2dParams& params, const Patches& pm) {
+void record_col2im(Recorder& rec, const Tensor& dcol, const Tensor& dx, const PatchPiece& q, const Shape& w,
+                   const Shape& y, const Conv2dParams& params, const Patches& pm) {
   const DeviceInfo& dev = recorder_device(rec);
-  const PatchPush push = patch_push(dx.shape(), w, y, params, count, pm);
+  const PatchPush push = patch_push(dx.shape(), w, y, params, q, pm);
   const uint64_t x_item = dx.bytes() / dx.shape()[0];
-  const uint64_t floats = uint64_t(count) * params.groups * pm.image_floats();
   const uint32_t wg = elementwise_workgroup(dev);
   Dispatch d;
   d.shader = "col2im";
   d.label = "col2im";
   d.specialization = {wg};
-  d.bindings = {{&dcol, Use::Read, 0, floats * 4}, {&dx, Use::Write, n0 * x_item, count * x_item}};
+  d.bindings = {{&dcol, Use::Read, 0, q.floats(pm) * 4},
+                {&dx, push.accumulate ? Use::ReadWrite : Use::Write, q.b0 * x_item, q.bound * x_item}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  d.groups = grid_for_threads(dev, uint64_t(count) * (x_item / 4), wg);
+  d.groups = grid_for_threads(dev, uint64_t(q.count) * (x_item / 4), wg);
   record_dispatch(rec, d);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ops/op_common.hpp"
 
@@ -31,20 +32,34 @@ bool is_gemm(const char* shader);
 // allow. `label` names the op in timings and errors.
 void record_gemm(Recorder& rec, const char* label, const Gemm& g);
 
-// The patch matrix of a convolution: [images, groups, OH * OW, row] floats per image, each
-// row of C/G * KH * KW taps padded to a multiple of 4.
+// The patch matrix of a convolution: per image and group, one row per output pixel of the
+// C/G * KH * KW taps it reads, padded to a multiple of 4 floats.
 struct Patches {
-  uint32_t taps = 0, row = 0, pixels = 0;  // taps per row, floats per row, rows per group
-  uint64_t image_floats() const;
+  uint32_t taps = 0, row = 0, pixels = 0, groups = 1;  // taps per row, floats per row, pixels per image
 };
 Patches conv_patches(const Shape& x, const Shape& w, const Shape& y, uint32_t groups);
-// Images per chunk of the patch matrix: its workspace stays within a bound (and one binding).
-uint32_t patch_chunk(const DeviceInfo& dev, const Patches& pm, uint32_t images);
-// im2col.comp for images [n0, n0 + count) of x into col (which holds at least count images).
-void record_im2col(Recorder& rec, const char* label, const Tensor& x, uint32_t n0, uint32_t count,
-                   const Shape& w, const Shape& y, const Conv2dParams& params, const Patches& pm, const Tensor& col);
-// col2im.comp: dx images [n0, n0 + count) from dcol.
-void record_col2im(Recorder& rec, const char* label, const Tensor& dcol, const Tensor& dx, uint32_t n0,
-                   uint32_t count, const Shape& w, const Shape& y, const Conv2dParams& params, const Patches& pm);
+
+// A piece of the patch matrix built at a time: images [n0, n0 + count), pixels [p0, p0 +
+// pixels) of each, laid out [count, groups, pixels, row]. The images' tensors are bound from
+// image b0 (b0 <= n0; bound images [b0, b0 + bound)), at an offset the device allows.
+struct PatchPiece {
+  uint32_t n0 = 0, count = 0, p0 = 0, pixels = 0, b0 = 0, bound = 0;
+  uint64_t floats(const Patches& pm) const { return uint64_t(count) * pm.groups * pixels * pm.row; }
+};
+// The pieces that cover a batch: whole images where a chunk of them fits a bounded workspace
+// (and one binding), with images bound at aligned offsets; else pixel ranges of one image. At
+// most max_images images and max_pixels pixels per piece.
+std::vector<PatchPiece> patch_pieces(const DeviceInfo& dev, const char* op, const Patches& pm, uint32_t images,
+                                     uint64_t x_item, uint64_t y_item, uint32_t max_images = UINT32_MAX,
+                                     uint32_t max_pixels = UINT32_MAX);
+// A workspace for the largest of the pieces (for the recording's life).
+Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces);
+// im2col.comp: the piece of x's patch matrix into col.
+void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Shape& w, const Shape& y,
+                   const Conv2dParams& params, const Patches& pm, const Tensor& col);
+// col2im.comp: dx of the piece's images from its part of the patch matrix's gradient (the
+// first pixel range writes dx, later ones add to it).
+void record_col2im(Recorder& rec, const Tensor& dcol, const Tensor& dx, const PatchPiece& q, const Shape& w,
+                   const Shape& y, const Conv2dParams& params, const Patches& pm);
 
 }  // namespace vkalex::detail

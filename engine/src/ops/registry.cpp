@@ -34,33 +34,35 @@ bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
 }
 bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
-// On lavapipe every storage-buffer load is a loop over lanes, so the vec4 GEMM's quarter of
-// the loads wins, and so does the wide convolution's row segment loaded once (measured with
-// bench: see the README); on GPUs both are unmeasured so far (no GPU was at hand) and ranked
-// the same.
+// Order on CPU drivers (measured with bench on lavapipe and SwiftShader, see the README): the
+// GEMM through texel buffers, then through storage buffers, then the direct kernels. On
+// lavapipe every storage-buffer load is a loop over the lanes and a texel fetch one gather;
+// SwiftShader's texel buffers are too small for it. On GPUs nothing has been measured yet (no
+// GPU was at hand): the direct kernels keep their place there, the GEMMs come after.
+constexpr const char* kTexelWhen = "texel buffers as large as its storage-buffer bindings";
+constexpr const char* kWideWhen = "stride 1 and a kernel at most 11 wide";
 const Variant kVariants[] = {
-    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, 0, 0, "stride 1 and a kernel at most 11 wide"},
-    {"conv2d", "conv2d.direct", "conv2d_forward", always, 1, 1, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, 0, 0,
-     "stride 1 and a kernel at most 11 wide"},
-    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, 1, 1, "always"},
-    {"conv2d", "conv2d.gemm", "gemm", always, 2, 2, "always"},
-    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, 3, 3, "texel buffers as large as its storage-buffer bindings"},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, 2, 2, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, 3, 3, "texel buffers as large as its storage-buffer bindings"},
-    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, 0, 0, "always"},
+    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, 0, 3, kTexelWhen},
+    {"conv2d", "conv2d.gemm", "gemm", always, 1, 2, "always"},
+    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, 2, 0, kWideWhen},
+    {"conv2d", "conv2d.direct", "conv2d_forward", always, 3, 1, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, 0, 3, kTexelWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, 1, 2, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, 2, 0, kWideWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, 3, 1, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 0, 2, kTexelWhen},
     {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, 1, 1, "always"},
-    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 2, 2, "texel buffers as large as its storage-buffer bindings"},
-    {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 0, 0, "input features a multiple of 4"},
-    {"linear", "linear.rows", "linear_forward", always, 1, 1, "always"},
-    {"linear", "linear.gemm", "gemm", always, 2, 2, "always"},
-    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, 3, 3, "texel buffers as large as its storage-buffer bindings"},
-    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, 0, 0, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, 2, 0, "always"},
+    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, 0, 3, kTexelWhen},
+    {"linear", "linear.gemm", "gemm", always, 1, 2, "always"},
+    {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 2, 0, "input features a multiple of 4"},
+    {"linear", "linear.rows", "linear_forward", always, 3, 1, "always"},
+    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, 0, 2, kTexelWhen},
     {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, 1, 1, "always"},
-    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, 2, 2, "texel buffers as large as its storage-buffer bindings"},
-    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, 0, 0, "always"},
+    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, 2, 0, "always"},
+    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 0, 2, kTexelWhen},
     {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, 1, 1, "always"},
-    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 2, 2, "texel buffers as large as its storage-buffer bindings"},
+    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, 2, 0, "always"},
 };
 
 std::vector<const Variant*> variants_of(const std::string& op, bool gpu) {
