@@ -12,7 +12,8 @@
 // workgroup), and each lane reads its own B columns, as vec4 where the layout allows:
 //   BMODE 0: B strided, scalar loads.
 //   BMODE 1: B rows contiguous along n (b_ns = 1; N, b_ks and the tile's start multiples of 4).
-//   BMODE 2: B columns contiguous along k (b_ks = 1; b_ns a multiple of 4), A too if AVEC.
+//   BMODE 2: B columns contiguous along k (b_ks = 1; b_ns a multiple of 4).
+// and A as vec4 where its layout allows (AMODE, gemm.glsl).
 // The sum runs in blocks of kBlock terms added to the total, which keeps fp32 rounding close
 // to the double reference for sums of thousands of terms.
 

@@ -7,7 +7,10 @@
 layout(constant_id = 1) const uint RM = 4;
 layout(constant_id = 2) const uint RN = 8;
 layout(constant_id = 3) const uint BMODE = 0;
-layout(constant_id = 4) const uint AVEC = 0;  // BMODE 2: A rows contiguous along k, a_ms % 4 == 0
+// How A loads: 0 scalars; 1 vec4 along m (a_ms = 1, a_ks and the tile's start multiples of 4,
+// rows of at least M rounded up to 4; BMODE 0 and 1); 2 vec4 along k (a_ks = 1, a_ms a
+// multiple of 4).
+layout(constant_id = 4) const uint AMODE = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 2) readonly buffer B { float b[]; };
@@ -59,7 +62,7 @@ void main() {
           vec4 av[RM];
           [[unroll]] for (uint i = 0; i < RM; ++i) {
             const uint ar = abase + min(m0 + i, mlast) * p.a_ms;
-            if (AVEC != 0) {
+            if (AMODE == 2) {
               av[i] = LOAD_A4(ar / 4 + k4);
             } else {
               const uint o = ar + 4 * k4 * p.a_ks;
@@ -82,6 +85,37 @@ void main() {
           [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + min(n0 + j, nlast) * p.b_ns + k];
         }
       }
+    } else if (AMODE == 2) {
+      // B rows along n, A rows along k: 4 terms per step, each A vec4 serving 4 B rows.
+      const uint K4 = p.K / 4;
+      for (uint kb = 0; kb < K4; kb += kBlock / 4) {
+        float part[RM * RN];
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
+        const uint kend = min(K4, kb + kBlock / 4);
+        for (uint k4 = kb; k4 < kend; ++k4) {
+          vec4 av[RM];
+          [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = LOAD_A4((abase + min(m0 + i, mlast) * p.a_ms) / 4 + k4);
+          [[unroll]] for (uint e = 0; e < 4; ++e) {
+            [[unroll]] for (uint j = 0; j < RN / 4; ++j) {
+              const vec4 bv = LOAD_B4((bbase + (4 * k4 + e) * p.b_ks) / 4 + min(n0 / 4 + j, nlast / 4));
+              [[unroll]] for (uint i = 0; i < RM; ++i) {
+                const float x = av[i][e];
+                part[i * RN + 4 * j] = fma(x, bv.x, part[i * RN + 4 * j]);
+                part[i * RN + 4 * j + 1] = fma(x, bv.y, part[i * RN + 4 * j + 1]);
+                part[i * RN + 4 * j + 2] = fma(x, bv.z, part[i * RN + 4 * j + 2]);
+                part[i * RN + 4 * j + 3] = fma(x, bv.w, part[i * RN + 4 * j + 3]);
+              }
+            }
+          }
+        }
+        [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
+      }
+      for (uint k = K4 * 4; k < p.K; ++k) {
+        [[unroll]] for (uint i = 0; i < RM; ++i) {
+          const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k];
+          [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + k * p.b_ks + min(n0 + j, nlast)];
+        }
+      }
     } else {
       for (uint kb = 0; kb < p.K; kb += kBlock) {
         float part[RM * RN];
@@ -89,7 +123,17 @@ void main() {
         const uint kend = min(p.K, kb + kBlock);
         for (uint k = kb; k < kend; ++k) {
           float av[RM];
-          [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+          if (AMODE == 1) {
+            [[unroll]] for (uint i = 0; i < RM / 4; ++i) {
+              const vec4 v = LOAD_A4((abase + k * p.a_ks) / 4 + min(m0 / 4 + i, mlast / 4));
+              av[4 * i] = v.x;
+              av[4 * i + 1] = v.y;
+              av[4 * i + 2] = v.z;
+              av[4 * i + 3] = v.w;
+            }
+          } else {
+            [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+          }
           if (BMODE == 1) {
             [[unroll]] for (uint j = 0; j < RN / 4; ++j) {
               const vec4 bv = LOAD_B4((bbase + k * p.b_ks) / 4 + min(n0 / 4 + j, nlast / 4));

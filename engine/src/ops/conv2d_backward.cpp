@@ -47,20 +47,19 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
     const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;
     const auto pieces = patch_pieces(dev, op, pm, ys[0], x_item, y_item);
     const Tensor dcol = patch_workspace(rec, pm, pieces);
+    Tensor dyp;  // dy with planes padded to a multiple of 4 pixels, where they are not
+    uint32_t dyp_b0 = UINT32_MAX;
     for (const PatchPiece& q : pieces) {
       Gemm g;
       g.shader = shader;
-      g.a = &dy;
+      const uint32_t plane = bind_planes(rec, op, dy, q, push.K, pm.pixels, g, dyp, dyp_b0);
       g.b = &w;
       g.c = &dcol;
-      g.a_bytes = q.b0 * y_item;
-      g.a_size = q.bound * y_item;
       g.c_size = q.floats(pm) * 4;
       g.M = q.pixels, g.N = pm.taps, g.K = kpg;
-      g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / 4 + q.p0);
-      g.a_ms = 1, g.a_ks = pm.pixels, g.b_ks = pm.taps, g.b_ns = 1, g.c_ms = pm.row, g.c_ns = 1;
-      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = kpg * pm.taps, g.c_z1 = q.pixels * pm.row;
-      g.Z2 = q.count, g.a_z2 = push.K * pm.pixels, g.c_z2 = params.groups * q.pixels * pm.row;
+      g.a_ms = 1, g.a_ks = plane, g.b_ks = pm.taps, g.b_ns = 1, g.c_ms = pm.row, g.c_ns = 1;
+      g.Z1 = params.groups, g.a_z1 = kpg * plane, g.b_z1 = kpg * pm.taps, g.c_z1 = q.pixels * pm.row;
+      g.Z2 = q.count, g.a_z2 = push.K * plane, g.c_z2 = params.groups * q.pixels * pm.row;
       record_gemm(rec, op, g);
       record_col2im(rec, dcol, dx, q, w.shape(), ys, params, pm);
     }
@@ -116,21 +115,20 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
         pix_per < pm.pixels ? 1u : static_cast<uint32_t>(std::max<uint64_t>(1, (budget - 1) / trips(pm.pixels)));
     const auto pieces = patch_pieces(dev, op, pm, conv.N, x_item, y_item, by_budget, pix_per);
     const Tensor col = patch_workspace(rec, pm, pieces);
+    Tensor dyp;  // dy with planes padded to a multiple of 4 pixels, where they are not
+    uint32_t dyp_b0 = UINT32_MAX;
     bool first = true;
     for (const PatchPiece& q : pieces) {
       record_im2col(rec, x, q, dw.shape(), ys, params, pm, col);
       Gemm g;
       g.shader = shader;
-      g.a = &dy;
+      const uint32_t plane = bind_planes(rec, op, dy, q, conv.K, pm.pixels, g, dyp, dyp_b0);
       g.b = &col;
       g.c = &dw;
-      g.a_bytes = q.b0 * y_item;
-      g.a_size = q.bound * y_item;
       g.M = kpg, g.N = pm.taps, g.K = q.pixels;
-      g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / 4 + q.p0);
-      g.a_ms = pm.pixels, g.a_ks = 1, g.b_ks = pm.row, g.b_ns = 1, g.c_ms = pm.taps, g.c_ns = 1;
-      g.Z1 = params.groups, g.a_z1 = kpg * pm.pixels, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.taps;
-      g.IB = q.count, g.a_ib = conv.K * pm.pixels, g.b_ib = params.groups * q.pixels * pm.row;
+      g.a_ms = plane, g.a_ks = 1, g.b_ks = pm.row, g.b_ns = 1, g.c_ms = pm.taps, g.c_ns = 1;
+      g.Z1 = params.groups, g.a_z1 = kpg * plane, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.taps;
+      g.IB = q.count, g.a_ib = conv.K * plane, g.b_ib = params.groups * q.pixels * pm.row;
       g.accumulate = !first;
       record_gemm(rec, op, g);
       first = false;

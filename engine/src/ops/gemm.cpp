@@ -27,7 +27,7 @@ struct Tile {
 
 // Register tile per invocation (VKALEX_GEMM_TILE=RMxRN overrides it, for measuring).
 Tile gemm_tile(const Gemm& g, uint32_t bmode) {
-  Tile t{4, 8};
+  Tile t{8, 8};
   if (const char* e = std::getenv("VKALEX_GEMM_TILE")) {
     unsigned rm = 0, rn = 0;
     if (std::sscanf(e, "%ux%u", &rm, &rn) == 2 && rm >= 1 && rm <= 16 && rn >= 1 && rn <= 16) t = {rm, rn};
@@ -46,47 +46,54 @@ bool is_gemm(const char* shader) {
   return std::string(shader) == "gemm" || std::string(shader) == "gemm_texel";
 }
 
-namespace {
-// A's rows (M per group, groups one after another) copied to rows padded to a multiple of 4.
-Tensor pad_rows(Recorder& rec, const char* label, const Gemm& g) {
+Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64_t offset, uint64_t size,
+                       uint32_t rows, uint32_t cols, uint32_t ld) {
   const DeviceInfo& dev = recorder_device(rec);
-  const uint32_t rows = g.M * g.Z1, padded = (g.a_ms + 3) / 4 * 4;
+  const uint32_t padded = (cols + 3) / 4 * 4;
   Tensor out = recorder_scratch(rec, Shape{rows, padded});
   struct {
     uint32_t ROWS, COLS, LD, RP;
-  } push{rows, g.K, g.a_ms, padded};
+  } push{rows, cols, ld, padded};
   const uint32_t wg = elementwise_workgroup(dev);
   Dispatch d;
   d.shader = "pad_rows";
   d.label = label;
   d.specialization = {wg};
-  d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size}, {&out, Use::Write}};
+  d.bindings = {{&x, Use::Read, offset, size}, {&out, Use::Write}};
   d.push = &push;
   d.push_bytes = sizeof push;
   d.groups = grid_for_threads(dev, uint64_t(rows) * padded, wg);
   record_dispatch(rec, d);
   return out;
 }
-}  // namespace
+
 
 void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const DeviceInfo& dev = recorder_device(rec);
   if (g.M == 0 || g.N == 0 || g.Z1 == 0 || g.Z2 == 0) return;
   // Which loads may be vec4 (see gemm.comp): every offset and stride along the vector's rows
   // a multiple of 4, and rows long enough to hold the last vec4.
-  uint32_t bmode = 0, avec = 0;
+  uint32_t bmode = 0, amode = 0;
   if (g.b_ks == 1 && g.K >= 4 && all_multiples_of_4({g.b_ns, g.b_off, g.b_z1, g.b_z2, g.b_ib})) {
     bmode = 2;
-    avec = g.a_ks == 1 && all_multiples_of_4({g.a_ms, g.a_off, g.a_z1, g.a_z2, g.a_ib}) ? 1 : 0;
   } else if (g.b_ns == 1 && all_multiples_of_4({g.b_ks, g.b_off, g.b_z1, g.b_z2, g.b_ib}) &&
              (g.K == 1 || (g.N + 3) / 4 * 4 <= g.b_ks)) {
     bmode = 1;
   }
+  const Tile t = gemm_tile(g, bmode);
+  const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
+  if (bmode == 2) {
+    amode = g.a_ks == 1 && g.a_ms % 4 == 0 && a_offsets_4 ? 2 : 0;
+  } else if (g.a_ms == 1 && t.rm % 4 == 0 && g.a_ks % 4 == 0 && a_offsets_4 && (g.K == 1 || (g.M + 3) / 4 * 4 <= g.a_ks)) {
+    amode = 1;
+  } else if (bmode == 1 && g.a_ks == 1 && g.K >= 4 && g.a_ms % 4 == 0 && a_offsets_4) {
+    amode = 2;
+  }
   // B's columns run along k but A's rows do not start at multiples of 4 (a convolution's
   // 363 taps): a padded copy of A lets both load vec4 (the copy is small next to the product).
-  if (bmode == 2 && !avec && g.a_ks == 1 && g.a_ms % 4 != 0 && g.a_off == 0 && g.a_z2 == 0 && g.IB == 1 &&
+  if (bmode == 2 && amode == 0 && g.a_ks == 1 && g.a_ms % 4 != 0 && g.a_off == 0 && g.a_z2 == 0 && g.IB == 1 &&
       (g.Z1 == 1 || g.a_z1 == g.M * g.a_ms) && g.K == g.a_ms) {
-    const Tensor padded = pad_rows(rec, label, g);
+    const Tensor padded = record_pad_rows(rec, label, *g.a, g.a_bytes, g.a_size, g.M * g.Z1, g.K, g.a_ms);
     Gemm h = g;
     h.a = &padded;
     h.a_bytes = h.a_size = 0;
@@ -95,7 +102,6 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
     record_gemm(rec, label, h);
     return;
   }
-  const Tile t = gemm_tile(g, bmode);
   const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
   uint32_t wg = std::min<uint32_t>({sub, dev.max_workgroup_invocations, (g.N + t.rn - 1) / t.rn});
   wg = std::max<uint32_t>(1, wg);
@@ -112,10 +118,10 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   Dispatch d;
   d.shader = texel ? "gemm_texel" : "gemm";
   d.label = label;
-  d.specialization = {wg, t.rm, t.rn, bmode, avec};
+  d.specialization = {wg, t.rm, t.rn, bmode, amode};
   const bool bias = g.bias_per_m || g.bias_per_n;
   d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size},
-                {g.a, avec ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel},
+                {g.a, amode ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel},
                 {g.b, Use::Read, g.b_bytes, g.b_size},
                 {g.b, bmode ? Use::Read : Use::Unused, g.b_bytes, g.b_size, texel},
                 bias ? Binding{g.bias, Use::Read} : Binding{g.a, Use::Unused, g.a_bytes, g.a_size},
@@ -143,6 +149,7 @@ std::vector<PatchPiece> patch_pieces(const DeviceInfo& dev, const char* op, cons
   const uint64_t cap = std::min<uint64_t>(uint64_t(32) << 20, dev.max_storage_buffer_range) / 4;
   const uint64_t per_pixel = uint64_t(pm.groups) * pm.row;
   uint32_t pixels = static_cast<uint32_t>(std::clamp<uint64_t>(cap / per_pixel, 1, std::min(pm.pixels, max_pixels)));
+  if (pixels < pm.pixels && pixels >= 4) pixels = pixels / 4 * 4;  // pieces start at multiples of 4
   uint32_t chunk = 1;
   if (pixels == pm.pixels) {
     chunk = static_cast<uint32_t>(std::clamp<uint64_t>(cap / (per_pixel * pm.pixels), 1, std::min(images, max_images)));
@@ -156,6 +163,27 @@ std::vector<PatchPiece> patch_pieces(const DeviceInfo& dev, const char* op, cons
     }
   }
   return out;
+}
+
+uint32_t bind_planes(Recorder& rec, const char* label, const Tensor& dy, const PatchPiece& q, uint32_t channels,
+                     uint32_t pixels, Gemm& g, Tensor& padded, uint32_t& padded_b0) {
+  const uint64_t item = dy.bytes() / dy.shape()[0];
+  if (pixels % 4 == 0) {
+    g.a = &dy;
+    g.a_bytes = q.b0 * item;
+    g.a_size = q.bound * item;
+    g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * item / 4 + q.p0);
+    return pixels;
+  }
+  if (padded_b0 != q.b0) {  // once per bound range
+    padded = record_pad_rows(rec, label, dy, q.b0 * item, q.bound * item, q.bound * channels, pixels, pixels);
+    padded_b0 = q.b0;
+  }
+  const uint32_t stride = padded.shape()[1];
+  g.a = &padded;
+  g.a_bytes = g.a_size = 0;
+  g.a_off = (q.n0 - q.b0) * channels * stride + q.p0;
+  return stride;
 }
 
 Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces) {

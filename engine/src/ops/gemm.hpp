@@ -28,6 +28,12 @@ struct Gemm {
 // Whether `shader` (a variant's, from kernel_shader) is gemm.comp or gemm_texel.comp.
 bool is_gemm(const char* shader);
 
+// A copy of rows x cols floats of x (row stride ld, from byte `offset` within a binding of
+// `size` bytes, 0: to the end) in rows padded with zeros to a multiple of 4 floats, so that
+// gemm.comp can load them as vec4 (pad_rows.comp). A workspace of the recording.
+Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64_t offset, uint64_t size,
+                       uint32_t rows, uint32_t cols, uint32_t ld);
+
 // Records one gemm.comp dispatch; picks the tile and the vectorised load paths the strides
 // allow. `label` names the op in timings and errors.
 void record_gemm(Recorder& rec, const char* label, const Gemm& g);
@@ -52,6 +58,12 @@ struct PatchPiece {
 std::vector<PatchPiece> patch_pieces(const DeviceInfo& dev, const char* op, const Patches& pm, uint32_t images,
                                      uint64_t x_item, uint64_t y_item, uint32_t max_images = UINT32_MAX,
                                      uint32_t max_pixels = UINT32_MAX);
+// dy of the bound images of piece q as A of a product: its planes of `pixels` floats padded to
+// a multiple of 4 (a copy) where they are not already, so that A loads as vec4. Sets a, its
+// binding, a_off (for q's images and first pixel) and returns the plane stride.
+struct Gemm;
+uint32_t bind_planes(Recorder& rec, const char* label, const Tensor& dy, const PatchPiece& q, uint32_t channels,
+                     uint32_t pixels, Gemm& g, Tensor& padded, uint32_t& padded_b0);
 // A workspace for the largest of the pieces (for the recording's life).
 Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces);
 // im2col.comp: the piece of x's patch matrix into col.

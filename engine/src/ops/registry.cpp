@@ -15,6 +15,7 @@ struct Variant {
   const char* name;
   const char* shader;
   Applies applies;
+  Applies suits;  // where the automatic choice takes it (forcing needs only `applies`)
   int cpu_rank, gpu_rank;  // order of preference per device class (lower first)
   const char* when;        // the condition, for error messages
 };
@@ -32,6 +33,13 @@ bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
   return uint64_t(d.max_texel_buffer_elements) * 16 >= d.max_storage_buffer_range && d.min_texel_buffer_offset_alignment > 0 &&
          d.min_storage_buffer_offset_alignment % d.min_texel_buffer_offset_alignment == 0;
 }
+// The GEMM convolutions pay for their patch matrix where each output channel group is large:
+// measured on lavapipe, alexnet2012's 96-384 channels per group ran 1.5-2.5x faster than the
+// direct kernels, alexnet-fashion's 24-32 slower (64: about equal). The input gradient's sum
+// runs over these channels.
+bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
+  return x.rank() == 4 && w.rank() == 4 && w[1] > 0 && w[0] / (x[1] / w[1]) >= 64;
+}
 bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
 // Order on CPU drivers (measured with bench on lavapipe and SwiftShader, see the README): the
@@ -42,27 +50,27 @@ bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) 
 constexpr const char* kTexelWhen = "texel buffers as large as its storage-buffer bindings";
 constexpr const char* kWideWhen = "stride 1 and a kernel at most 11 wide";
 const Variant kVariants[] = {
-    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, 0, 3, kTexelWhen},
-    {"conv2d", "conv2d.gemm", "gemm", always, 1, 2, "always"},
-    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, 2, 0, kWideWhen},
-    {"conv2d", "conv2d.direct", "conv2d_forward", always, 3, 1, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, 0, 3, kTexelWhen},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, 1, 2, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, 2, 0, kWideWhen},
-    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, 3, 1, "always"},
-    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 0, 2, kTexelWhen},
-    {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, 1, 1, "always"},
-    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, 2, 0, "always"},
-    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, 0, 3, kTexelWhen},
-    {"linear", "linear.gemm", "gemm", always, 1, 2, "always"},
-    {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, 2, 0, "input features a multiple of 4"},
-    {"linear", "linear.rows", "linear_forward", always, 3, 1, "always"},
-    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, 0, 2, kTexelWhen},
-    {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, 1, 1, "always"},
-    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, 2, 0, "always"},
-    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, 0, 2, kTexelWhen},
-    {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, 1, 1, "always"},
-    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, 2, 0, "always"},
+    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 3, kTexelWhen},
+    {"conv2d", "conv2d.gemm", "gemm", always, wide_groups, 1, 2, "always"},
+    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, always, 2, 0, kWideWhen},
+    {"conv2d", "conv2d.direct", "conv2d_forward", always, always, 3, 1, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 3, kTexelWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, wide_groups, 1, 2, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, always, 2, 0, kWideWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, always, 3, 1, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, always, 1, 1, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, always, 2, 0, "always"},
+    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, always, 0, 3, kTexelWhen},
+    {"linear", "linear.gemm", "gemm", always, always, 1, 2, "always"},
+    {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, always, 2, 0, "input features a multiple of 4"},
+    {"linear", "linear.rows", "linear_forward", always, always, 3, 1, "always"},
+    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
+    {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, always, 1, 1, "always"},
+    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, always, 2, 0, "always"},
+    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
+    {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, always, 1, 1, "always"},
+    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, always, 2, 0, "always"},
 };
 
 std::vector<const Variant*> variants_of(const std::string& op, bool gpu) {
@@ -98,6 +106,8 @@ const Variant& choose(const DeviceInfo& dev, const std::string& op, const Shape&
     }
     throw Error("forced kernel \"" + f->second + "\" is not a variant of " + op + " (" + names(vs) + ")");
   }
+  for (const Variant* v : vs)
+    if (v->applies(dev, x, w, stride) && v->suits(dev, x, w, stride)) return *v;
   for (const Variant* v : vs)
     if (v->applies(dev, x, w, stride)) return *v;
   throw Error(op + ": no kernel variant applies to input " + x.str());
