@@ -232,3 +232,48 @@ TEST_CASE("a fused ReLU keeps NaN: linear and conv2d", "[ops][kernels][nan]") {
   rec.run();
   for (float v : ctx.download(y)) CHECK(std::isnan(v));
 }
+
+TEST_CASE("every variant of LRN, max-pool and ReLU backward matches the CPU reference", "[ops][kernels]") {
+  // The texel variants read their inputs through scalar texel buffers, the buffer variants
+  // through storage buffers; the arithmetic is the same, so the results must be too.
+  const uint64_t s = test::seed();
+  const Shape big{2, 96, 27, 27}, odd{3, 7, 5, 3};
+  auto run = [&](const std::string& op, Context& ctx, bool large) {
+    if (op == "lrn") {
+      if (large) REQUIRE_CHECK(check_lrn(ctx, big, LrnParams{}, s, 10.0f), kTol);
+      REQUIRE_CHECK(check_lrn(ctx, odd, LrnParams{4, 0.5f, 0.75f, 1.0f}, s + 1, 3.0f), kTol);
+    } else if (op == "lrn_backward") {
+      if (large) REQUIRE_CHECK(check_lrn_backward(ctx, big, LrnParams{}, s, 10.0f), kTol);
+      REQUIRE_CHECK(check_lrn_backward(ctx, odd, LrnParams{4, 0.5f, 0.75f, 1.0f}, s + 1, 3.0f), kTol);
+    } else if (op == "max_pool") {
+      if (large) REQUIRE_CHECK(check_max_pool(ctx, big, MaxPoolParams{}, s), 0.0);
+      REQUIRE_CHECK(check_max_pool(ctx, odd, MaxPoolParams{2, 2, 1, 1, 0, 0}, s + 1), 0.0);
+    } else if (op == "max_pool_backward") {
+      if (large) REQUIRE_CHECK(check_max_pool_backward(ctx, big, MaxPoolParams{}, s), kTol);
+      REQUIRE_CHECK(check_max_pool_backward(ctx, odd, MaxPoolParams{2, 2, 1, 1, 0, 0}, s + 1), kTol);
+    } else {
+      if (large) REQUIRE_CHECK(check_relu_backward(ctx, big, s), 0.0);
+      REQUIRE_CHECK(check_relu_backward(ctx, Shape{3, 7}, s + 1), 0.0);
+    }
+  };
+  for (const std::string op : {"lrn", "lrn_backward", "max_pool", "max_pool_backward", "relu_backward"}) {
+    const auto variants = ops::kernel_variants(op);
+    REQUIRE(variants.size() == 2);
+    for (const std::string& v : variants) {
+      INFO("variant " << v);
+      Context ctx = forced(op, v);
+      const DeviceInfo& d = ctx.device();
+      if (v.find(".texel") != std::string::npos && uint64_t(d.max_texel_buffer_elements) * 4 < d.max_storage_buffer_range) {
+        // SwiftShader: 65,536 texels, less than a binding; refused unless bindings are smaller.
+        CHECK_THROWS_WITH(run(op, ctx, true), Catch::Contains("scalar texel buffers"));
+      } else {
+        run(op, ctx, true);
+      }
+      // Bindings of 64 KiB: every variant applies (small shapes: these ops split by images).
+      Context small = forced(op, v, 64 * 1024);
+      run(op, small, false);
+      test::require_no_validation_messages(ctx);
+      test::require_no_validation_messages(small);
+    }
+  }
+}

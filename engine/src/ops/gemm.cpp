@@ -121,9 +121,9 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   d.specialization = {wg, t.rm, t.rn, bmode, amode};
   const bool bias = g.bias_per_m || g.bias_per_n;
   d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size},
-                {g.a, amode ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel},
+                {g.a, amode ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel ? Texel::RGBA32F : Texel::None},
                 {g.b, Use::Read, g.b_bytes, g.b_size},
-                {g.b, bmode ? Use::Read : Use::Unused, g.b_bytes, g.b_size, texel},
+                {g.b, bmode ? Use::Read : Use::Unused, g.b_bytes, g.b_size, texel ? Texel::RGBA32F : Texel::None},
                 bias ? Binding{g.bias, Use::Read} : Binding{g.a, Use::Unused, g.a_bytes, g.a_size},
                 {g.c, g.accumulate ? Use::ReadWrite : Use::Write, g.c_bytes, g.c_size}};
   d.push = &push;

@@ -20,10 +20,11 @@ void lrn(Recorder& rec, const Tensor& x, const Tensor& y, const LrnParams& param
   for (auto [n0, n1] : item_ranges(dev, op, s[0], {item})) {
     push.N = n1 - n0;
     Dispatch d;
-    d.shader = "lrn_forward";
+    d.shader = kernel_shader(dev, op, x.shape(), Shape{});
     d.label = op;
     d.specialization = {wg};
-    d.bindings = {{&x, Use::Read, n0 * item, push.N * item}, {&y, Use::Write, n0 * item, push.N * item}};
+    d.bindings = {{&x, Use::Read, n0 * item, push.N * item, texel_loads(d.shader)},
+                  {&y, Use::Write, n0 * item, push.N * item}};
     d.push = &push;
     d.push_bytes = sizeof push;
     d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.HW, wg);

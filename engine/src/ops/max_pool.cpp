@@ -30,10 +30,10 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
     push.N = n1 - n0;
     push.index_base = static_cast<uint32_t>(uint64_t(n0) * s[1] * s[2] * s[3]);
     Dispatch d;
-    d.shader = "maxpool_forward";
+    d.shader = kernel_shader(dev, op, x.shape(), Shape{});
     d.label = op;
     d.specialization = {wg};
-    d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item},
+    d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item, texel_loads(d.shader)},
                   {&y, Use::Write, n0 * y_item, push.N * y_item},
                   argmax ? Binding{argmax, Use::Write, n0 * y_item, push.N * y_item}
                          : Binding{&y, Use::Unused, n0 * y_item, push.N * y_item}};

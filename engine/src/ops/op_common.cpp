@@ -99,6 +99,11 @@ void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterati
   }
 }
 
+Texel texel_loads(const char* shader) {
+  const std::string s(shader);
+  return s.size() > 6 && s.compare(s.size() - 6, 6, "_texel") == 0 ? Texel::R32F : Texel::None;
+}
+
 void record_sum_slices(Recorder& rec, const char* label, const Tensor& part, uint32_t slices, const Tensor& y) {
   const DeviceInfo& dev = recorder_device(rec);
   check_trip_count(dev, label, slices, "adding the partial sums");

@@ -52,6 +52,10 @@ void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterati
 // The shader of the kernel variant `op` runs with (see ops::choose_kernel).
 const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w, uint32_t stride = 1);
 
+// Texel::R32F for a kernel variant whose shader reads its inputs through texel buffers (its
+// name ends in "_texel"), else Texel::None.
+Texel texel_loads(const char* shader);
+
 // Records y[i] = sum over s < slices of part[s * y.numel() + i] (sum_slices.comp).
 void record_sum_slices(Recorder& rec, const char* label, const Tensor& part, uint32_t slices, const Tensor& y);
 

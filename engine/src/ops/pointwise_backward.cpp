@@ -20,10 +20,11 @@ void relu_backward(Recorder& rec, const Tensor& dy, const Tensor& y, const Tenso
     } push{i1 - i0};
     const uint64_t off = i0 * 4ull, len = push.count * 4ull;
     Dispatch d;
-    d.shader = "relu_backward";
+    d.shader = kernel_shader(dev, op, dy.shape(), Shape{});
+    const Texel t = texel_loads(d.shader);
     d.label = op;
     d.specialization = {wg};
-    d.bindings = {{&dy, Use::Read, off, len}, {&y, Use::Read, off, len}, {&dx, Use::Write, off, len}};
+    d.bindings = {{&dy, Use::Read, off, len, t}, {&y, Use::Read, off, len, t}, {&dx, Use::Write, off, len}};
     d.push = &push;
     d.push_bytes = sizeof push;
     d.groups = grid_for_threads(dev, push.count, wg);
@@ -51,10 +52,11 @@ void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor
     push.N = n1 - n0;
     const uint64_t off = n0 * item, len = push.N * item;
     Dispatch d;
-    d.shader = "lrn_backward";
+    d.shader = kernel_shader(dev, op, x.shape(), Shape{});
+    const Texel t = texel_loads(d.shader);
     d.label = op;
     d.specialization = {wg, params.size};
-    d.bindings = {{&dy, Use::Read, off, len}, {&x, Use::Read, off, len}, {&dx, Use::Write, off, len}};
+    d.bindings = {{&dy, Use::Read, off, len, t}, {&x, Use::Read, off, len, t}, {&dx, Use::Write, off, len}};
     d.push = &push;
     d.push_bytes = sizeof push;
     d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.HW, wg);
@@ -83,11 +85,12 @@ void max_pool_backward(Recorder& rec, const Tensor& dy, const Tensor& argmax, co
     push.N = n1 - n0;
     push.index_base = static_cast<uint32_t>(uint64_t(n0) * s[1] * s[2] * s[3]);
     Dispatch d;
-    d.shader = "maxpool_backward";
+    d.shader = kernel_shader(dev, op, dx.shape(), Shape{});
+    const Texel t = texel_loads(d.shader);
     d.label = op;
     d.specialization = {wg};
-    d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item},
-                  {&argmax, Use::Read, n0 * y_item, push.N * y_item},
+    d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item, t},
+                  {&argmax, Use::Read, n0 * y_item, push.N * y_item, t == Texel::None ? Texel::None : Texel::R32UI},
                   {&dx, Use::Write, n0 * x_item, push.N * x_item}};
     d.push = &push;
     d.push_bytes = sizeof push;

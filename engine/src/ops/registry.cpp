@@ -40,6 +40,11 @@ bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
 bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
   return x.rank() == 4 && w.rank() == 4 && w[1] > 0 && w[0] / (x[1] / w[1]) >= 64;
 }
+// Scalar texel buffers (R32F) as large as a storage-buffer binding.
+bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
+  return uint64_t(d.max_texel_buffer_elements) * 4 >= d.max_storage_buffer_range && d.min_texel_buffer_offset_alignment > 0 &&
+         d.min_storage_buffer_offset_alignment % d.min_texel_buffer_offset_alignment == 0;
+}
 bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
 // Order on CPU drivers (measured with bench on lavapipe and SwiftShader, see the README): the
@@ -48,6 +53,7 @@ bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) 
 // SwiftShader's texel buffers are too small for it. On GPUs nothing has been measured yet (no
 // GPU was at hand): the direct kernels keep their place there, the GEMMs come after.
 constexpr const char* kTexelWhen = "texel buffers as large as its storage-buffer bindings";
+constexpr const char* kScalarTexelWhen = "scalar texel buffers as large as its storage-buffer bindings";
 constexpr const char* kWideWhen = "stride 1 and a kernel at most 11 wide";
 const Variant kVariants[] = {
     {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 3, kTexelWhen},
@@ -70,6 +76,19 @@ const Variant kVariants[] = {
     {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, always, 2, 0, "always"},
     {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
     {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, always, 1, 1, "always"},
+    // Inputs through scalar texel buffers or storage buffers: the same arithmetic. On lavapipe
+    // the backward kernels ran 1.2-1.5x faster with texel loads, the forward ones no faster
+    // (max-pool slower), measured in alexnet-fashion training at batch 128.
+    {"lrn", "lrn.buffer", "lrn_forward", always, always, 0, 0, "always"},
+    {"lrn", "lrn.texel", "lrn_forward_texel", scalar_texels, always, 1, 1, kScalarTexelWhen},
+    {"lrn_backward", "lrn_backward.texel", "lrn_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
+    {"lrn_backward", "lrn_backward.buffer", "lrn_backward", always, always, 1, 0, "always"},
+    {"max_pool", "max_pool.buffer", "maxpool_forward", always, always, 0, 0, "always"},
+    {"max_pool", "max_pool.texel", "maxpool_forward_texel", scalar_texels, always, 1, 1, kScalarTexelWhen},
+    {"max_pool_backward", "max_pool_backward.texel", "maxpool_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
+    {"max_pool_backward", "max_pool_backward.buffer", "maxpool_backward", always, always, 1, 0, "always"},
+    {"relu_backward", "relu_backward.texel", "relu_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
+    {"relu_backward", "relu_backward.buffer", "relu_backward", always, always, 1, 0, "always"},
     {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, always, 2, 0, "always"},
 };
 

@@ -11,6 +11,10 @@ namespace vkalex::detail {
 
 enum class Use { Read, Write, ReadWrite, Unused };
 
+// How a binding reaches the shader: a storage buffer, or a uniform texel buffer (samplerBuffer
+// or usamplerBuffer) of one of these texel formats.
+enum class Texel { None, RGBA32F, R32F, R32UI };
+
 // One binding: a byte range of a tensor, as a storage buffer or a texel buffer. Bindings are numbered in order.
 // An Unused binding only fills a slot the shader declares but this dispatch does not touch.
 struct Binding {
@@ -18,10 +22,10 @@ struct Binding {
   Use use = Use::Read;
   uint64_t offset = 0;  // bytes from the tensor's start; must keep the device's alignment
   uint64_t size = 0;    // bytes; 0 means to the tensor's end
-  // A uniform texel buffer of RGBA32F texels (a samplerBuffer in the shader) instead of a
-  // storage buffer: offset a multiple of minTexelBufferOffsetAlignment, size of 16-byte texels
-  // (a partial last texel is left out) within maxTexelBufferElements.
-  bool texel = false;
+  // A uniform texel buffer instead of a storage buffer: offset a multiple of
+  // minTexelBufferOffsetAlignment, size of whole texels (a partial last texel is left out)
+  // within maxTexelBufferElements.
+  Texel texel = Texel::None;
 };
 
 struct Dispatch {

@@ -208,7 +208,7 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
   auto& dev = *r.dev;
   uint32_t texel_mask = 0, texels = 0;
   for (size_t i = 0; i < d.bindings.size(); ++i) {
-    if (!d.bindings[i].texel) continue;
+    if (d.bindings[i].texel == Texel::None) continue;
     texel_mask |= 1u << i;
     ++texels;
   }
@@ -233,8 +233,9 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
                   std::to_string(b.offset) + ".." + std::to_string(b.offset + size) +
                   ") lies outside its tensor " + t.shape().str());
     }
-    if (b.texel) {
-      const uint64_t texels_bound = size / 16;
+    if (b.texel != Texel::None) {
+      const uint64_t texel_bytes = b.texel == Texel::RGBA32F ? 16 : 4;
+      const uint64_t texels_bound = size / texel_bytes;
       if (texels_bound == 0 || texels_bound > dev.info.max_texel_buffer_elements ||
           offset % std::max<uint64_t>(1, dev.info.min_texel_buffer_offset_alignment) != 0) {
         throw Error(std::string(d.label) + ": binding " + std::to_string(i) + " (" + std::to_string(texels_bound) +
@@ -245,9 +246,11 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
       }
       VkBufferViewCreateInfo view{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
       view.buffer = a.buffer();
-      view.format = VK_FORMAT_R32G32B32A32_SFLOAT;
+      view.format = b.texel == Texel::RGBA32F ? VK_FORMAT_R32G32B32A32_SFLOAT
+                    : b.texel == Texel::R32F  ? VK_FORMAT_R32_SFLOAT
+                                              : VK_FORMAT_R32_UINT;
       view.offset = offset;
-      view.range = texels_bound * 16;
+      view.range = texels_bound * texel_bytes;
       r.views.push_back(VK_NULL_HANDLE);
       vk_check(dev.vk.vkCreateBufferView(dev.device, &view, nullptr, &r.views.back()), "vkCreateBufferView");
       views[i] = r.views.back();
@@ -256,7 +259,7 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
                   std::to_string(size) + " bytes, more than the device's maxStorageBufferRange (" +
                   std::to_string(dev.info.max_storage_buffer_range) + "); use a smaller batch");
     }
-    if (!b.texel && offset % dev.info.min_storage_buffer_offset_alignment != 0) {
+    if (b.texel == Texel::None && offset % dev.info.min_storage_buffer_offset_alignment != 0) {
       throw Error(std::string(d.label) + ": binding " + std::to_string(i) + " starts at byte " +
                   std::to_string(offset) + ", not a multiple of minStorageBufferOffsetAlignment");
     }

@@ -1,0 +1,47 @@
+// Max pooling, one invocation per output element. Padding counts as -infinity; the first
+// maximum wins ties and a NaN wins over everything, as in the CPU reference (and torch).
+#include "common.glsl"
+#include "loads.glsl"
+
+// x [N, C, H, W]
+INPUT_F(0, x);
+// y [N, C, OH, OW]
+layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+// argmax [N, C, OH, OW]: flat index into this dispatch's x (written when flags & 1)
+layout(std430, set = 0, binding = 2) writeonly buffer A { uint argmax[]; };
+
+layout(push_constant) uniform Params {
+  uint N, C, H, W;
+  uint OH, OW;
+  uint KH, KW, SH, SW, PH, PW;
+  uint flags;  // 1: write argmax
+  uint index_base;  // added to every argmax (the dispatch's first element in the whole x)
+} p;
+
+void main() {
+  const uint i = global_index();
+  if (i >= p.N * p.C * p.OH * p.OW) return;
+  const uint ox = i % p.OW;
+  const uint oy = (i / p.OW) % p.OH;
+  const uint plane = i / (p.OW * p.OH);  // n * C + c
+  const int iy0 = int(oy * p.SH) - int(p.PH);
+  const int ix0 = int(ox * p.SW) - int(p.PW);
+  float best = uintBitsToFloat(0xff800000u);  // -infinity
+  uint best_index = 0xffffffffu;
+  for (uint ky = 0; ky < p.KH; ++ky) {
+    const int iy = iy0 + int(ky);
+    if (iy < 0 || iy >= int(p.H)) continue;
+    for (uint kx = 0; kx < p.KW; ++kx) {
+      const int ix = ix0 + int(kx);
+      if (ix < 0 || ix >= int(p.W)) continue;
+      const uint j = (plane * p.H + uint(iy)) * p.W + uint(ix);
+      const float v = LOAD_F(x, j);
+      if (best_index == 0xffffffffu || v > best || (isnan(v) && !isnan(best))) {
+        best = v;
+        best_index = j;
+      }
+    }
+  }
+  y[i] = best;
+  if ((p.flags & 1u) != 0u) argmax[i] = best_index + p.index_base;
+}
