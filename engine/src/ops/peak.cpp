@@ -2,6 +2,7 @@
 #include "vkalex/peak.hpp"
 
 #include <algorithm>
+#include <string>
 
 #include "ops/op_common.hpp"
 #include "vkalex/error.hpp"
@@ -64,7 +65,7 @@ double fma_gflops(Context& ctx, uint32_t repeats, const char* shader, uint32_t l
   }
 }
 
-double copy_gbps(Context& ctx, uint32_t repeats) {
+double copy_gbps(Context& ctx, uint32_t repeats, const char* shader) {
   using namespace detail;
   const DeviceInfo& dev = ctx.device();
   const uint32_t wg = elementwise_workgroup(dev);
@@ -80,10 +81,11 @@ double copy_gbps(Context& ctx, uint32_t repeats) {
     const double ms = best_ms(ctx, repeats, [&](Recorder& rec) {
       for (uint32_t c = 0; c < copies; ++c) {
         Dispatch d;
-        d.shader = "peak_copy";
+        d.shader = shader;
         d.label = "peak_copy";
         d.specialization = {wg};
-        d.bindings = {{c % 2 ? &y : &x, Use::Read}, {c % 2 ? &x : &y, Use::Write}};
+        const Texel t = std::string(shader) == "peak_copy_texel" ? Texel::RGBA32F : Texel::None;
+        d.bindings = {{c % 2 ? &y : &x, Use::Read, 0, 0, t}, {c % 2 ? &x : &y, Use::Write}};
         d.push = &push;
         d.push_bytes = sizeof push;
         d.groups = grid_for_threads(dev, push.n, wg);
@@ -102,7 +104,12 @@ PeakFigures measure_peak(Context& ctx, uint32_t repeats) {
   PeakFigures p;
   p.fma_scalar_gflops = fma_gflops(ctx, repeats, "peak_fma_scalar", 1);
   p.fma_vec4_gflops = fma_gflops(ctx, repeats, "peak_fma_vec4", 4);
-  p.copy_gbps = copy_gbps(ctx, repeats);
+  // The faster of the two load paths, where the device's texel buffers hold the copied range.
+  p.copy_gbps = copy_gbps(ctx, repeats, "peak_copy");
+  const DeviceInfo& d = ctx.device();
+  if (uint64_t(d.max_texel_buffer_elements) * 16 >= std::min<uint64_t>(uint64_t(64) << 20, d.max_storage_buffer_range)) {
+    p.copy_gbps = std::max(p.copy_gbps, copy_gbps(ctx, repeats, "peak_copy_texel"));
+  }
   return p;
 }
 
