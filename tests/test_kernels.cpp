@@ -170,6 +170,13 @@ TEST_CASE("the registry chooses per shape, and forced names are checked", "[ops]
   const std::string gemm = texel_unavailable(ctx, ".gemm_texel") ? "gemm" : "gemm_texel";
   CHECK(ops::choose_kernel(dev, "linear", Shape{1, 9216}, Shape{4096, 9216}) == (cpu ? "linear." + gemm : "linear.vec4"));
   CHECK(ops::choose_kernel(dev, "linear", Shape{3, 7}, Shape{5, 7}) == (cpu ? "linear." + gemm : "linear.rows"));
+  // Convolutions: the GEMM where output groups have 64 channels or more, else the direct
+  // kernels (alexnet-fashion's conv2: 24 channels per group; stride 1, so the wide one).
+  CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 24, 13, 13}, Shape{48, 12, 3, 3}, 1) == "conv2d.wide");
+  CHECK(ops::choose_kernel(dev, "conv2d_backward_data", Shape{2, 24, 13, 13}, Shape{48, 12, 3, 3}, 1) ==
+        "conv2d_backward_data.wide");
+  CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 64, 13, 13}, Shape{128, 64, 3, 3}, 1) ==
+        (cpu ? "conv2d." + gemm : "conv2d.wide"));
   // A plan records the choice per layer.
   const ModelDesc m = load_model(std::string(VKALEX_MODEL_DIR) + "/alexnet2012.json");
   const Plan plan = lower(m, 2, dev);
