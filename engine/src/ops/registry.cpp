@@ -27,24 +27,24 @@ bool always(const DeviceInfo&, const Shape&, const Shape&, uint32_t) { return tr
 bool conv_wide(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t stride) {
   return x.rank() == 4 && w.rank() == 4 && w[3] <= 11 && stride == 1;
 }
-// Texel buffers as large as a storage-buffer binding, at the same offsets (lavapipe: 128 M
-// texels; SwiftShader's 65,536 are too few unless its bindings are limited as small).
-bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
-  return uint64_t(d.max_texel_buffer_elements) * 16 >= d.max_storage_buffer_range && d.min_texel_buffer_offset_alignment > 0 &&
+// Texel buffers of `texel_bytes` texels as large as a storage-buffer binding, at the same
+// offsets (lavapipe: 128 M texels; SwiftShader's 65,536 are too few unless its bindings are
+// limited as small).
+bool texels_cover_bindings(const DeviceInfo& d, uint64_t texel_bytes) {
+  return uint64_t(d.max_texel_buffer_elements) * texel_bytes >= d.max_storage_buffer_range &&
+         d.min_texel_buffer_offset_alignment > 0 &&
          d.min_storage_buffer_offset_alignment % d.min_texel_buffer_offset_alignment == 0;
 }
+bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 16); }
 // The GEMM convolutions pay for their patch matrix where each output channel group is large:
 // measured on lavapipe, alexnet2012's 96-384 channels per group ran 1.5-2.5x faster than the
 // direct kernels, alexnet-fashion's 24-32 slower (64: about equal). The input gradient's sum
 // runs over these channels.
 bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
-  return x.rank() == 4 && w.rank() == 4 && w[1] > 0 && w[0] / (x[1] / w[1]) >= 64;
+  const uint32_t groups = x.rank() == 4 && w.rank() == 4 && w[1] > 0 ? x[1] / w[1] : 0;
+  return groups > 0 && w[0] / groups >= 64;
 }
-// Scalar texel buffers (R32F) as large as a storage-buffer binding.
-bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) {
-  return uint64_t(d.max_texel_buffer_elements) * 4 >= d.max_storage_buffer_range && d.min_texel_buffer_offset_alignment > 0 &&
-         d.min_storage_buffer_offset_alignment % d.min_texel_buffer_offset_alignment == 0;
-}
+bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 4); }
 bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
 // Order on CPU drivers (measured with bench on lavapipe and SwiftShader, see the README): the
