@@ -284,3 +284,21 @@ TEST_CASE("every variant of LRN, max-pool and ReLU backward matches the CPU refe
     }
   }
 }
+
+TEST_CASE("VKALEX_GEMM_TILE sets the GEMM's tile, and a bad value is refused", "[ops][kernels][errors]") {
+  struct Env {  // restores the environment however the test ends
+    ~Env() { ::unsetenv("VKALEX_GEMM_TILE"); }
+  } restore;
+  Context ctx = forced("linear", "linear.gemm");
+  const uint64_t s = test::seed();
+  for (const char* tile : {"4x4", "1x16", "16x1", "3x5"}) {
+    INFO("tile " << tile);
+    ::setenv("VKALEX_GEMM_TILE", tile, 1);
+    REQUIRE_CHECK(check_linear(ctx, 7, 36, 13, true, true, s), kTol);
+  }
+  for (const char* bad : {"9", "0x8", "8x17", "8x8x", "-1x4", "eight"}) {
+    INFO("tile " << bad);
+    ::setenv("VKALEX_GEMM_TILE", bad, 1);
+    CHECK_THROWS_WITH(check_linear(ctx, 7, 36, 13, true, true, s), Catch::Contains("VKALEX_GEMM_TILE"));
+  }
+}

@@ -31,9 +31,13 @@ Tile gemm_tile(const Gemm& g, uint32_t bmode) {
   // 3025 and 729 pixels: 10-20% faster on lavapipe; conv3-5's 169 pixels ran 15-25% slower).
   Tile t{8, 8};
   if (bmode == 2 && g.N >= 640) t = {4, 16};
-  if (const char* e = std::getenv("VKALEX_GEMM_TILE")) {
+  if (const char* e = std::getenv("VKALEX_GEMM_TILE"); e && *e) {
     unsigned rm = 0, rn = 0;
-    if (std::sscanf(e, "%ux%u", &rm, &rn) == 2 && rm >= 1 && rm <= 16 && rn >= 1 && rn <= 16) t = {rm, rn};
+    char end = 0;
+    if (std::sscanf(e, "%ux%u%c", &rm, &rn, &end) != 2 || rm < 1 || rm > 16 || rn < 1 || rn > 16) {
+      throw Error(std::string("VKALEX_GEMM_TILE=\"") + e + "\": expected RMxRN, each from 1 to 16 (8x8, 4x16)");
+    }
+    t = {rm, rn};
   }
   if (g.M < t.rm) {  // few rows (a batch of one): wider along n instead
     t.rn = std::min<uint32_t>(16, t.rn * t.rm / std::max<uint32_t>(1, g.M));
