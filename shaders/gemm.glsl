@@ -78,13 +78,6 @@ void main() {
         }
         [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
       }
-      // The last K % 4 terms, one at a time.
-      for (uint k = K4 * 4; k < p.K; ++k) {
-        [[unroll]] for (uint i = 0; i < RM; ++i) {
-          const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
-          [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + min(n0 + j, nlast) * p.b_ns + k];
-        }
-      }
     } else if (AMODE == 2) {
       // B rows along n, A rows along k: 4 terms per step, each A vec4 serving 4 B rows.
       const uint K4 = p.K / 4;
@@ -109,12 +102,6 @@ void main() {
           }
         }
         [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
-      }
-      for (uint k = K4 * 4; k < p.K; ++k) {
-        [[unroll]] for (uint i = 0; i < RM; ++i) {
-          const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k];
-          [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + k * p.b_ks + min(n0 + j, nlast)];
-        }
       }
     } else {
       for (uint kb = 0; kb < p.K; kb += kBlock) {
@@ -152,6 +139,13 @@ void main() {
           }
         }
         [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] += part[i];
+      }
+    }
+    // The vec4 paths leave the last K % 4 terms: one at a time, with the general strides.
+    for (uint k = (BMODE == 2 || AMODE == 2) ? p.K / 4 * 4 : p.K; k < p.K; ++k) {
+      [[unroll]] for (uint i = 0; i < RM; ++i) {
+        const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+        [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns];
       }
     }
   }

@@ -28,7 +28,8 @@ struct Tile {
 // Register tile per invocation (VKALEX_GEMM_TILE=RMxRN overrides it, for measuring).
 Tile gemm_tile(const Gemm& g, uint32_t bmode) {
   // 8 x 8; 4 x 16 for long rows along k and wide n (alexnet2012's conv1 and conv2 forward,
-  // 3025 and 729 pixels: 10-20% faster on lavapipe; conv3-5's 169 pixels ran 15-25% slower).
+  // 3025 and 729 pixels: 7-20% faster on lavapipe in two side-by-side runs; conv3-5's 169
+  // pixels ran 20-26% slower with it).
   Tile t{8, 8};
   if (bmode == 2 && g.N >= 640) t = {4, 16};
   if (const char* e = std::getenv("VKALEX_GEMM_TILE"); e && *e) {
