@@ -3,6 +3,8 @@
 #ifndef VKALEX_COMMON_GLSL
 #define VKALEX_COMMON_GLSL
 
+#include "storage.glsl"
+
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 
 uint linear_group_id() {

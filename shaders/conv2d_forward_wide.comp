@@ -16,13 +16,13 @@ layout(constant_id = 4) const uint SW = 1;
 const uint XS = (PT - 1) * SW + KW;  // the input row segment of one tile
 
 // x [N, C, H, W]
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 0) readonly buffer X { VALUE x[]; };
 // weight [K, C / G, KH, KW]
-layout(std430, set = 0, binding = 1) readonly buffer Wt { float w[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Wt { VALUE w[]; };
 // bias [K] (not read unless flags & 1)
-layout(std430, set = 0, binding = 2) readonly buffer B { float b[]; };
+layout(std430, set = 0, binding = 2) readonly buffer B { VALUE b[]; };
 // y [N, K, OH, OW]
-layout(std430, set = 0, binding = 3) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Y { VALUE y[]; };
 
 // As conv2d_forward.comp's (KW and SW there too, equal to the constants).
 layout(push_constant) uniform Params {
@@ -71,14 +71,14 @@ void main() {
       for (uint s = 0; s < XS; ++s) {
         // Padding reads a clamped address and counts as zero: no branch per pixel.
         const int ix = ix0 + int(s);
-        const float v = x[xrow + uint(clamp(ix, 0, int(p.W) - 1))];
+        const float v = float(x[xrow + uint(clamp(ix, 0, int(p.W) - 1))]);
         xs[s] = (ix >= 0 && ix < int(p.W)) ? v : 0.0;
       }
       const uint wo = wbase + ky * KW;
       for (uint kx = 0; kx < KW; ++kx) {
         for (uint j = 0; j < KT; ++j) {
           // Channels past the tile's end reuse its last channel; their sums are never stored.
-          const float wv = w[wo + kx + min(j, nk - 1) * wstride];
+          const float wv = float(w[wo + kx + min(j, nk - 1) * wstride]);
           for (uint t = 0; t < PT; ++t) part[j * PT + t] += xs[t * SW + kx] * wv;
         }
       }
@@ -88,13 +88,13 @@ void main() {
   for (uint j = 0; j < KT; ++j) {
     if (j >= nk) break;
     const uint k = k0 + j;
-    const float bias = (p.flags & 1u) != 0u ? b[k] : 0.0;
+    const float bias = (p.flags & 1u) != 0u ? float(b[k]) : 0.0;
     const uint yrow = ((n * p.K + k) * p.OH + oy) * p.OW + ox0;
     for (uint t = 0; t < PT; ++t) {
       if (t >= np) break;
       float v = acc[j * PT + t] + bias;
       if ((p.flags & 2u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN
-      y[yrow + t] = v;
+      y[yrow + t] = VALUE(v);
     }
   }
 }

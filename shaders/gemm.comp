@@ -17,8 +17,9 @@
 // The sum runs in blocks of kBlock terms added to the total, which keeps fp32 rounding close
 // to the double reference for sums of thousands of terms.
 
-layout(std430, set = 0, binding = 1) readonly buffer A4 { vec4 a4[]; };
-layout(std430, set = 0, binding = 3) readonly buffer B4 { vec4 b4[]; };
-#define LOAD_A4(i) a4[i]
-#define LOAD_B4(i) b4[i]
+#include "storage.glsl"
+layout(std430, set = 0, binding = 1) readonly buffer A4 { VALUE4 a4[]; };
+layout(std430, set = 0, binding = 3) readonly buffer B4 { VALUE4 b4[]; };
+#define LOAD_A4(i) vec4(a4[i])
+#define LOAD_B4(i) vec4(b4[i])
 #include "gemm.glsl"

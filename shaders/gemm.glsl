@@ -12,12 +12,12 @@ layout(constant_id = 3) const uint BMODE = 0;
 // multiple of 4).
 layout(constant_id = 4) const uint AMODE = 0;
 
-layout(std430, set = 0, binding = 0) readonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 2) readonly buffer B { float b[]; };
+layout(std430, set = 0, binding = 0) readonly buffer A { VALUE a[]; };
+layout(std430, set = 0, binding = 2) readonly buffer B { VALUE b[]; };
 // Bindings 1 and 3 view the same ranges as A and B as vec4: LOAD_A4(i) and LOAD_B4(i) read
 // the i-th vec4 (declared by the including shader).
-layout(std430, set = 0, binding = 4) readonly buffer Bias { float bias[]; };
-layout(std430, set = 0, binding = 5) buffer C { float c[]; };
+layout(std430, set = 0, binding = 4) readonly buffer Bias { VALUE bias[]; };
+layout(std430, set = 0, binding = 5) buffer C { VALUE c[]; };
 
 layout(push_constant) uniform Params {
   uint M, N, K;
@@ -66,7 +66,7 @@ void main() {
               av[i] = LOAD_A4(ar / 4 + k4);
             } else {
               const uint o = ar + 4 * k4 * p.a_ks;
-              av[i] = vec4(a[o], a[o + p.a_ks], a[o + 2 * p.a_ks], a[o + 3 * p.a_ks]);
+              av[i] = vec4(float(a[o]), float(a[o + p.a_ks]), float(a[o + 2 * p.a_ks]), float(a[o + 3 * p.a_ks]));
             }
           }
           [[unroll]] for (uint j = 0; j < RN; ++j) {
@@ -119,7 +119,7 @@ void main() {
               av[4 * i + 3] = v.w;
             }
           } else {
-            [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
+            [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = float(a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks]);
           }
           if (BMODE == 1) {
             [[unroll]] for (uint j = 0; j < RN / 4; ++j) {
@@ -133,7 +133,7 @@ void main() {
             }
           } else {
             [[unroll]] for (uint j = 0; j < RN; ++j) {
-              const float bv = b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns];
+              const float bv = float(b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns]);
               [[unroll]] for (uint i = 0; i < RM; ++i) part[i * RN + j] = fma(av[i], bv, part[i * RN + j]);
             }
           }
@@ -144,8 +144,8 @@ void main() {
     // The vec4 paths leave the last K % 4 terms: one at a time, with the general strides.
     for (uint k = (BMODE == 2 || AMODE == 2) ? p.K / 4 * 4 : p.K; k < p.K; ++k) {
       [[unroll]] for (uint i = 0; i < RM; ++i) {
-        const float av = a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks];
-        [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns];
+        const float av = float(a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks]);
+        [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * float(b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns]);
       }
     }
   }
@@ -159,11 +159,11 @@ void main() {
       if (n >= p.N) break;
       const uint o = cbase + m * p.c_ms + n * p.c_ns;
       float v = acc[i * RN + j];
-      if ((p.flags & 1u) != 0u) v += bias[p.bias_off + z1 * p.bias_z1 + m];
-      if ((p.flags & 2u) != 0u) v += bias[p.bias_off + z1 * p.bias_z1 + n];
-      if ((p.flags & 8u) != 0u) v += c[o];
+      if ((p.flags & 1u) != 0u) v += float(bias[p.bias_off + z1 * p.bias_z1 + m]);
+      if ((p.flags & 2u) != 0u) v += float(bias[p.bias_off + z1 * p.bias_z1 + n]);
+      if ((p.flags & 8u) != 0u) v += float(c[o]);
       if ((p.flags & 4u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN
-      c[o] = v;
+      c[o] = VALUE(v);
     }
   }
 }

@@ -12,9 +12,9 @@
 const uint SEG = 32;
 
 // x [N, C, H, W]
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 0) readonly buffer X { VALUE x[]; };
 // col [N, G, PC, RP / 4]
-layout(std430, set = 0, binding = 1) writeonly buffer Col { vec4 col[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer Col { VALUE4 col[]; };
 
 layout(push_constant) uniform Params {
   uint N, C, H, W;
@@ -53,7 +53,7 @@ void main() {
       float t = 0.0;
       const int iy = iy0 + int(ky), ix = ix0 + int(kx);
       if (r < taps && iy >= 0 && iy < int(p.H) && ix >= 0 && ix < int(p.W)) {
-        t = x[xbase + (c * p.H + uint(iy)) * p.W + uint(ix)];
+        t = float(x[xbase + (c * p.H + uint(iy)) * p.W + uint(ix)]);
       }
       v[e] = t;
       if (++kx == p.KW) {
@@ -64,6 +64,6 @@ void main() {
         }
       }
     }
-    col[out0 + q] = v;
+    col[out0 + q] = VALUE4(v);
   }
 }

@@ -6,13 +6,13 @@
 #include "common.glsl"
 
 // x [N, K]
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 0) readonly buffer X { VALUE x[]; };
 // w rows [m0, m0 + rows) of [M, K]
-layout(std430, set = 0, binding = 1) readonly buffer Wt { float w[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Wt { VALUE w[]; };
 // bias [M] (read when flags & 1)
-layout(std430, set = 0, binding = 2) readonly buffer B { float b[]; };
+layout(std430, set = 0, binding = 2) readonly buffer B { VALUE b[]; };
 // y [N, M]
-layout(std430, set = 0, binding = 3) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Y { VALUE y[]; };
 
 layout(push_constant) uniform Params {
   uint N, K, M;
@@ -33,11 +33,11 @@ void main() {
   for (uint k0 = 0; k0 < p.K; k0 += kBlock) {
     const uint k1 = min(k0 + kBlock, p.K);
     float part = 0.0;
-    for (uint k = k0; k < k1; ++k) part += x[xbase + k] * w[wbase + k];
+    for (uint k = k0; k < k1; ++k) part += float(x[xbase + k]) * float(w[wbase + k]);
     acc += part;
   }
   const uint m = p.m0 + r;
-  if ((p.flags & 1u) != 0u) acc += b[m];
+  if ((p.flags & 1u) != 0u) acc += float(b[m]);
   if ((p.flags & 2u) != 0u && acc < 0.0) acc = 0.0;  // NaN stays NaN
-  y[n * p.M + m] = acc;
+  y[n * p.M + m] = VALUE(acc);
 }

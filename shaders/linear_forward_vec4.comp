@@ -11,13 +11,13 @@
 layout(constant_id = 1) const uint RN = 4;
 
 // x [N, K / 4] vec4
-layout(std430, set = 0, binding = 0) readonly buffer X { vec4 x[]; };
+layout(std430, set = 0, binding = 0) readonly buffer X { VALUE4 x[]; };
 // w rows [m0, m0 + rows) of [M, K / 4] vec4
-layout(std430, set = 0, binding = 1) readonly buffer Wt { vec4 w[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Wt { VALUE4 w[]; };
 // bias [M] (read when flags & 1)
-layout(std430, set = 0, binding = 2) readonly buffer B { float b[]; };
+layout(std430, set = 0, binding = 2) readonly buffer B { VALUE b[]; };
 // y [N, M]
-layout(std430, set = 0, binding = 3) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Y { VALUE y[]; };
 
 layout(push_constant) uniform Params {
   uint N, K, M;
@@ -44,9 +44,9 @@ void main() {
     for (uint k = k0; k < k1; ++k) {
       vec4 wv[4];
       // Rows and images past a tile's end reuse its last one; their sums are never stored.
-      for (uint j = 0; j < 4; ++j) wv[j] = w[(r0 + min(j, nr - 1)) * K4 + k];
+      for (uint j = 0; j < 4; ++j) wv[j] = vec4(w[(r0 + min(j, nr - 1)) * K4 + k]);
       for (uint q = 0; q < RN; ++q) {
-        const vec4 xv = x[(n0 + min(q, nn - 1)) * K4 + k];
+        const vec4 xv = vec4(x[(n0 + min(q, nn - 1)) * K4 + k]);
         for (uint j = 0; j < 4; ++j) part[j * RN + q] = fma(wv[j], xv, part[j * RN + q]);
       }
     }
@@ -55,12 +55,12 @@ void main() {
   for (uint j = 0; j < 4; ++j) {
     if (j >= nr) break;
     const uint m = p.m0 + r0 + j;
-    const float bias = (p.flags & 1u) != 0u ? b[m] : 0.0;
+    const float bias = (p.flags & 1u) != 0u ? float(b[m]) : 0.0;
     for (uint q = 0; q < RN; ++q) {
       if (q >= nn) break;
       float v = acc[j * RN + q] + bias;
       if ((p.flags & 2u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN
-      y[(n0 + q) * p.M + m] = v;
+      y[(n0 + q) * p.M + m] = VALUE(v);
     }
   }
 }

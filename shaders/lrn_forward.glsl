@@ -6,7 +6,7 @@
 
 // x, y [N, C, H, W]
 INPUT_F(0, x);
-layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer Y { VALUE y[]; };
 
 layout(push_constant) uniform Params {
   uint N, C, HW;
@@ -28,5 +28,5 @@ void main() {
     sum += v * v;
   }
   const float scale = p.k + p.alpha / float(p.size) * sum;
-  y[i] = LOAD_F(x, i) * exp2(-p.beta * log2(scale));
+  y[i] = VALUE(LOAD_F(x, i) * exp2(-p.beta * log2(scale)));
 }

@@ -6,7 +6,7 @@
 // x [N, C, H, W]
 INPUT_F(0, x);
 // y [N, C, OH, OW]
-layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer Y { VALUE y[]; };
 // argmax [N, C, OH, OW]: flat index into this dispatch's x (written when flags & 1)
 layout(std430, set = 0, binding = 2) writeonly buffer A { uint argmax[]; };
 
@@ -42,6 +42,6 @@ void main() {
       }
     }
   }
-  y[i] = best;
+  y[i] = VALUE(best);
   if ((p.flags & 1u) != 0u) argmax[i] = best_index + p.index_base;
 }

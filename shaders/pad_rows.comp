@@ -5,8 +5,8 @@
 // (a convolution's weights with 363 taps, for one).
 #include "common.glsl"
 
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 0) readonly buffer X { VALUE x[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer Y { VALUE y[]; };
 
 layout(push_constant) uniform Params { uint ROWS, COLS, LD, RP; } p;
 
@@ -14,5 +14,5 @@ void main() {
   const uint i = global_index();
   if (i >= p.ROWS * p.RP) return;
   const uint r = i / p.RP, c = i % p.RP;
-  y[i] = c < p.COLS ? x[r * p.LD + c] : 0.0;
+  y[i] = VALUE(c < p.COLS ? float(x[r * p.LD + c]) : 0.0);
 }

@@ -5,8 +5,8 @@
 #include "common.glsl"
 
 // x, y [rows, L]
-layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
-layout(std430, set = 0, binding = 1) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 0) readonly buffer X { VALUE x[]; };
+layout(std430, set = 0, binding = 1) writeonly buffer Y { VALUE y[]; };
 
 layout(push_constant) uniform Params { uint rows, L; } p;
 
@@ -32,17 +32,17 @@ void main() {
 
   // A NaN may be dropped by max(), but it still turns the sum, and so every output, to NaN.
   float m = uintBitsToFloat(0xff800000u);
-  for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) m = max(m, x[base + j]);
+  for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) m = max(m, float(x[base + j]));
   partial[t] = m;
   reduce(0);
   const float row_max = partial[0];
   barrier();
 
   float s = 0.0;
-  for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) s += exp(x[base + j] - row_max);
+  for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) s += exp(float(x[base + j]) - row_max);
   partial[t] = s;
   reduce(1);
   const float inv = 1.0 / partial[0];
 
-  for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) y[base + j] = exp(x[base + j] - row_max) * inv;
+  for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) y[base + j] = VALUE(exp(float(x[base + j]) - row_max) * inv);
 }

@@ -1,8 +1,10 @@
 // Device listing and choice, memory, transfers and the pipeline cache.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "common.hpp"
 
@@ -246,4 +248,79 @@ TEST_CASE("XDG_CACHE_HOME decides where the pipeline cache goes", "[context][pip
   o.pipeline_cache = true;
   Context ctx(o);
   CHECK_THAT(ctx.pipeline_cache_path(), Catch::StartsWith(dir.path.string() + "/vkalex/pipelines-"));
+}
+
+TEST_CASE("half conversions round to nearest even, saturate to infinity and keep NaN", "[context][memory][f16]") {
+  // Every half converts to float and back to itself (NaN to a NaN).
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = half_to_float(uint16_t(h));
+    const bool nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff) != 0;
+    INFO("half 0x" << std::hex << h);
+    REQUIRE(std::isnan(f) == nan);
+    if (nan) {
+      REQUIRE(std::isnan(half_to_float(float_to_half(f))));
+    } else {
+      REQUIRE(float_to_half(f) == h);
+    }
+  }
+  // Hand-worked cases: ties go to the even neighbour, past 65504 + half a step is infinity,
+  // 2^-25 (half the smallest subnormal) is a tie that rounds to zero.
+  CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);
+  CHECK(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);
+  CHECK(float_to_half(65504.0f) == 0x7bff);
+  CHECK(float_to_half(65519.99f) == 0x7bff);
+  CHECK(float_to_half(65520.0f) == 0x7c00);
+  CHECK(float_to_half(-1e9f) == 0xfc00);
+  CHECK(float_to_half(std::ldexp(1.0f, -25)) == 0x0000);
+  CHECK(float_to_half(std::nextafter(std::ldexp(1.0f, -25), 1.0f)) == 0x0001);
+  CHECK(float_to_half(std::ldexp(3.0f, -25)) == 0x0002);  // 1.5 units: tie, to even 2
+  CHECK(float_to_half(std::ldexp(1.0f, -14) - std::ldexp(1.0f, -26)) == 0x0400);  // carries into the smallest normal
+  CHECK(float_to_half(-0.0f) == 0x8000);
+  // Random floats: the result is a nearest half (checked against its neighbours in double).
+  const auto values = random_uniform(200000, test::seed(), 1.0f);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float f = std::ldexp(values[i], int(i % 40) - 26);  // 2^-26 .. 2^13, both signs
+    const uint16_t h = float_to_half(f);
+    const double got = std::fabs(double(half_to_float(h)) - f);
+    const uint16_t mag = h & 0x7fff;
+    INFO("value " << f << " -> 0x" << std::hex << h);
+    for (int step : {-1, 1}) {
+      if ((mag == 0 && step < 0) || mag + step >= 0x7c00) continue;
+      const uint16_t other = uint16_t((h & 0x8000) | (mag + step));
+      const double d = std::fabs(double(half_to_float(other)) - f);
+      REQUIRE((got < d || (got == d && (h & 1) == 0)));
+    }
+  }
+}
+
+TEST_CASE("f16 tensors: half the bytes, uploads round, downloads widen, directly and through staging",
+          "[context][memory][f16]") {
+  auto o = test::options();
+  const bool staging = GENERATE(false, true);
+  o.force_staging = staging;
+  Context ctx(o);
+  const auto data = random_uniform(100003, test::seed(), 1000.0f);  // odd: a last half of a word
+  Tensor t = ctx.tensor(Shape{100003}, DType::F16);
+  CHECK(t.bytes() == 2 * 100003);
+  ctx.upload(t, data);
+  const auto back = ctx.download(t);
+  REQUIRE(back.size() == data.size());
+  for (size_t i = 0; i < data.size(); ++i) REQUIRE(back[i] == half_to_float(float_to_half(data[i])));
+  ctx.fill(t, std::numeric_limits<float>::quiet_NaN());
+  for (float v : ctx.download(t)) REQUIRE(std::isnan(v));
+  ctx.fill(t, -2.5f);
+  for (float v : ctx.download(t)) REQUIRE(v == -2.5f);
+  // The recorder fills whole 32-bit words: an even count only.
+  Tensor even = ctx.tensor(Shape{6}, DType::F16);
+  Recorder rec(ctx);
+  rec.begin();
+  rec.fill(even, 0.5f);
+  CHECK_THROWS_WITH(rec.fill(t, 0.5f), Catch::Contains("even element count"));
+  CHECK_THROWS_WITH(rec.copy(ctx.tensor(Shape{3}), ctx.tensor(Shape{6}, DType::F16)), Catch::Contains("source is f32"));
+  rec.end();
+  rec.run();
+  CHECK(ctx.download(even) == std::vector<float>(6, 0.5f));
+  CHECK_THROWS_WITH(ctx.upload(t, std::vector<float>(5)), Catch::Contains("100003 elements but 5"));
+  CHECK_THROWS_WITH(ctx.download_u32(t), Catch::Contains("is f16"));
+  test::require_no_validation_messages(ctx);
 }

@@ -302,3 +302,70 @@ TEST_CASE("VKALEX_GEMM_TILE sets the GEMM's tile, and a bad value is refused", "
     CHECK_THROWS_WITH(check_linear(ctx, 7, 36, 13, true, true, s), Catch::Contains("VKALEX_GEMM_TILE"));
   }
 }
+
+TEST_CASE("every forward kernel variant with fp16 storage matches the CPU reference", "[ops][kernels][f16]") {
+  // Inputs are rounded to half before the reference sees them (check.hpp), so what is left is
+  // the kernel's fp32 arithmetic and the rounding of each output to half: at most 2^-11 of an
+  // element, so 1e-3 in relative L2 (DESIGN.md allows 1e-2 for fp16 storage).
+  constexpr double kTol16 = 1e-3;
+  const DType f16 = DType::F16;
+  const uint64_t s = test::seed();
+  if (!test::gpu().device().storage_buffer_16bit) {  // SwiftShader: refused, clearly
+    CHECK_THROWS_WITH(check_relu(test::gpu(), Shape{3, 7}, s, f16), Catch::Contains("16-bit storage"));
+    return;
+  }
+  for (const std::string& v : ops::kernel_variants("conv2d")) {
+    Context ctx = forced("conv2d", v);
+    for (size_t i = 0; i < std::size(kConvCases); ++i) {
+      const Case& c = kConvCases[i];
+      INFO("variant " << v << ", case " << i);
+      if (texel_unavailable(ctx, v) || (v == "conv2d.wide" && c.p.stride_w != 1)) continue;
+      REQUIRE_CHECK(check_conv2d(ctx, c.x, c.w, true, c.p, s + i, f16), kTol16);
+    }
+    Context small = forced("conv2d", v, 64 * 1024);  // images bound in pieces
+    REQUIRE_CHECK(check_conv2d(small, Shape{23, 4, 16, 16}, Shape{8, 4, 3, 3}, true, Conv2dParams{1, 1, 1, 1, 1, true}, s + 99, f16),
+                  kTol16);
+    test::require_no_validation_messages(ctx);
+    test::require_no_validation_messages(small);
+  }
+  for (const std::string& v : ops::kernel_variants("linear")) {
+    INFO("variant " << v);
+    Context ctx = forced("linear", v);
+    if (!texel_unavailable(ctx, v)) {
+      REQUIRE_CHECK(check_linear(ctx, 1, 9216, 4096, true, true, s, f16), kTol16);  // fc6
+      REQUIRE_CHECK(check_linear(ctx, 3, 4096, 1000, true, false, s + 2, f16), kTol16);
+      REQUIRE_CHECK(check_linear(ctx, 7, 36, 13, true, true, s + 4, f16), kTol16);  // partial tiles
+      REQUIRE_CHECK(check_linear(ctx, 1, 4, 1, false, false, s + 5, f16), kTol16);
+    }
+    Context small = forced("linear", v, 64 * 1024);  // weights bound in blocks of rows
+    REQUIRE_CHECK(check_linear(small, 5, 400, 300, true, false, s + 6, f16), kTol16);
+    test::require_no_validation_messages(ctx);
+    test::require_no_validation_messages(small);
+  }
+  for (const std::string op : {"lrn", "max_pool"}) {
+    for (const std::string& v : ops::kernel_variants(op)) {
+      INFO("variant " << v);
+      Context ctx = forced(op, v);
+      if (op == "lrn") {
+        REQUIRE_CHECK(check_lrn(ctx, Shape{2, 96, 27, 27}, LrnParams{}, s, 10.0f, f16), kTol16);
+        REQUIRE_CHECK(check_lrn(ctx, Shape{3, 7, 5, 3}, LrnParams{4, 0.5f, 0.75f, 1.0f}, s + 1, 3.0f, f16), kTol16);
+      } else {  // exact: the maximum of halves is a half
+        REQUIRE_CHECK(check_max_pool(ctx, Shape{2, 96, 27, 27}, MaxPoolParams{}, s, f16), 0.0);
+        REQUIRE_CHECK(check_max_pool(ctx, Shape{3, 7, 5, 3}, MaxPoolParams{2, 2, 1, 1, 0, 0}, s + 1, f16), 0.0);
+      }
+      test::require_no_validation_messages(ctx);
+    }
+  }
+  Context& ctx = test::gpu();
+  REQUIRE_CHECK(check_relu(ctx, Shape{3, 7}, s, f16), 0.0);
+  REQUIRE_CHECK(check_relu(ctx, Shape{2, 96, 55, 55}, s + 1, f16), 0.0);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{3, 1000}, s, 10.0f, f16), kTol16);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{5, 7}, s + 1, 10.0f, f16), kTol16);
+  // Backward kernels have no f16 twin: refused by name, not run on the wrong element size.
+  Tensor x16 = ctx.tensor(Shape{2, 3}, f16), y16 = ctx.tensor(Shape{2, 3}, f16);
+  Recorder rec(ctx);
+  rec.begin();
+  CHECK_THROWS_WITH(ops::relu_backward(rec, x16, x16, y16), Catch::Contains("f32"));
+  rec.end();
+  test::require_no_validation_messages(ctx);
+}

@@ -154,3 +154,40 @@ TEST_CASE("the shipped descriptions load and name their files", "[net][model]") 
   CHECK_THROWS_WITH(load_labels(kModelDir + "/imagenet_classes.txt", 10), Catch::Contains("more than 10"));
   CHECK_THROWS_WITH(load_labels(kModelDir + "/imagenet_classes.txt", 1001), Catch::Contains("1000 class names"));
 }
+
+TEST_CASE("alexnet2012 with fp16 storage stays within 1e-2 of the fp32 CPU reference", "[net][alexnet][f16]") {
+  Context& ctx = test::gpu();
+  const ModelDesc m = load_model(kModelDir + "/alexnet2012.json");
+  if (!ctx.device().storage_buffer_16bit) {  // SwiftShader: refused with the reason
+    CHECK_THROWS_WITH(Net(ctx, m, NetOptions{DType::F16}), Catch::Contains("16-bit storage"));
+    return;
+  }
+  CHECK_THROWS_WITH(Net(ctx, m, NetOptions{DType::U32}), Catch::Contains("f32 or f16"));
+  const auto params = random_parameters(m, test::seed());
+  Net net(ctx, m, NetOptions{DType::F16});
+  net.set_parameters(params);
+  CHECK(net.parameter_tensor("fc6.weight").bytes() == uint64_t(4096) * 9216 * 2);  // half of fp32's
+  // The reference: the fp32 network on the CPU with the unrounded weights, so the error
+  // counts every rounding fp16 storage makes (weights, input, each activation).
+  Net full(ctx, m);
+  full.set_parameters(params);
+  const HostTensor x = random_input(m, 2, test::seed() + 1);
+  const ForwardResult want = full.forward_cpu(x);
+  const ForwardResult got = net.forward(x);
+  INFO("seed " << test::seed());
+  const double err = relative_l2(got.logits, want.logits);
+  CHECK(err <= 1e-2);
+  CHECK(err > 1e-6);  // it did store halves: fp32 storage is within 1e-6 here
+  CHECK(relative_l2(got.probabilities, want.probabilities) <= 1e-2);
+  // The f32 net on the GPU for scale.
+  CHECK(relative_l2(full.forward(x).logits, want.logits) <= 1e-4);
+  // Replays with new input, and its parameters read back as the halves stored.
+  const HostTensor x2 = random_input(m, 2, test::seed() + 2);
+  CHECK(relative_l2(net.forward(x2).logits, full.forward_cpu(x2).logits) <= 1e-2);
+  CHECK(net.record_count() == 1);
+  const auto back = net.parameters().at("conv1.bias");
+  for (size_t i = 0; i < back.data.size(); ++i) REQUIRE(back.data[i] == half_to_float(float_to_half(params.at("conv1.bias").data[i])));
+  // Training keeps f32.
+  CHECK_THROWS_WITH(Trainer(ctx, net, 2), Catch::Contains("fp16 storage"));
+  test::require_no_validation_messages(ctx);
+}

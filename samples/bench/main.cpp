@@ -21,17 +21,19 @@ namespace {
 const char* const kProgram = "bench";
 const char* const kDefaultModel = VKALEX_MODEL_DIR "/alexnet2012.json";
 constexpr double kVerifyTolerance = 1e-4;  // a whole net (DESIGN.md)
+constexpr double kVerifyToleranceF16 = 1e-2;  // with fp16 storage
 
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: bench [--model FILE.json] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
-               "             [--warmup N] [--peak] [--json FILE] [--no-verify] [--device N|NAME] [--seed S]\n"
+               "             [--warmup N] [--peak] [--fp16] [--json FILE] [--no-verify] [--device N|NAME]\n"
+               "             [--seed S]\n"
                "\n"
                "Times whole forward passes (or training steps: forward with dropout, loss,\n"
                "backward, SGD update) of the model on random data and parameters, then one more\n"
                "pass with a GPU timestamp around every dispatch for the time of each layer.\n"
                "Before timing, a pass at batch min(B, 2) is compared with the CPU reference\n"
-               "(relative L2 at most 1e-4); a plan that disagrees is not timed.\n"
+               "(relative L2 at most 1e-4, or 1e-2 with --fp16); a plan that disagrees is not timed.\n"
                "\n"
                "  --model FILE.json  model description (default: model/alexnet2012.json)\n"
                "  --mode forward|train  what to time (default forward)\n"
@@ -40,6 +42,8 @@ void usage(FILE* out) {
                "  --warmup N         untimed passes first (default 2)\n"
                "  --peak             first measure the device's FMA (scalar, vec4) and copy peaks\n"
                "                     with the engine's own kernels; layers then show their share\n"
+               "  --fp16             forward passes with fp16 storage (weights and activations as\n"
+               "                     16-bit floats, fp32 arithmetic; needs 16-bit storage buffers)\n"
                "  --json FILE        also write all results to FILE (schema in the README)\n"
                "  --no-verify        skip the comparison with the CPU reference\n"
                "  --device N|NAME    device index or part of its name (default as in info)\n"
@@ -63,7 +67,7 @@ struct Options {
   std::vector<uint32_t> batches{1};
   uint32_t repeat = 10, warmup = 2;
   uint64_t seed = 1;
-  bool peak = false, verify = true;
+  bool peak = false, verify = true, fp16 = false;
 };
 
 std::vector<uint32_t> parse_batches(const std::string& v) {
@@ -91,6 +95,10 @@ Options parse(int argc, char** argv) {
       o.verify = false;
       continue;
     }
+    if (a == "--fp16") {
+      o.fp16 = true;
+      continue;
+    }
     if (a != "--model" && a != "--mode" && a != "--batch" && a != "--repeat" && a != "--warmup" && a != "--json" &&
         a != "--device" && a != "--seed") {
       vkalex_samples::die(kProgram, "unknown option \"" + a + "\" (see --help)");
@@ -112,6 +120,7 @@ Options parse(int argc, char** argv) {
     if (a == "--device") o.device = v;
     if (a == "--seed") o.seed = vkalex_samples::parse_count(kProgram, a, v, 0, UINT64_MAX);
   }
+  if (o.fp16 && o.mode == "train") vkalex_samples::die(kProgram, "--fp16 is for --mode forward: training keeps f32");
   return o;
 }
 
@@ -239,6 +248,7 @@ int main(int argc, char** argv) {
                      {"subgroup_size", dev.subgroup_size}};
     out["model"] = model.name;
     out["mode"] = opt.mode;
+    out["storage"] = opt.fp16 ? "f16" : "f32";
     out["repeat"] = opt.repeat;
     out["warmup"] = opt.warmup;
 
@@ -254,7 +264,7 @@ int main(int argc, char** argv) {
 
     const auto params = vkalex::initial_parameters(model, vkalex::Init::He, opt.seed);
     for (const uint32_t batch : opt.batches) {
-      vkalex::Net net(ctx, model);
+      vkalex::Net net(ctx, model, vkalex::NetOptions{opt.fp16 ? vkalex::DType::F16 : vkalex::DType::F32});
       net.set_parameters(params);
       nlohmann::json run;
       run["batch"] = batch;
@@ -278,10 +288,16 @@ int main(int argc, char** argv) {
           for (const auto& [name, want] : cpu_params) err = std::max(err, vkalex::relative_l2(got.at(name).data, want.data));
           net.set_parameters(params);
         } else {
-          const auto g = net.forward(d.images), c = net.forward_cpu(d.images);
+          // With fp16 storage, against the fp32 reference with unrounded parameters.
+          std::optional<vkalex::Net> full;
+          if (opt.fp16) {
+            full.emplace(ctx, model);
+            full->set_parameters(params);
+          }
+          const auto g = net.forward(d.images), c = (full ? *full : net).forward_cpu(d.images);
           err = std::max(vkalex::relative_l2(g.logits, c.logits), vkalex::relative_l2(g.probabilities, c.probabilities));
         }
-        const bool ok = err <= kVerifyTolerance;
+        const bool ok = err <= (opt.fp16 ? kVerifyToleranceF16 : kVerifyTolerance);
         std::printf("batch %u: verified a %s at batch %u against the CPU reference: relative L2 %.2e (%s)\n", batch,
                     train ? "training step" : "forward pass", vb, err, ok ? "ok" : "FAILED");
         run["verify"] = {{"batch", vb}, {"rel_l2", err}, {"passed", ok}};

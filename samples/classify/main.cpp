@@ -36,6 +36,9 @@ void usage(FILE* out) {
       "                        index, label, probability and logit, plus device and timings\n"
       "  --check               also run the CPU reference and print the largest differences\n"
       "                        of the logits\n"
+      "  --fp16                keep weights and activations as 16-bit floats on the device\n"
+      "                        (half the memory; arithmetic stays fp32; needs 16-bit storage\n"
+      "                        buffers). With --check, compared with the fp32 reference\n"
       "  --list-devices        list the Vulkan devices and exit\n"
       "  --help                this text\n"
       "\n"
@@ -55,7 +58,7 @@ struct Options {
   std::string model = kDefaultModel, weights, labels;
   std::optional<std::string> device;
   uint32_t top = 5;
-  bool json = false, check = false, list_devices = false;
+  bool json = false, check = false, list_devices = false, fp16 = false;
   std::vector<std::string> images;
 };
 
@@ -84,6 +87,8 @@ Options parse(int argc, char** argv) {
       o.json = true;
     } else if (a == "--check") {
       o.check = true;
+    } else if (a == "--fp16") {
+      o.fp16 = true;
     } else if (a == "--list-devices") {
       o.list_devices = true;
     } else if (a.size() > 1 && a[0] == '-') {
@@ -147,7 +152,7 @@ int main(int argc, char** argv) {
     vkalex::ContextOptions copt;
     copt.device = opt.device;
     vkalex::Context ctx(copt);
-    vkalex::Net net(ctx, model);
+    vkalex::Net net(ctx, model, vkalex::NetOptions{opt.fp16 ? vkalex::DType::F16 : vkalex::DType::F32});
     const auto extra = net.load_weights(weights);
     for (const auto& name : extra) {
       std::fprintf(stderr, "classify: note: %s holds tensor \"%s\", which %s does not use\n", weights_path.c_str(),
@@ -161,7 +166,14 @@ int main(int argc, char** argv) {
     double max_abs = 0, max_ref = 0, rel_l2 = 0, cpu_ms = 0;
     if (opt.check) {
       const auto t_cpu = std::chrono::steady_clock::now();
-      const vkalex::ForwardResult ref = net.forward_cpu(input);
+      // With fp16 storage the reference keeps the file's weights unrounded: the difference is
+      // all that fp16 storage changes.
+      std::optional<vkalex::Net> full;
+      if (opt.fp16) {
+        full.emplace(ctx, model);
+        full->load_weights(weights);
+      }
+      const vkalex::ForwardResult ref = (full ? *full : net).forward_cpu(input);
       cpu_ms = ms_since(t_cpu);
       for (size_t i = 0; i < ref.logits.size(); ++i) {
         const double d = std::fabs(double(r.logits[i]) - ref.logits[i]);
@@ -190,6 +202,7 @@ int main(int argc, char** argv) {
       j["device"] = {{"index", ctx.device().index}, {"name", ctx.device().name},
                      {"driver", ctx.device().driver_name + " " + ctx.device().driver_info}};
       j["batch"] = n;
+      j["storage"] = opt.fp16 ? "f16" : "f32";
       j["timings_ms"] = {{"preprocess", preprocess_ms}, {"gpu_forward", r.gpu_ms}, {"wall_forward", wall_ms}};
       if (opt.check) {
         j["check"] = {{"cpu_forward_ms", cpu_ms}, {"max_abs_diff", max_abs},
@@ -207,8 +220,8 @@ int main(int argc, char** argv) {
       }
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("device %u: %s\nmodel: %s, weights %s\n", ctx.device().index, ctx.device().name.c_str(),
-                  model.name.c_str(), weights_path.c_str());
+      std::printf("device %u: %s\nmodel: %s, weights %s%s\n", ctx.device().index, ctx.device().name.c_str(),
+                  model.name.c_str(), weights_path.c_str(), opt.fp16 ? " (fp16 storage)" : "");
       for (uint32_t i = 0; i < n; ++i) {
         std::printf("\n%s\n", opt.images[i].c_str());
         for (size_t rank = 0; rank < tops[i].size(); ++rank) {

@@ -30,16 +30,22 @@ struct CheckResult {
 // or the sizes differ; 0 when both are all zero.
 double relative_l2(std::span<const float> got, std::span<const float> want);
 
+// Forward ops. With `storage` F16 every tensor is f16 (fp16 storage); the random inputs are
+// rounded to half first, so the reference computes on exactly what the kernel reads and the
+// error left is the kernel's own: its fp32 arithmetic and the rounding of its output to half
+// (a relative error of at most 2^-11 per element).
 CheckResult check_conv2d(Context& ctx, const Shape& x, const Shape& weight, bool bias,
-                         const Conv2dParams& params, uint64_t seed);
-CheckResult check_relu(Context& ctx, const Shape& x, uint64_t seed);
+                         const Conv2dParams& params, uint64_t seed, DType storage = DType::F32);
+CheckResult check_relu(Context& ctx, const Shape& x, uint64_t seed, DType storage = DType::F32);
 CheckResult check_lrn(Context& ctx, const Shape& x, const LrnParams& params, uint64_t seed,
-                      float input_scale = 1.0f);
+                      float input_scale = 1.0f, DType storage = DType::F32);
 // Also requires the argmax indices to equal the reference's.
-CheckResult check_max_pool(Context& ctx, const Shape& x, const MaxPoolParams& params, uint64_t seed);
+CheckResult check_max_pool(Context& ctx, const Shape& x, const MaxPoolParams& params, uint64_t seed,
+                           DType storage = DType::F32);
 CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, bool bias,
-                         bool relu, uint64_t seed);
-CheckResult check_softmax(Context& ctx, const Shape& x, uint64_t seed, float input_scale = 10.0f);
+                         bool relu, uint64_t seed, DType storage = DType::F32);
+CheckResult check_softmax(Context& ctx, const Shape& x, uint64_t seed, float input_scale = 10.0f,
+                          DType storage = DType::F32);
 // Checks both forms: no output (x itself comes back, nothing recorded) and a copy.
 CheckResult check_dropout_inference(Context& ctx, const Shape& x, uint64_t seed);
 

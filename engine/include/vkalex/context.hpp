@@ -154,7 +154,9 @@ class Context {
   void upload(const Tensor& tensor, std::span<const uint32_t> data);
   std::vector<float> download(const Tensor& tensor);
   std::vector<uint32_t> download_u32(const Tensor& tensor);
-  // Sets every element's bits to `value`'s bits (NaN included) and waits until done.
+  // Sets every element's bits to `value`'s bits (NaN included; for an f16 tensor, the bits of
+  // value's half) and waits until done. upload() and download() convert float data to and
+  // from half for f16 tensors.
   void fill(const Tensor& tensor, float value);
 
   // True when tensors are read and written by the host directly (no staging copies).

@@ -28,23 +28,37 @@ struct ForwardResult {
   double gpu_ms = 0;                 // GPU time of the forward pass (0 when not measured)
 };
 
+// How a Net keeps its tensors on the device.
+struct NetOptions {
+  // DType::F32 (the default) or DType::F16: fp16 storage. Parameters, activations and the
+  // output are then IEEE half in device memory (half the memory and bandwidth) while every
+  // kernel computes in fp32; weights are rounded to half when loaded. Needs 16-bit storage
+  // buffers (DeviceInfo::storage_buffer_16bit; lavapipe and most GPUs have them, SwiftShader
+  // not) and is for inference: a Trainer refuses such a net. Accuracy: the whole alexnet2012
+  // forward pass stays within a relative L2 error of 1e-2 of the fp32 CPU reference (tested).
+  DType storage = DType::F32;
+};
+
 class Net {
  public:
-  // Allocates the parameters on `context`, which must outlive the Net.
-  Net(Context& context, ModelDesc model);
+  // Allocates the parameters on `context`, which must outlive the Net. Throws Error for a
+  // storage type other than F32 and F16, and for F16 on a device without 16-bit storage.
+  Net(Context& context, ModelDesc model, NetOptions options = {});
   ~Net();
   Net(Net&&) noexcept;
   Net& operator=(Net&&) noexcept;
 
   const ModelDesc& model() const { return model_; }
+  const NetOptions& options() const { return options_; }
 
-  // Loads every parameter from `weights`, converting F16/BF16 to float. Throws Error naming
+  // Loads every parameter from `weights`, converting F16/BF16 to float (and to half with fp16
+  // storage). Throws Error naming
   // the tensor when one is missing or has the wrong shape (nothing is loaded then). Returns
   // the names of tensors in the file that the model does not use.
   std::vector<std::string> load_weights(const SafeTensors& weights);
   // The same from host tensors (all required; extra ones are an error).
   void set_parameters(const std::map<std::string, HostTensor>& parameters);
-  // The parameters as they are on the device.
+  // The parameters as they are on the device (as float; with fp16 storage, the half values).
   std::map<std::string, HostTensor> parameters() const;
   // The device tensor of one parameter (the trainer updates it in place).
   const Tensor& parameter_tensor(const std::string& name) const;
@@ -78,6 +92,7 @@ class Net {
 
   Context* context_;
   ModelDesc model_;
+  NetOptions options_;
   std::unique_ptr<State> state_;
   uint32_t batch_ = 0;
   bool timestamps_ = false;

@@ -52,6 +52,7 @@ struct PlanOp {
 struct Plan {
   std::string model;
   uint32_t batch = 0;
+  DType storage = DType::F32;  // of parameters and activations (F16: fp16 storage)
   Shape input;            // [batch, C, H, W]
   uint32_t classes = 0;
   std::vector<PlanOp> ops;
@@ -61,8 +62,9 @@ struct Plan {
   size_t first_parameter_op() const;
 };
 
-// Lowers `model` for `batch` images on `device`. Throws Error (naming the layer) where the
-// shapes do not chain, as load_model does.
-Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device);
+// Lowers `model` for `batch` images on `device`, its tensors stored as `storage` (F32 or F16;
+// the ops' bytes count that element size). Throws Error (naming the layer) where the shapes
+// do not chain, as load_model does.
+Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device, DType storage = DType::F32);
 
 }  // namespace vkalex

@@ -49,7 +49,8 @@ class Recorder {
   // submit() then wait().
   void run();
 
-  // Records filling every element of `tensor` with the bits of `value` (NaN included).
+  // Records filling every element of `tensor` with the bits of `value` (NaN included; for an
+  // f16 tensor, value's half, and only an even element count at a 4-byte offset).
   void fill(const Tensor& tensor, float value);
   // Records a copy of all of `src` into `dst` (same byte size).
   void copy(const Tensor& src, const Tensor& dst);

@@ -54,8 +54,7 @@ class SafeTensors {
 void save_safetensors(const std::string& path, const std::map<std::string, HostTensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
-// IEEE half and bfloat16 to float.
-float half_to_float(uint16_t h);
+// bfloat16 to float (IEEE half: half_to_float in shape.hpp).
 float bfloat16_to_float(uint16_t b);
 
 }  // namespace vkalex

@@ -8,12 +8,19 @@
 
 namespace vkalex {
 
-// Element type of a tensor. Activations and weights are F32; U32 holds indices (max-pool argmax).
-enum class DType : uint32_t { F32, U32 };
+// Element type of a tensor. Activations and weights are F32, or F16 in a net with fp16
+// storage (IEEE binary16 in memory, fp32 arithmetic in the kernels); U32 holds indices
+// (max-pool argmax).
+enum class DType : uint32_t { F32, U32, F16 };
 
 // Bytes of one element of `dtype`.
 uint32_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
+
+// IEEE binary16 <-> float. float_to_half rounds to nearest, ties to even; a value that rounds
+// past 65504 becomes infinity, a NaN stays a (quiet) NaN, tiny values become subnormals or 0.
+uint16_t float_to_half(float f);
+float half_to_float(uint16_t h);
 
 // Dimensions of a tensor, outermost first (NCHW for images, [N, features] for linear layers).
 // A shape of rank 0 has one element. Dimensions may be 0 (an empty tensor).

@@ -38,6 +38,7 @@ class Trainer {
   // Allocates gradients, momentum (zero) and training activations for `batch` images and
   // records the step. `net` and `context` must outlive the Trainer; the step updates the
   // net's parameters in place, so net.forward() evaluates the trained weights.
+  // Throws Error for a net with fp16 storage (NetOptions::storage): training keeps f32.
   Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptions& options = {});
   ~Trainer();
 

@@ -7,9 +7,16 @@
 
 namespace vkalex {
 
-uint32_t dtype_size(DType) { return 4; }
+uint32_t dtype_size(DType dtype) { return dtype == DType::F16 ? 2 : 4; }
 
-const char* dtype_name(DType dtype) { return dtype == DType::F32 ? "f32" : "u32"; }
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "f32";
+    case DType::U32: return "u32";
+    case DType::F16: return "f16";
+  }
+  return "?";
+}
 
 uint64_t Shape::numel() const {
   uint64_t n = 1;

@@ -28,12 +28,17 @@ namespace {
 
 float nan_value() { return std::numeric_limits<float>::quiet_NaN(); }
 
-HostTensor random_host(const Shape& s, uint64_t seed, float scale = 1.0f) {
-  return HostTensor(s, random_uniform(s.numel(), seed, scale));
+// Random values; for f16 storage rounded to half, so that the reference sees exactly the
+// values the kernel reads and the check measures the kernel, not the rounding of its inputs.
+HostTensor random_host(const Shape& s, uint64_t seed, float scale = 1.0f, DType storage = DType::F32) {
+  HostTensor h(s, random_uniform(s.numel(), seed, scale));
+  if (storage == DType::F16)
+    for (float& v : h.data) v = half_to_float(float_to_half(v));
+  return h;
 }
 
-Tensor to_device(Context& ctx, const HostTensor& h) {
-  Tensor t = ctx.tensor(h.shape);
+Tensor to_device(Context& ctx, const HostTensor& h, DType storage = DType::F32) {
+  Tensor t = ctx.tensor(h.shape, storage);
   ctx.upload(t, h.data);
   return t;
 }
@@ -57,11 +62,19 @@ template <typename Op>
 void run_on_nan(Context& ctx, std::initializer_list<const Tensor*> outputs, Op&& op) {
   Recorder rec(ctx);
   rec.begin();
-  for (const Tensor* t : outputs) rec.fill(*t, nan_value());
+  for (const Tensor* t : outputs) {
+    if (t->dtype() == DType::F16) {
+      ctx.fill(*t, nan_value());  // any element count, unlike the recorder's fill
+    } else {
+      rec.fill(*t, nan_value());
+    }
+  }
   op(rec);
   rec.end();
   rec.run();
 }
+
+std::string storage_note(DType storage) { return storage == DType::F16 ? " f16" : ""; }
 
 std::string conv_name(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return "x" + x.str() + " w" + w.str() + " stride " + std::to_string(p.stride_h) + "x" +
@@ -72,32 +85,32 @@ std::string conv_name(const Shape& x, const Shape& w, const Conv2dParams& p) {
 }  // namespace
 
 CheckResult check_conv2d(Context& ctx, const Shape& xs, const Shape& ws, bool with_bias,
-                         const Conv2dParams& params, uint64_t seed) {
-  const HostTensor x = random_host(xs, seed);
+                         const Conv2dParams& params, uint64_t seed, DType storage) {
+  const HostTensor x = random_host(xs, seed, 1.0f, storage);
   // Weights scaled like a real layer's so that sums neither vanish nor explode.
   const float wscale = 1.0f / std::sqrt(float(std::max<uint64_t>(1, ws.numel() / ws[0])));
-  const HostTensor w = random_host(ws, seed + 1, wscale);
-  const HostTensor b = random_host(Shape{ws[0]}, seed + 2);
+  const HostTensor w = random_host(ws, seed + 1, wscale, storage);
+  const HostTensor b = random_host(Shape{ws[0]}, seed + 2, 1.0f, storage);
   const HostTensor want = cpu::conv2d(x, w, with_bias ? &b : nullptr, params);
 
-  Tensor dx = to_device(ctx, x), dw = to_device(ctx, w), db = to_device(ctx, b);
-  Tensor dy = ctx.tensor(want.shape);
+  Tensor dx = to_device(ctx, x, storage), dw = to_device(ctx, w, storage), db = to_device(ctx, b, storage);
+  Tensor dy = ctx.tensor(want.shape, storage);
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::conv2d(rec, dx, dw, with_bias ? &db : nullptr, dy, params);
   });
-  return compare("conv2d", conv_name(xs, ws, params) + (with_bias ? " bias" : ""), seed,
+  return compare("conv2d", conv_name(xs, ws, params) + (with_bias ? " bias" : "") + storage_note(storage), seed,
                  ctx.download(dy), want);
 }
 
-CheckResult check_relu(Context& ctx, const Shape& xs, uint64_t seed) {
-  const HostTensor x = random_host(xs, seed);
+CheckResult check_relu(Context& ctx, const Shape& xs, uint64_t seed, DType storage) {
+  const HostTensor x = random_host(xs, seed, 1.0f, storage);
   const HostTensor want = cpu::relu(x);
-  Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
+  Tensor dx = to_device(ctx, x, storage), dy = ctx.tensor(xs, storage);
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::relu(rec, dx, dy);
     ops::relu(rec, dx, dx);  // in place, after the out-of-place read
   });
-  CheckResult r = compare("relu", "x" + xs.str(), seed, ctx.download(dy), want);
+  CheckResult r = compare("relu", "x" + xs.str() + storage_note(storage), seed, ctx.download(dy), want);
   const CheckResult in_place = compare("relu", "", seed, ctx.download(dx), want);
   r.rel_l2 = std::max(r.rel_l2, in_place.rel_l2);
   r.max_abs = std::max(r.max_abs, in_place.max_abs);
@@ -105,21 +118,22 @@ CheckResult check_relu(Context& ctx, const Shape& xs, uint64_t seed) {
 }
 
 CheckResult check_lrn(Context& ctx, const Shape& xs, const LrnParams& params, uint64_t seed,
-                      float input_scale) {
-  const HostTensor x = random_host(xs, seed, input_scale);
+                      float input_scale, DType storage) {
+  const HostTensor x = random_host(xs, seed, input_scale, storage);
   const HostTensor want = cpu::lrn(x, params);
-  Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
+  Tensor dx = to_device(ctx, x, storage), dy = ctx.tensor(xs, storage);
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::lrn(rec, dx, dy, params);
   });
-  return compare("lrn", "x" + xs.str() + " size " + std::to_string(params.size), seed,
+  return compare("lrn", "x" + xs.str() + " size " + std::to_string(params.size) + storage_note(storage), seed,
                  ctx.download(dy), want);
 }
 
-CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed) {
-  const HostTensor x = random_host(xs, seed);
+CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed,
+                           DType storage) {
+  const HostTensor x = random_host(xs, seed, 1.0f, storage);
   const cpu::MaxPoolResult<float> want = cpu::max_pool(x, params);
-  Tensor dx = to_device(ctx, x), dy = ctx.tensor(want.y.shape);
+  Tensor dx = to_device(ctx, x, storage), dy = ctx.tensor(want.y.shape, storage);
   Tensor da = ctx.tensor(want.y.shape, DType::U32);
   run_on_nan(ctx, {&dy, &da}, [&](Recorder& rec) {
     ops::max_pool(rec, dx, dy, &da, params);
@@ -128,37 +142,38 @@ CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& p
                           "x" + xs.str() + " kernel " + std::to_string(params.kernel_h) + "x" +
                               std::to_string(params.kernel_w) + " stride " +
                               std::to_string(params.stride_h) + "x" + std::to_string(params.stride_w) +
-                              " pad " + std::to_string(params.pad_h) + "x" + std::to_string(params.pad_w),
+                              " pad " + std::to_string(params.pad_h) + "x" + std::to_string(params.pad_w) +
+                              storage_note(storage),
                           seed, ctx.download(dy), want.y);
   r.exact_match = ctx.download_u32(da) == want.argmax;
   return r;
 }
 
 CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, bool with_bias,
-                         bool relu, uint64_t seed) {
-  const HostTensor x = random_host(Shape{batch, in}, seed);
-  const HostTensor w = random_host(Shape{out, in}, seed + 1, 1.0f / std::sqrt(float(in)));
-  const HostTensor b = random_host(Shape{out}, seed + 2);
+                         bool relu, uint64_t seed, DType storage) {
+  const HostTensor x = random_host(Shape{batch, in}, seed, 1.0f, storage);
+  const HostTensor w = random_host(Shape{out, in}, seed + 1, 1.0f / std::sqrt(float(in)), storage);
+  const HostTensor b = random_host(Shape{out}, seed + 2, 1.0f, storage);
   const HostTensor want = cpu::linear(x, w, with_bias ? &b : nullptr, relu);
-  Tensor dx = to_device(ctx, x), dw = to_device(ctx, w), db = to_device(ctx, b);
-  Tensor dy = ctx.tensor(want.shape);
+  Tensor dx = to_device(ctx, x, storage), dw = to_device(ctx, w, storage), db = to_device(ctx, b, storage);
+  Tensor dy = ctx.tensor(want.shape, storage);
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::linear(rec, dx, dw, with_bias ? &db : nullptr, dy, relu);
   });
   return compare("linear",
                  std::to_string(batch) + "x" + std::to_string(in) + " -> " + std::to_string(out) +
-                     (with_bias ? " bias" : "") + (relu ? " relu" : ""),
+                     (with_bias ? " bias" : "") + (relu ? " relu" : "") + storage_note(storage),
                  seed, ctx.download(dy), want);
 }
 
-CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float input_scale) {
-  const HostTensor x = random_host(xs, seed, input_scale);
+CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float input_scale, DType storage) {
+  const HostTensor x = random_host(xs, seed, input_scale, storage);
   const HostTensor want = cpu::softmax(x);
-  Tensor dx = to_device(ctx, x), dy = ctx.tensor(xs);
+  Tensor dx = to_device(ctx, x, storage), dy = ctx.tensor(xs, storage);
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::softmax(rec, dx, dy);
   });
-  return compare("softmax", "x" + xs.str(), seed, ctx.download(dy), want);
+  return compare("softmax", "x" + xs.str() + storage_note(storage), seed, ctx.download(dy), want);
 }
 
 CheckResult check_dropout_inference(Context& ctx, const Shape& xs, uint64_t seed) {

@@ -41,10 +41,17 @@ struct Net::State {
   std::unique_ptr<Recorder> recorder;
 };
 
-Net::Net(Context& context, ModelDesc model)
-    : context_(&context), model_(std::move(model)), state_(std::make_unique<State>()) {
+Net::Net(Context& context, ModelDesc model, NetOptions options)
+    : context_(&context), model_(std::move(model)), options_(options), state_(std::make_unique<State>()) {
+  if (options_.storage != DType::F32 && options_.storage != DType::F16) {
+    throw Error("Net " + model_.name + ": storage must be f32 or f16, not " + dtype_name(options_.storage));
+  }
+  if (options_.storage == DType::F16 && !context.device().storage_buffer_16bit) {
+    throw Error("Net " + model_.name + ": fp16 storage needs 16-bit storage buffers (storageBuffer16BitAccess), which \"" +
+                context.device().name + "\" does not have");
+  }
   for (const auto& [name, shape] : parameter_shapes(model_)) {
-    state_->params.emplace(name, context_->tensor(shape));
+    state_->params.emplace(name, context_->tensor(shape, options_.storage));
   }
 }
 
@@ -112,16 +119,18 @@ void Net::prepare(uint32_t batch) {
   s.activations.clear();
   batch_ = 0;
 
-  s.plan = lower(model_, batch, ctx.device());
-  s.input = ctx.tensor(model_.input_shape(batch));
+  s.plan = lower(model_, batch, ctx.device(), options_.storage);
+  const DType st = options_.storage;
+  const uint64_t esize = dtype_size(st);
+  s.input = ctx.tensor(model_.input_shape(batch), st);
   const uint64_t out_elems = uint64_t(batch) * model_.classes;
-  const uint64_t probs_offset = align_up(out_elems * sizeof(float));
-  s.output = ctx.tensor(Shape{static_cast<uint32_t>((probs_offset / sizeof(float)) + out_elems)});
-  s.logits = s.output.view(0, Shape{batch, model_.classes});
-  s.probabilities = s.output.view(probs_offset, Shape{batch, model_.classes});
+  const uint64_t probs_offset = align_up(out_elems * esize);
+  s.output = ctx.tensor(Shape{static_cast<uint32_t>((probs_offset / esize) + out_elems)}, st);
+  s.logits = s.output.view(0, Shape{batch, model_.classes}, st);
+  s.probabilities = s.output.view(probs_offset, Shape{batch, model_.classes}, st);
   if (!ctx.direct_host_access()) {
-    s.input_staging = ctx.staging_tensor(s.input.shape());
-    s.output_staging = ctx.staging_tensor(s.output.shape());
+    s.input_staging = ctx.staging_tensor(s.input.shape(), st);
+    s.output_staging = ctx.staging_tensor(s.output.shape(), st);
   }
 
   RecorderOptions options;
@@ -137,23 +146,23 @@ void Net::prepare(uint32_t batch) {
     rec.set_scope(op.name);
     switch (op.kind) {
       case OpKind::Conv2d:
-        y = ctx.tensor(op.out);
+        y = ctx.tensor(op.out, st);
         ops::conv2d(rec, cur, s.params.at(op.weight), bias, y, op.conv);
         break;
       case OpKind::Linear:
-        y = ctx.tensor(op.out);
+        y = ctx.tensor(op.out, st);
         ops::linear(rec, cur, s.params.at(op.weight), bias, y, op.relu);
         break;
       case OpKind::Relu:
-        y = ctx.tensor(op.out);
+        y = ctx.tensor(op.out, st);
         ops::relu(rec, cur, y);
         break;
       case OpKind::Lrn:
-        y = ctx.tensor(op.out);
+        y = ctx.tensor(op.out, st);
         ops::lrn(rec, cur, y, op.lrn);
         break;
       case OpKind::MaxPool:
-        y = ctx.tensor(op.out);
+        y = ctx.tensor(op.out, st);
         ops::max_pool(rec, cur, y, nullptr, op.pool);
         break;
       case OpKind::Dropout:
@@ -216,7 +225,7 @@ ForwardResult Net::forward(const HostTensor& input) {
   r.classes = model_.classes;
   const uint64_t n = uint64_t(batch_) * model_.classes;
   r.logits.assign(out.begin(), out.begin() + n);
-  const uint64_t off = s.probabilities.offset() / sizeof(float);
+  const uint64_t off = (s.probabilities.offset() - s.output.offset()) / dtype_size(options_.storage);
   r.probabilities.assign(out.begin() + off, out.begin() + off + n);
   r.gpu_ms = s.recorder->gpu_time_ms();
   return r;

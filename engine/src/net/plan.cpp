@@ -32,17 +32,18 @@ size_t Plan::first_parameter_op() const {
   return ops.size();
 }
 
-Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device) {
+Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType storage) {
   ops::check_forced_kernels(device);
   if (batch == 0) throw Error("model " + m.name + ": batch size must be at least 1");
   const std::vector<Shape> shapes = layer_shapes(m, batch);
   Plan plan;
   plan.model = m.name;
   plan.batch = batch;
+  plan.storage = storage;
   plan.input = m.input_shape(batch);
   plan.classes = m.classes;
   Shape in = plan.input;
-  constexpr uint64_t f = sizeof(float);
+  const uint64_t f = dtype_size(storage);
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerDesc& l = m.layers[i];
     PlanOp op;

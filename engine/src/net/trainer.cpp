@@ -123,6 +123,9 @@ struct Trainer::State {
 Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptions& options)
     : context_(&context), net_(&net), batch_(batch), state_(std::make_unique<State>()) {
   if (batch == 0) throw Error("Trainer: batch size must be at least 1");
+  if (net.options().storage != DType::F32) {
+    throw Error("Trainer: net " + net.model().name + " has fp16 storage, which is for inference; train with f32 storage");
+  }
   const ModelDesc& m = net.model();
   State& s = *state_;
   Context& ctx = context;

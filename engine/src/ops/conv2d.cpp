@@ -10,11 +10,12 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
             const Conv2dParams& params) {
   using namespace detail;
   const char* op = "conv2d";
-  check_tensor(op, "input", x, x.shape());
-  check_tensor(op, "weight", w, w.shape());
-  if (bias) check_tensor(op, "bias", *bias, bias->shape());
+  const DType ft = float_type(op, x);
+  check_tensor(op, "input", x, x.shape(), ft);
+  check_tensor(op, "weight", w, w.shape(), ft);
+  if (bias) check_tensor(op, "bias", *bias, bias->shape(), ft);
   const Shape out = conv2d_output_shape(x.shape(), w.shape(), bias ? &bias->shape() : nullptr, params);
-  check_tensor(op, "output", y, out);
+  check_tensor(op, "output", y, out, ft);
   check_no_alias(op, x, y);
   check_no_alias(op, w, y);
 
@@ -35,7 +36,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     const Patches pm = conv_patches(x.shape(), w.shape(), out, params.groups);
     const uint32_t kpg = out[1] / params.groups;
     const auto pieces = patch_pieces(dev, op, pm, out[0], x_item, y_item);
-    const Tensor col = patch_workspace(rec, pm, pieces);
+    const Tensor col = patch_workspace(rec, pm, pieces, ft);
     for (const PatchPiece& q : pieces) {
       record_im2col(rec, x, q, w.shape(), out, params, pm, col);
       Gemm g;
@@ -47,7 +48,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
       g.c_bytes = q.b0 * y_item;
       g.c_size = q.bound * y_item;
       g.M = kpg, g.N = q.pixels, g.K = pm.taps;
-      g.c_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / 4 + q.p0);
+      g.c_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / dtype_size(ft) + q.p0);
       g.a_ms = pm.taps, g.a_ks = 1, g.b_ks = 1, g.b_ns = pm.row, g.c_ms = pm.pixels, g.c_ns = 1;
       g.Z1 = params.groups, g.a_z1 = kpg * pm.taps, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.pixels;
       g.bias_z1 = kpg;

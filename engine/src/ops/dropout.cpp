@@ -4,9 +4,10 @@
 namespace vkalex::ops {
 
 Tensor dropout_inference(Recorder& rec, const Tensor& x, const Tensor* y) {
-  detail::check_tensor("dropout", "input", x, x.shape());
+  const DType ft = detail::float_type("dropout", x);
+  detail::check_tensor("dropout", "input", x, x.shape(), ft);
   if (!y || (y->aliases(x) && y->offset() == x.offset() && y->shape() == x.shape())) return x;
-  detail::check_tensor("dropout", "output", *y, x.shape());
+  detail::check_tensor("dropout", "output", *y, x.shape(), ft);
   rec.copy(x, *y);
   return *y;
 }

@@ -58,7 +58,7 @@ Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64
                        uint32_t rows, uint32_t cols, uint32_t ld) {
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t padded = (cols + 3) / 4 * 4;
-  Tensor out = recorder_scratch(rec, Shape{rows, padded});
+  Tensor out = recorder_scratch(rec, Shape{rows, padded}, x.dtype());
   struct {
     uint32_t ROWS, COLS, LD, RP;
   } push{rows, cols, ld, padded};
@@ -180,7 +180,7 @@ uint32_t bind_planes(Recorder& rec, const char* label, const Tensor& dy, const P
     g.a = &dy;
     g.a_bytes = q.b0 * item;
     g.a_size = q.bound * item;
-    g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * item / 4 + q.p0);
+    g.a_off = static_cast<uint32_t>((q.n0 - q.b0) * item / dtype_size(dy.dtype()) + q.p0);
     return pixels;
   }
   if (padded_b0 != q.b0) {  // once per bound range
@@ -194,11 +194,11 @@ uint32_t bind_planes(Recorder& rec, const char* label, const Tensor& dy, const P
   return stride;
 }
 
-Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces) {
+Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces, DType dtype) {
   uint64_t floats = 0;
   for (const PatchPiece& q : pieces) floats = std::max(floats, q.floats(pm));
   if (floats > UINT32_MAX) throw Error("the patch matrix of one piece exceeds 2^32 floats");
-  return recorder_scratch(rec, Shape{static_cast<uint32_t>(floats)});
+  return recorder_scratch(rec, Shape{static_cast<uint32_t>(floats)}, dtype);
 }
 
 namespace {
@@ -222,7 +222,7 @@ void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Sh
   d.shader = "im2col";
   d.label = "im2col";  // timed apart from the product
   d.specialization = {wg};
-  d.bindings = {{&x, Use::Read, q.b0 * x_item, q.bound * x_item}, {&col, Use::Write, 0, q.floats(pm) * 4}};
+  d.bindings = {{&x, Use::Read, q.b0 * x_item, q.bound * x_item}, {&col, Use::Write, 0, q.floats(pm) * dtype_size(col.dtype())}};
   d.push = &push;
   d.push_bytes = sizeof push;
   constexpr uint32_t kSegment = 32;  // taps per invocation (im2col.comp's SEG)
@@ -240,11 +240,11 @@ void record_col2im(Recorder& rec, const Tensor& dcol, const Tensor& dx, const Pa
   d.shader = "col2im";
   d.label = "col2im";
   d.specialization = {wg};
-  d.bindings = {{&dcol, Use::Read, 0, q.floats(pm) * 4},
+  d.bindings = {{&dcol, Use::Read, 0, q.floats(pm) * dtype_size(dcol.dtype())},
                 {&dx, push.accumulate ? Use::ReadWrite : Use::Write, q.b0 * x_item, q.bound * x_item}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  d.groups = grid_for_threads(dev, uint64_t(q.count) * (x_item / 4), wg);
+  d.groups = grid_for_threads(dev, uint64_t(q.count) * (x_item / dtype_size(dx.dtype())), wg);
   record_dispatch(rec, d);
 }
 

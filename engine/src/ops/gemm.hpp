@@ -64,8 +64,9 @@ std::vector<PatchPiece> patch_pieces(const DeviceInfo& dev, const char* op, cons
 struct Gemm;
 uint32_t bind_planes(Recorder& rec, const char* label, const Tensor& dy, const PatchPiece& q, uint32_t channels,
                      uint32_t pixels, Gemm& g, Tensor& padded, uint32_t& padded_b0);
-// A workspace for the largest of the pieces (for the recording's life).
-Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces);
+// A workspace of `dtype` elements for the largest of the pieces (for the recording's life).
+Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces,
+                       DType dtype = DType::F32);
 // im2col.comp: the piece of x's patch matrix into col.
 void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Shape& w, const Shape& y,
                    const Conv2dParams& params, const Patches& pm, const Tensor& col);

@@ -11,11 +11,12 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
             bool relu) {
   using namespace detail;
   const char* op = "linear";
-  check_tensor(op, "input", x, x.shape());
-  check_tensor(op, "weight", w, w.shape());
-  if (bias) check_tensor(op, "bias", *bias, bias->shape());
+  const DType ft = float_type(op, x);
+  check_tensor(op, "input", x, x.shape(), ft);
+  check_tensor(op, "weight", w, w.shape(), ft);
+  if (bias) check_tensor(op, "bias", *bias, bias->shape(), ft);
   const Shape out = linear_output_shape(x.shape(), w.shape(), bias ? &bias->shape() : nullptr);
-  check_tensor(op, "output", y, out);
+  check_tensor(op, "output", y, out, ft);
   check_no_alias(op, x, y);
   check_no_alias(op, w, y);
 
@@ -29,7 +30,7 @@ void linear(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
   // linear_forward_vec4: 4 output features x up to 4 images per invocation.
   const bool vec4 = std::string(shader) == "linear_forward_vec4";
   const uint32_t rn = std::min<uint32_t>(4, push.N);
-  const uint64_t row_bytes = uint64_t(push.K) * sizeof(float);
+  const uint64_t row_bytes = uint64_t(push.K) * dtype_size(ft);
   // fc6's 9216 x 4096 weights (151 MB) exceed lavapipe's 128 MiB binding limit: bind and
   // dispatch them in blocks of output rows.
   for (auto [m0, m1] : item_ranges(dev, op, push.M, {row_bytes})) {

@@ -6,8 +6,9 @@ namespace vkalex::ops {
 void lrn(Recorder& rec, const Tensor& x, const Tensor& y, const LrnParams& params) {
   using namespace detail;
   const char* op = "lrn";
-  check_tensor(op, "input", x, x.shape());
-  check_tensor(op, "output", y, lrn_output_shape(x.shape(), params));
+  const DType ft = float_type(op, x);
+  check_tensor(op, "input", x, x.shape(), ft);
+  check_tensor(op, "output", y, lrn_output_shape(x.shape(), params), ft);
   check_no_alias(op, x, y);
   const Shape& s = x.shape();
   struct {

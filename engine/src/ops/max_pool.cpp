@@ -8,9 +8,10 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
               const MaxPoolParams& params) {
   using namespace detail;
   const char* op = "max_pool";
-  check_tensor(op, "input", x, x.shape());
+  const DType ft = float_type(op, x);
+  check_tensor(op, "input", x, x.shape(), ft);
   const Shape out = max_pool_output_shape(x.shape(), params);
-  check_tensor(op, "output", y, out);
+  check_tensor(op, "output", y, out, ft);
   check_no_alias(op, x, y);
   if (argmax) {
     check_tensor(op, "argmax", *argmax, out, DType::U32);
@@ -25,8 +26,9 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   check_trip_count(dev, op, uint64_t(params.kernel_h) * (1 + uint64_t(params.kernel_w)), "the pooling window");
-  const uint64_t x_item = x.bytes() / s[0], y_item = y.bytes() / s[0];
-  for (auto [n0, n1] : item_ranges(dev, op, s[0], {x_item, y_item})) {
+  // Bytes per image of each tensor (the argmax's u32 are wider than f16 values).
+  const uint64_t x_item = x.bytes() / s[0], y_item = y.bytes() / s[0], a_item = out.numel() / s[0] * 4;
+  for (auto [n0, n1] : item_ranges(dev, op, s[0], {x_item, y_item, argmax ? a_item : 0})) {
     push.N = n1 - n0;
     push.index_base = static_cast<uint32_t>(uint64_t(n0) * s[1] * s[2] * s[3]);
     Dispatch d;
@@ -35,7 +37,7 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
     d.specialization = {wg};
     d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item, texel_loads(d.shader)},
                   {&y, Use::Write, n0 * y_item, push.N * y_item},
-                  argmax ? Binding{argmax, Use::Write, n0 * y_item, push.N * y_item}
+                  argmax ? Binding{argmax, Use::Write, n0 * a_item, push.N * a_item}
                          : Binding{&y, Use::Unused, n0 * y_item, push.N * y_item}};
     d.push = &push;
     d.push_bytes = sizeof push;

@@ -19,6 +19,13 @@ void check_tensor(const char* op, const char* name, const Tensor& t, const Shape
   }
 }
 
+DType float_type(const char* op, const Tensor& x) {
+  if (x.dtype() != DType::F32 && x.dtype() != DType::F16) {
+    throw Error(std::string(op) + ": input must be f32 or f16, is " + dtype_name(x.dtype()));
+  }
+  return x.dtype();
+}
+
 void check_no_alias(const char* op, const Tensor& in, const Tensor& out) {
   if (in.aliases(out)) throw Error(std::string(op) + ": output overlaps an input; this op is not in place");
 }

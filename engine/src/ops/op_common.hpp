@@ -14,6 +14,9 @@ namespace vkalex::detail {
 // Throws Error "<op>: <name> ..." unless t is allocated, of `dtype`, and shaped `expected`.
 void check_tensor(const char* op, const char* name, const Tensor& t, const Shape& expected,
                   DType dtype = DType::F32);
+// The element type of float tensor `x` (F32, or F16 where the forward kernels have f16
+// twins); throws Error "<op>: input must be f32 or f16" otherwise.
+DType float_type(const char* op, const Tensor& x);
 // Throws unless `out` shares no memory with `in`.
 void check_no_alias(const char* op, const Tensor& in, const Tensor& out);
 

@@ -6,8 +6,9 @@ namespace vkalex::ops {
 void softmax(Recorder& rec, const Tensor& x, const Tensor& y) {
   using namespace detail;
   const char* op = "softmax";
-  check_tensor(op, "input", x, x.shape());
-  check_tensor(op, "output", y, softmax_output_shape(x.shape()));
+  const DType ft = float_type(op, x);
+  check_tensor(op, "input", x, x.shape(), ft);
+  check_tensor(op, "output", y, softmax_output_shape(x.shape()), ft);
   check_no_alias(op, x, y);
   const uint32_t L = x.shape().dims().back();
   const uint64_t rows64 = x.numel() / L;
@@ -16,7 +17,7 @@ void softmax(Recorder& rec, const Tensor& x, const Tensor& y) {
   uint32_t wg = 1;
   while (wg * 2 <= std::min<uint32_t>(256, dev.max_workgroup_invocations) && wg < L) wg *= 2;
   check_trip_count(dev, op, 3 * ((uint64_t(L) + wg - 1) / wg + 1) + 16, "one row");
-  const uint64_t row_bytes = uint64_t(L) * sizeof(float);
+  const uint64_t row_bytes = uint64_t(L) * dtype_size(ft);
   for (auto [r0, r1] : item_ranges(dev, op, static_cast<uint32_t>(rows64), {row_bytes})) {
     struct {
       uint32_t rows, L;

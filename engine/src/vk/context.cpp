@@ -164,7 +164,12 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   queue_info.queueFamilyIndex = d.queue_family;
   queue_info.queueCount = 1;
   queue_info.pQueuePriorities = &priority;
+  // 16-bit values in storage buffers where the device has them: nets with fp16 storage need
+  // them (a Vulkan 1.1 feature; lavapipe has it, SwiftShader not).
+  VkPhysicalDevice16BitStorageFeatures storage16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+  storage16.storageBuffer16BitAccess = d.info.storage_buffer_16bit ? VK_TRUE : VK_FALSE;
   VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  device_info.pNext = &storage16;
   device_info.queueCreateInfoCount = 1;
   device_info.pQueueCreateInfos = &queue_info;
   vk_check(vkCreateDevice(d.physical, &device_info, nullptr, &d.device),
@@ -229,6 +234,17 @@ Tensor Context::staging_tensor(const Shape& shape, DType dtype) {
 }
 
 void Context::upload(const Tensor& t, std::span<const float> data) {
+  if (t.dtype() == DType::F16) {
+    if (data.size() != t.numel()) {
+      throw Error("upload: f16 tensor " + t.shape().str() + " has " + std::to_string(t.numel()) + " elements but " +
+                  std::to_string(data.size()) + " values were given");
+    }
+    std::vector<uint16_t> halves(data.size());
+    for (size_t i = 0; i < data.size(); ++i) halves[i] = float_to_half(data[i]);
+    detail::check_size(t, halves.size() * sizeof(uint16_t), "upload");
+    detail::write_bytes(*impl_, impl_, t, halves.data(), t.bytes());
+    return;
+  }
   detail::check_size(t, data.size_bytes(), "upload");
   if (t.dtype() != DType::F32) throw Error("upload: float data given for a u32 tensor");
   detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
@@ -241,6 +257,14 @@ void Context::upload(const Tensor& t, std::span<const uint32_t> data) {
 }
 
 std::vector<float> Context::download(const Tensor& t) {
+  if (t.dtype() == DType::F16) {
+    std::vector<uint16_t> halves(t.numel());
+    detail::check_size(t, halves.size() * sizeof(uint16_t), "download");
+    detail::read_bytes(*impl_, impl_, t, halves.data(), t.bytes());
+    std::vector<float> out(halves.size());
+    for (size_t i = 0; i < halves.size(); ++i) out[i] = half_to_float(halves[i]);
+    return out;
+  }
   if (t.dtype() != DType::F32) throw Error("download: the tensor is u32; use download_u32");
   std::vector<float> out(t.numel());
   detail::check_size(t, out.size() * sizeof(float), "download");
@@ -249,7 +273,7 @@ std::vector<float> Context::download(const Tensor& t) {
 }
 
 std::vector<uint32_t> Context::download_u32(const Tensor& t) {
-  if (t.dtype() != DType::U32) throw Error("download_u32: the tensor is f32; use download");
+  if (t.dtype() != DType::U32) throw Error(std::string("download_u32: the tensor is ") + dtype_name(t.dtype()) + "; use download");
   std::vector<uint32_t> out(t.numel());
   detail::check_size(t, out.size() * sizeof(uint32_t), "download_u32");
   detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());
@@ -259,6 +283,11 @@ std::vector<uint32_t> Context::download_u32(const Tensor& t) {
 void Context::fill(const Tensor& t, float value) {
   detail::check_size(t, t.bytes(), "fill");
   if (t.bytes() == 0) return;
+  if (t.dtype() == DType::F16) {  // vkCmdFillBuffer writes whole 32-bit words
+    const std::vector<uint16_t> halves(t.numel(), float_to_half(value));
+    detail::write_bytes(*impl_, impl_, t, halves.data(), t.bytes());
+    return;
+  }
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
   const auto& a = t.allocation();

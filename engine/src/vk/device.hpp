@@ -70,6 +70,9 @@ class Allocator {
   uint64_t next_id_ = 1;
 };
 
+// Whether the build embedded a kernel of this name (shaders/NAME.comp, or a NAME_f16 twin).
+bool embedded_shader_exists(const std::string& name);
+
 struct PipelineKey {
   std::string shader;
   std::vector<uint32_t> specialization;  // value of constant_id i at position i

@@ -25,6 +25,16 @@ struct EmbeddedShader {
 };
 #include "embedded_shaders.inc"
 
+}  // namespace
+
+bool embedded_shader_exists(const std::string& name) {
+  for (const auto& s : kEmbeddedShaders)
+    if (name == s.name) return true;
+  return false;
+}
+
+namespace {
+
 const EmbeddedShader& find_shader(const std::string& name) {
   for (const auto& s : kEmbeddedShaders)
     if (name == s.name) return s;

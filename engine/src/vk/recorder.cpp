@@ -206,13 +206,36 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
   r.require_recording("recording a dispatch");
   if (static_cast<uint64_t>(d.groups[0]) * d.groups[1] * d.groups[2] == 0) return;
   auto& dev = *r.dev;
+  // The float tensors' element type picks the kernel: NAME for F32, its twin NAME_f16
+  // (shaders/storage.glsl) for F16. One dispatch never mixes them.
+  std::string shader = d.shader;
+  int f16 = -1;
+  for (const Binding& b : d.bindings) {
+    if (b.use == Use::Unused || b.tensor->dtype() == DType::U32) continue;
+    const int is16 = b.tensor->dtype() == DType::F16 ? 1 : 0;
+    if (f16 >= 0 && f16 != is16) {
+      throw Error(std::string(d.label) + ": its float tensors must all be f32 or all f16, not both");
+    }
+    f16 = is16;
+  }
+  if (f16 == 1) {
+    if (!dev.info.storage_buffer_16bit) {
+      throw Error(std::string(d.label) + ": f16 tensors need 16-bit storage buffers (storageBuffer16BitAccess), which \"" +
+                  dev.info.name + "\" does not have");
+    }
+    shader += "_f16";
+    if (!embedded_shader_exists(shader)) {
+      throw Error(std::string(d.label) + ": kernel " + d.shader +
+                  " has no f16 version (fp16 storage covers the forward pass only)");
+    }
+  }
   uint32_t texel_mask = 0, texels = 0;
   for (size_t i = 0; i < d.bindings.size(); ++i) {
     if (d.bindings[i].texel == Texel::None) continue;
     texel_mask |= 1u << i;
     ++texels;
   }
-  const auto& pipeline = dev.pipelines.get({d.shader, d.specialization,
+  const auto& pipeline = dev.pipelines.get({shader, d.specialization,
                                             static_cast<uint32_t>(d.bindings.size()), texel_mask, d.push_bytes});
 
   std::vector<VkDescriptorBufferInfo> infos(d.bindings.size());
@@ -234,7 +257,9 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
                   ") lies outside its tensor " + t.shape().str());
     }
     if (b.texel != Texel::None) {
-      const uint64_t texel_bytes = b.texel == Texel::RGBA32F ? 16 : 4;
+      // F16 tensors are viewed in the 16-bit formats; the kernel's fetch converts to fp32.
+      const bool half = t.dtype() == DType::F16;
+      const uint64_t texel_bytes = (b.texel == Texel::RGBA32F ? 4 : 1) * (half ? 2 : 4);
       const uint64_t texels_bound = size / texel_bytes;
       if (texels_bound == 0 || texels_bound > dev.info.max_texel_buffer_elements ||
           offset % std::max<uint64_t>(1, dev.info.min_texel_buffer_offset_alignment) != 0) {
@@ -246,8 +271,8 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
       }
       VkBufferViewCreateInfo view{VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO};
       view.buffer = a.buffer();
-      view.format = b.texel == Texel::RGBA32F ? VK_FORMAT_R32G32B32A32_SFLOAT
-                    : b.texel == Texel::R32F  ? VK_FORMAT_R32_SFLOAT
+      view.format = b.texel == Texel::RGBA32F ? (half ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT)
+                    : b.texel == Texel::R32F  ? (half ? VK_FORMAT_R16_SFLOAT : VK_FORMAT_R32_SFLOAT)
                                               : VK_FORMAT_R32_UINT;
       view.offset = offset;
       view.range = texels_bound * texel_bytes;
@@ -401,8 +426,15 @@ void Recorder::fill(const Tensor& tensor, float value) {
   if (tensor.bytes() == 0) return;
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
-  r.before_command({detail::access_of(tensor, 0, tensor.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)}, "fill");
   const auto& a = tensor.allocation();
+  if (tensor.dtype() == DType::F16) {  // vkCmdFillBuffer writes 32-bit words: two halves each
+    bits = uint32_t(float_to_half(value)) * 0x10001u;
+    if ((a.offset + tensor.offset()) % 4 != 0 || tensor.bytes() % 4 != 0) {
+      throw Error("fill: the recorder fills f16 tensors of an even element count at 4-byte offsets only (tensor " +
+                  tensor.shape().str() + "); Context::fill fills any");
+    }
+  }
+  r.before_command({detail::access_of(tensor, 0, tensor.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)}, "fill");
   r.dev->vk.vkCmdFillBuffer(r.cmd, a.buffer(), a.offset + tensor.offset(), tensor.bytes(), bits);
   r.after_command();
 }
@@ -413,6 +445,9 @@ void Recorder::copy(const Tensor& src, const Tensor& dst) {
   if (src.bytes() != dst.bytes()) {
     throw Error("copy: source " + src.shape().str() + " and destination " + dst.shape().str() +
                 " differ in size");
+  }
+  if (src.dtype() != dst.dtype()) {
+    throw Error(std::string("copy: source is ") + dtype_name(src.dtype()) + ", destination " + dtype_name(dst.dtype()));
   }
   if (src.aliases(dst)) throw Error("copy: source and destination overlap");
   if (src.bytes() == 0) return;
