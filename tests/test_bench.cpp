@@ -29,10 +29,10 @@ const nlohmann::json& layer(const nlohmann::json& run, const std::string& name, 
 }
 
 // What every run must say about itself, whatever the mode.
-void check_run(const nlohmann::json& r, uint32_t batch) {
+void check_run(const nlohmann::json& r, uint32_t batch, double tolerance = 1e-4) {
   CHECK(r.at("batch") == batch);
   CHECK(r.at("verify").at("passed") == true);
-  CHECK(r.at("verify").at("rel_l2").get<double>() <= 1e-4);
+  CHECK(r.at("verify").at("rel_l2").get<double>() <= tolerance);
   const double med = r.at("median_ms"), lo = r.at("min_ms"), hi = r.at("max_ms");
   CHECK(lo <= med);
   CHECK(med <= hi);
@@ -64,6 +64,7 @@ TEST_CASE("bench: forward passes at two batch sizes, FLOP by hand, JSON consiste
   CHECK(doc.at("schema") == "vkalex-bench/1");
   CHECK(doc.at("model") == "alexnet-fashion");
   CHECK(doc.at("mode") == "forward");
+  CHECK(doc.at("storage") == "f32");
   for (const char* key : {"name", "vendor", "driver", "driver_version", "api_version"}) CHECK(doc.at("device").contains(key));
   CHECK(doc.at("device").at("uuid").get<std::string>().size() == 32);
   REQUIRE(doc.at("runs").size() == 2);
@@ -94,6 +95,26 @@ TEST_CASE("bench: forward passes at two batch sizes, FLOP by hand, JSON consiste
   const std::string table((std::istreambuf_iterator<char>(t)), std::istreambuf_iterator<char>());
   CHECK_THAT(table, Catch::Contains("| alexnet-fashion | forward | 2 |") && Catch::Contains("| conv1 forward |"));
   CHECK(std::ifstream(svg).good());
+}
+
+TEST_CASE("bench --fp16: forward passes with fp16 storage, bytes counted in halves", "[bench][f16]") {
+  test::TempDir dir;
+  const std::string json = dir / "f16.json";
+  const auto [status, out] = run("--model " + kModel + " --fp16 --batch 2 --repeat 2 --warmup 0 --json " + json);
+  INFO(out);
+  if (!test::gpu().device().storage_buffer_16bit) {
+    CHECK(status == 1);
+    CHECK_THAT(out, Catch::Contains("16-bit storage"));
+    return;
+  }
+  REQUIRE(status == 0);
+  const auto doc = read_json(json);
+  CHECK(doc.at("storage") == "f16");
+  const auto& r = doc.at("runs")[0];
+  check_run(r, 2, 1e-2);
+  CHECK(r.at("verify").at("rel_l2").get<double>() > 1e-6);  // halves were stored
+  const uint64_t n = 2;
+  CHECK(layer(r, "fc6", "forward").at("bytes") == 2 * (n * 192 + 256 * 192 + 256 + n * 256));
 }
 
 TEST_CASE("bench: a training step with the device's peak", "[bench]") {
@@ -139,6 +160,7 @@ TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench
   refuse("--model " + kModel + " --warmup -1", "--warmup needs a whole number");
   refuse("--model " + kModel + " --mode sideways", "--mode is forward or train");
   refuse("--model " + kModel + " --frobnicate", "unknown option");
+  refuse("--model " + kModel + " --mode train --fp16", "--fp16 is for --mode forward");
   refuse("--model " + kModel + " --json", "--json needs a value");
   refuse("--model /nonexistent.json", "cannot open the model description");
   refuse("--model " + kModel + " --device nosuchgpu", "no device name contains \"nosuchgpu\"");

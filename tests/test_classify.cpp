@@ -115,13 +115,19 @@ TEST_CASE("classify: the shipped Fashion-MNIST model names the class of every bu
   }
   std::sort(files.begin(), files.end());
   REQUIRE(files.size() >= 5);
-  std::string args = "--top 3 --json";
+  // Also with fp16 storage, where the device has it: the same classes, the logits within 1e-2
+  // of the fp32 reference on the unrounded weights.
+  const bool fp16 = GENERATE(false, true);
+  if (fp16 && !test::gpu().device().storage_buffer_16bit) return;
+  std::string args = fp16 ? "--top 3 --json --fp16 --check" : "--top 3 --json";
   for (const auto& f : files) args += " " + f;
   const auto [status, out] = run(args, true);
   INFO(out.substr(0, 3000));
   REQUIRE(status == 0);
   const auto j = nlohmann::json::parse(out);
   CHECK(j["model"] == "alexnet-fashion");
+  CHECK(j["storage"] == (fp16 ? "f16" : "f32"));
+  if (fp16) CHECK(j["check"]["relative_l2"].get<double>() <= 1e-2);
   REQUIRE(j["images"].size() == files.size());
   // "Ankle boot" -> "ankle-boot", "T-shirt/top" -> "t-shirt-top".
   auto slug = [](const std::string& s) {
