@@ -19,16 +19,8 @@ layout(std430, set = 0, binding = 2) readonly buffer B { VALUE b[]; };
 layout(std430, set = 0, binding = 4) readonly buffer Bias { VALUE bias[]; };
 layout(std430, set = 0, binding = 5) buffer C { VALUE c[]; };
 
-layout(push_constant) uniform Params {
-  uint M, N, K;
-  uint a_off, b_off, c_off, bias_off;  // elements from each binding's start
-  uint a_ms, a_ks, b_ks, b_ns, c_ms, c_ns;
-  uint Z1;                          // products in the first grid dimension (groups)
-  uint a_z1, b_z1, c_z1, bias_z1;   // their strides
-  uint a_z2, b_z2, c_z2;            // strides of the second (images)
-  uint IB, a_ib, b_ib;              // inner products summed into one C (at least 1)
-  uint flags;                       // 1: bias per row m, 2: bias per column n, 4: ReLU, 8: add to C
-} p;
+#include "gemm_params.glsl"
+#include "gemm_store.glsl"
 
 const uint kBlock = 32;
 
@@ -157,13 +149,7 @@ void main() {
     [[unroll]] for (uint j = 0; j < RN; ++j) {
       const uint n = n0 + j;
       if (n >= p.N) break;
-      const uint o = cbase + m * p.c_ms + n * p.c_ns;
-      float v = acc[i * RN + j];
-      if ((p.flags & 1u) != 0u) v += float(bias[p.bias_off + z1 * p.bias_z1 + m]);
-      if ((p.flags & 2u) != 0u) v += float(bias[p.bias_off + z1 * p.bias_z1 + n]);
-      if ((p.flags & 8u) != 0u) v += float(c[o]);
-      if ((p.flags & 4u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN
-      c[o] = VALUE(v);
+      store_c(cbase + m * p.c_ms + n * p.c_ns, m, n, z1, acc[i * RN + j]);
     }
   }
 }

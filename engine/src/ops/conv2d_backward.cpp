@@ -108,7 +108,7 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
     // Each invocation sums images x pixels terms: the loop budget bounds the images per piece,
     // and where one image's pixels exceed it, the pixels.
     const uint64_t budget = loop_budget(dev);
-    auto trips = [](uint64_t terms) { return terms + terms / 32 + 2; };
+    auto trips = [&](uint64_t terms) { return gemm_trip_count(dev, shader, terms) + 1; };
     uint32_t pix_per = pm.pixels;
     while (trips(pix_per) + 1 > budget && pix_per > 1) pix_per = (pix_per + 1) / 2;
     const uint32_t by_budget =

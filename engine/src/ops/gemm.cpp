@@ -51,8 +51,65 @@ Tile gemm_tile(const Gemm& g, uint32_t bmode) {
 }  // namespace
 
 bool is_gemm(const char* shader) {
-  return std::string(shader) == "gemm" || std::string(shader) == "gemm_texel";
+  const std::string s = shader;
+  return s == "gemm" || s == "gemm_texel" || s == "gemm_shared";
 }
+
+namespace {
+
+// gemm_shared.comp's shape: WG invocations in WN columns, TM x TN outputs each, BK-deep steps.
+struct SharedTile {
+  uint32_t wg, wn, tm, tn;
+  uint32_t bm() const { return wg / wn * tm; }
+  uint32_t bn() const { return wn * tn; }
+};
+constexpr uint32_t kSharedDepth = 16;  // BK
+
+// 16 x 16 invocations of 4 x 4 outputs (a 64 x 64 tile, 8 KiB of shared memory) where the
+// device allows 256 invocations, else 8 x 16 (Vulkan guarantees 128).
+SharedTile shared_tile(const DeviceInfo& dev) {
+  if (dev.max_workgroup_invocations >= 256 && dev.max_workgroup_size[0] >= 256) return {256, 16, 4, 4};
+  return {128, 16, 4, 4};
+}
+
+}  // namespace
+
+uint64_t gemm_trip_count(const DeviceInfo& dev, const char* shader, uint64_t K) {
+  if (std::string(shader) == "gemm_shared") {
+    const SharedTile t = shared_tile(dev);
+    const uint64_t loads = (kSharedDepth * t.bm() + t.wg - 1) / t.wg + (kSharedDepth * t.bn() + t.wg - 1) / t.wg;
+    return (K / kSharedDepth + 1) * (kSharedDepth + loads + 2) + 1;
+  }
+  return K + (K + 31) / 32 + 1;
+}
+
+namespace {
+
+void record_gemm_shared(Recorder& rec, const char* label, const Gemm& g, const GemmPush& push) {
+  const DeviceInfo& dev = recorder_device(rec);
+  const SharedTile t = shared_tile(dev);
+  const uint64_t shared_bytes = uint64_t(kSharedDepth) * (t.bm() + t.bn()) * 4;
+  if (shared_bytes > dev.max_shared_memory) {
+    throw Error(std::string(label) + ": gemm_shared needs " + std::to_string(shared_bytes) +
+                " bytes of shared memory, the device has " + std::to_string(dev.max_shared_memory));
+  }
+  Dispatch d;
+  d.shader = "gemm_shared";
+  d.label = label;
+  d.specialization = {t.wg, t.tm, t.tn, t.wn};
+  const bool bias = g.bias_per_m || g.bias_per_n;
+  d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size},
+                {g.b, Use::Read, g.b_bytes, g.b_size},
+                bias ? Binding{g.bias, Use::Read} : Binding{g.a, Use::Unused, g.a_bytes, g.a_size},
+                {g.c, g.accumulate ? Use::ReadWrite : Use::Write, g.c_bytes, g.c_size}};
+  d.push = &push;
+  d.push_bytes = sizeof push;
+  const uint64_t tiles = uint64_t((g.M + t.bm() - 1) / t.bm()) * ((g.N + t.bn() - 1) / t.bn());
+  d.groups = grid_for(dev, tiles * g.Z1 * g.Z2);
+  record_dispatch(rec, d);
+}
+
+}  // namespace
 
 Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64_t offset, uint64_t size,
                        uint32_t rows, uint32_t cols, uint32_t ld) {
@@ -79,6 +136,14 @@ Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64
 void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const DeviceInfo& dev = recorder_device(rec);
   if (g.M == 0 || g.N == 0 || g.Z1 == 0 || g.Z2 == 0) return;
+  check_trip_count(dev, label, uint64_t(g.IB) * gemm_trip_count(dev, g.shader, g.K), "the sum of one matrix product");
+  const GemmPush push{g.M, g.N, g.K, g.a_off, g.b_off, g.c_off, g.bias_off, g.a_ms, g.a_ks, g.b_ks, g.b_ns, g.c_ms, g.c_ns,
+                      g.Z1, g.a_z1, g.b_z1, g.c_z1, g.bias_z1, g.a_z2, g.b_z2, g.c_z2, g.IB, g.a_ib, g.b_ib,
+                      (g.bias_per_m ? 1u : 0u) | (g.bias_per_n ? 2u : 0u) | (g.relu ? 4u : 0u) | (g.accumulate ? 8u : 0u)};
+  if (std::string(g.shader) == "gemm_shared") {  // scalar loads along any strides: no layout rules
+    record_gemm_shared(rec, label, g, push);
+    return;
+  }
   // Which loads may be vec4 (see gemm.comp): every offset and stride along the vector's rows
   // a multiple of 4, and rows long enough to hold the last vec4.
   uint32_t bmode = 0, amode = 0;
@@ -113,12 +178,7 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
   uint32_t wg = std::min<uint32_t>({sub, dev.max_workgroup_invocations, (g.N + t.rn - 1) / t.rn});
   wg = std::max<uint32_t>(1, wg);
-  const uint64_t blocks = (uint64_t(g.K) + 31) / 32;
-  check_trip_count(dev, label, uint64_t(g.IB) * (uint64_t(g.K) + blocks + 1), "the sum of one matrix product");
 
-  GemmPush push{g.M, g.N, g.K, g.a_off, g.b_off, g.c_off, g.bias_off, g.a_ms, g.a_ks, g.b_ks, g.b_ns, g.c_ms, g.c_ns,
-                g.Z1, g.a_z1, g.b_z1, g.c_z1, g.bias_z1, g.a_z2, g.b_z2, g.c_z2, g.IB, g.a_ib, g.b_ib,
-                (g.bias_per_m ? 1u : 0u) | (g.bias_per_n ? 2u : 0u) | (g.relu ? 4u : 0u) | (g.accumulate ? 8u : 0u)};
   // Texel views need a whole texel; a smaller operand takes the storage-buffer kernel.
   auto range = [](const Tensor* t, uint64_t off, uint64_t size) { return size ? size : t->bytes() - off; };
   const bool texel = std::string(g.shader) == "gemm_texel" && range(g.a, g.a_bytes, g.a_size) >= 16 &&

@@ -13,7 +13,7 @@ namespace vkalex::detail {
 // product repeats over z1 < Z1 (groups) and z2 < Z2 (images), each shifting A, B, C by their
 // z strides, and each sums IB inner products (A and B shifted by their ib strides).
 struct Gemm {
-  const char* shader = "gemm";  // or "gemm_texel": vec4 loads through texel buffers
+  const char* shader = "gemm";  // "gemm_texel": vec4 loads through texel buffers; "gemm_shared": shared-memory tiles
   const Tensor *a = nullptr, *b = nullptr, *bias = nullptr, *c = nullptr;
   uint64_t a_bytes = 0, a_size = 0, b_bytes = 0, b_size = 0, c_bytes = 0, c_size = 0;  // binding ranges (0: whole)
   uint32_t M = 0, N = 0, K = 0;
@@ -25,8 +25,13 @@ struct Gemm {
   bool bias_per_m = false, bias_per_n = false, relu = false, accumulate = false;
 };
 
-// Whether `shader` (a variant's, from kernel_shader) is gemm.comp or gemm_texel.comp.
+// Whether `shader` (a variant's, from kernel_shader) is gemm.comp, gemm_texel.comp or
+// gemm_shared.comp (the GPU family: shared-memory tiles).
 bool is_gemm(const char* shader);
+
+// Loop iterations one invocation of `shader` runs for a product summing K terms (per inner
+// product of IB): what the loop budget is checked against.
+uint64_t gemm_trip_count(const DeviceInfo& dev, const char* shader, uint64_t K);
 
 // A copy of rows x cols floats of x (row stride ld, from byte `offset` within a binding of
 // `size` bytes, 0: to the end) in rows padded with zeros to a multiple of 4 floats, so that

@@ -45,37 +45,48 @@ bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
   return groups > 0 && w[0] / groups >= 64;
 }
 bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 4); }
+// gemm_shared's 64-row tiles waste most of a workgroup on a handful of rows: linear layers
+// (rows = images) take it from a batch of 8.
+bool batch_of_8(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() >= 1 && x[0] >= 8; }
 bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() == 2 && x[1] % 4 == 0; }
 
 // Order on CPU drivers (measured with bench on lavapipe and SwiftShader, see the README): the
-// GEMM through texel buffers, then through storage buffers, then the direct kernels. On
-// lavapipe every storage-buffer load is a loop over the lanes and a texel fetch one gather;
-// SwiftShader's texel buffers are too small for it. On GPUs nothing has been measured yet (no
-// GPU was at hand): the direct kernels keep their place there, the GEMMs come after.
+// GEMM through texel buffers, then through storage buffers, then the direct kernels, and the
+// shared-memory GEMM last (barriers are costly there). On lavapipe every storage-buffer load
+// is a loop over the lanes and a texel fetch one gather; SwiftShader's texel buffers are too
+// small for it. On GPUs the shared-memory GEMM comes first: staging tiles in on-chip memory
+// is how GPU matrix products reach a useful share of peak, while the direct kernels reload
+// every input from memory. That order is not measured yet (no GPU was at hand).
 constexpr const char* kTexelWhen = "texel buffers as large as its storage-buffer bindings";
 constexpr const char* kScalarTexelWhen = "scalar texel buffers as large as its storage-buffer bindings";
 constexpr const char* kWideWhen = "stride 1 and a kernel at most 11 wide";
 const Variant kVariants[] = {
-    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 3, kTexelWhen},
-    {"conv2d", "conv2d.gemm", "gemm", always, wide_groups, 1, 2, "always"},
-    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, always, 2, 0, kWideWhen},
-    {"conv2d", "conv2d.direct", "conv2d_forward", always, always, 3, 1, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 3, kTexelWhen},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, wide_groups, 1, 2, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, always, 2, 0, kWideWhen},
-    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, always, 3, 1, "always"},
-    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
-    {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, always, 1, 1, "always"},
-    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, always, 2, 0, "always"},
-    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, always, 0, 3, kTexelWhen},
-    {"linear", "linear.gemm", "gemm", always, always, 1, 2, "always"},
-    {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, always, 2, 0, "input features a multiple of 4"},
-    {"linear", "linear.rows", "linear_forward", always, always, 3, 1, "always"},
-    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
-    {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, always, 1, 1, "always"},
-    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, always, 2, 0, "always"},
-    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 2, kTexelWhen},
-    {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, always, 1, 1, "always"},
+    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 4, kTexelWhen},
+    {"conv2d", "conv2d.gemm", "gemm", always, wide_groups, 1, 3, "always"},
+    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, always, 2, 1, kWideWhen},
+    {"conv2d", "conv2d.direct", "conv2d_forward", always, always, 3, 2, "always"},
+    {"conv2d", "conv2d.gemm_shared", "gemm_shared", always, always, 4, 0, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 4, kTexelWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, wide_groups, 1, 3, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, always, 2, 1, kWideWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, always, 3, 2, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm_shared", "gemm_shared", always, always, 4, 0, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 3, kTexelWhen},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, always, 1, 2, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, always, 2, 1, "always"},
+    {"conv2d_backward_weight", "conv2d_backward_weight.gemm_shared", "gemm_shared", always, always, 3, 0, "always"},
+    {"linear", "linear.gemm_texel", "gemm_texel", texel_buffers, always, 0, 4, kTexelWhen},
+    {"linear", "linear.gemm", "gemm", always, always, 1, 3, "always"},
+    {"linear", "linear.vec4", "linear_forward_vec4", k_multiple_of_4, always, 2, 1, "input features a multiple of 4"},
+    {"linear", "linear.rows", "linear_forward", always, always, 3, 2, "always"},
+    {"linear", "linear.gemm_shared", "gemm_shared", always, batch_of_8, 4, 0, "always"},
+    {"linear_backward_data", "linear_backward_data.gemm_texel", "gemm_texel", texel_buffers, always, 0, 3, kTexelWhen},
+    {"linear_backward_data", "linear_backward_data.gemm", "gemm", always, always, 1, 2, "always"},
+    {"linear_backward_data", "linear_backward_data.direct", "linear_backward_data", always, always, 2, 1, "always"},
+    {"linear_backward_data", "linear_backward_data.gemm_shared", "gemm_shared", always, batch_of_8, 3, 0, "always"},
+    {"linear_backward_weight", "linear_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 3, kTexelWhen},
+    {"linear_backward_weight", "linear_backward_weight.gemm", "gemm", always, always, 1, 2, "always"},
+    {"linear_backward_weight", "linear_backward_weight.gemm_shared", "gemm_shared", always, always, 3, 0, "always"},
     // Inputs through scalar texel buffers or storage buffers: the same arithmetic. On lavapipe
     // the backward kernels ran 1.2-1.5x faster with texel loads, the forward ones no faster
     // (max-pool slower), measured in alexnet-fashion training at batch 128.
@@ -89,7 +100,7 @@ const Variant kVariants[] = {
     {"max_pool_backward", "max_pool_backward.buffer", "maxpool_backward", always, always, 1, 0, "always"},
     {"relu_backward", "relu_backward.texel", "relu_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
     {"relu_backward", "relu_backward.buffer", "relu_backward", always, always, 1, 0, "always"},
-    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, always, 2, 0, "always"},
+    {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, always, 2, 1, "always"},
 };
 
 std::vector<const Variant*> variants_of(const std::string& op, bool gpu) {
