@@ -143,7 +143,7 @@ TEST_CASE("bench --tune times each variant, writes the tuning file, and the next
   CHECK_THAT(path, Catch::StartsWith(dir.path.string() + "/vkalex/tuning-"));
   CHECK(doc.at("tuning_file").at("status") == "loaded");
 
-  // The file: this device's, every choice the fastest of the variants timed, each timed one applicable.
+  // The file: this device's, every choice among the variants timed and (nearly) the fastest.
   const auto file = read_json(path);
   CHECK(file.at("schema") == "vkalex-tuning/1");
   CHECK(file.at("uuid") == doc.at("device").at("uuid"));
@@ -171,7 +171,7 @@ TEST_CASE("bench --tune times each variant, writes the tuning file, and the next
       const auto all = vkalex::ops::kernel_variants(op);
       CHECK(std::find(all.begin(), all.end(), v) != all.end());
     }
-    CHECK(ms.at(variant).get<double>() == best);
+    CHECK(ms.at(variant).get<double>() <= best * 1.03 + 1e-4);  // the fastest, or the built-in choice within 3%
     CHECK(dev.tuned_kernels.at({op, e.at("key").get<std::string>()}) == variant);
   }
   // Every op with several variants on every driver (SwiftShader has one for the pointwise ops).

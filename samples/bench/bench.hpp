@@ -16,11 +16,11 @@ inline double median(std::vector<double> v) {
 }
 
 // bench --tune: times every kernel variant that applies to each op of `model`'s plan at each
-// batch size (the forward ops; with `train` also the backward ops), each op recorded alone
-// on its real shapes with random data, one Context per round of forced variants, and returns
-// the fastest variant per (op, shapes). `device` is the device `options` opens. Ops with one
-// applicable variant, and ops the user forces (VKALEX_KERNELS), are not timed. Prints a
-// table to stdout.
+// batch size (the forward ops; with `train` also the backward ops), each op recorded alone on
+// its real shapes with random data, the variants in turn (in Contexts that force them), and
+// returns per (op, shapes) the fastest variant, or the built-in choice where it is within 3%
+// of the fastest. `device` is the device `options` opens. Ops with one applicable variant, and
+// ops the user forces (VKALEX_KERNELS), are not timed. Prints a table to stdout.
 std::vector<vkalex::TuningEntry> tune_kernels(const vkalex::ContextOptions& options, const vkalex::DeviceInfo& device,
                                               const vkalex::ModelDesc& model, const std::vector<uint32_t>& batches,
                                               bool train, uint64_t seed);

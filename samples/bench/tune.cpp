@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -18,9 +19,10 @@ using vkalex::Recorder;
 using vkalex::Shape;
 using vkalex::Tensor;
 
-// Timed runs of one variant: at least kMinRuns, then more until kMaxRuns or kBudget seconds.
+// Timed runs of each variant: at least kMinRuns, then more until kMaxRuns or kBudget seconds.
 constexpr size_t kMinRuns = 3, kMaxRuns = 7;
 constexpr double kBudget = 1.0;
+constexpr double kTie = 0.03;
 
 // Allocates an op's tensors in a Context (random contents) and records the op alone; returns
 // the tensors, which must live as long as the recording is replayed.
@@ -198,38 +200,64 @@ void add_backward(Jobs& jobs, const vkalex::ModelDesc& model, const vkalex::Plan
   }
 }
 
-// GPU ms of the job's op recorded alone (wall ms where the device has no timestamps): one
-// warm-up run, then the median of kMinRuns to kMaxRuns.
-double time_alone(Context& ctx, const Job& job, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  Recorder rec(ctx);
-  rec.begin();
-  const std::vector<Tensor> keep = job.record(ctx, rec, rng);
-  rec.end();
-  rec.run();
-  std::vector<double> ms;
+// Each variant of the job's op recorded alone in the Context that forces it, then run in turn,
+// one run of each per lap, so that a machine whose load drifts (other work, clock changes)
+// slows every variant alike: one warm-up lap, then kMinRuns to kMaxRuns laps (while within
+// kBudget seconds per variant). GPU ms per run (wall ms where the device has no timestamps);
+// the median per variant goes into job.ms.
+void time_variants(const std::vector<std::unique_ptr<Context>>& contexts, Job& job, uint64_t seed) {
+  struct Timed {
+    std::string variant;
+    Context* ctx;
+    std::unique_ptr<Recorder> rec;
+    std::vector<Tensor> keep;
+    std::vector<double> ms;
+  };
+  std::vector<Timed> timed;
+  const auto all = vkalex::ops::kernel_variants(job.op);
+  for (const std::string& v : job.variants) {
+    Context& ctx = *contexts[std::find(all.begin(), all.end(), v) - all.begin()];
+    try {
+      std::mt19937_64 rng(seed);  // the same data for every variant
+      auto rec = std::make_unique<Recorder>(ctx);
+      rec->begin();
+      std::vector<Tensor> keep = job.record(ctx, *rec, rng);
+      rec->end();
+      rec->run();
+      timed.push_back({v, &ctx, std::move(rec), std::move(keep), {}});
+    } catch (const vkalex::Error& e) {
+      job.refused[v] = e.what();  // e.g. a loop this device would cut short
+    }
+  }
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  while (ms.size() < kMinRuns || (ms.size() < kMaxRuns && seconds() < kBudget)) {
-    const auto t0 = std::chrono::steady_clock::now();
-    rec.run();
-    const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    ms.push_back(ctx.device().timestamps ? rec.gpu_time_ms() : wall);
+  for (size_t lap = 0; lap < kMinRuns || (lap < kMaxRuns && seconds() < kBudget * timed.size()); ++lap) {
+    for (Timed& t : timed) {
+      const auto t0 = std::chrono::steady_clock::now();
+      t.rec->run();
+      const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      t.ms.push_back(t.ctx->device().timestamps ? t.rec->gpu_time_ms() : wall);
+    }
   }
-  return median(ms);
+  for (const Timed& t : timed) job.ms[t.variant] = median(t.ms);
 }
 
-const std::string& fastest(const Job& j) {
-  return std::min_element(j.ms.begin(), j.ms.end(), [](const auto& a, const auto& b) { return a.second < b.second; })
-      ->first;
+// The fastest variant, unless the built-in choice is within kTie of it: differences that small
+// are within the noise of a few runs on a busy machine, and the built-in order then stands
+// rather than flip with each tuning.
+const std::string& chosen(const Job& j) {
+  const auto best =
+      std::min_element(j.ms.begin(), j.ms.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  const auto builtin = j.ms.find(j.builtin);
+  return builtin != j.ms.end() && builtin->second <= best->second * (1 + kTie) ? builtin->first : best->first;
 }
 
 void print_table(const std::vector<Job>& jobs, uint32_t batch) {
   std::printf("  %-30s %-24s %-34s %s\n", "layer", "op", "chosen", "ms of each variant");
   for (const Job& j : jobs) {
     if (j.batch != batch || j.ms.empty()) continue;
-    std::string chosen = fastest(j);
-    if (chosen != j.builtin) chosen += " *";
+    std::string choice = chosen(j);
+    if (choice != j.builtin) choice += " *";
     std::string each;
     for (const std::string& v : j.variants) {
       each += each.empty() ? "" : ", ";
@@ -241,7 +269,7 @@ void print_table(const std::vector<Job>& jobs, uint32_t batch) {
         each += v + " refused (" + j.refused.at(v) + ")";
       }
     }
-    std::printf("  %-30s %-24s %-34s %s\n", j.layers.c_str(), j.op.c_str(), chosen.c_str(), each.c_str());
+    std::printf("  %-30s %-24s %-34s %s\n", j.layers.c_str(), j.op.c_str(), choice.c_str(), each.c_str());
   }
 }
 
@@ -259,9 +287,10 @@ std::vector<vkalex::TuningEntry> tune_kernels(const vkalex::ContextOptions& opti
     for (size_t i = plan.ops.size(); i-- > first;) add_backward(jobs, model, plan.ops[i], batch, i == first);
   }
 
-  // Round r forces the r-th registered variant of every op, so that a few Contexts time them all.
+  // Context r forces the r-th registered variant of every op: a few Contexts run them all.
   size_t rounds = 0;
   for (const Job& j : jobs.list()) rounds = std::max(rounds, vkalex::ops::kernel_variants(j.op).size());
+  std::vector<std::unique_ptr<Context>> contexts;
   for (size_t r = 0; r < rounds; ++r) {
     vkalex::ContextOptions o = options;
     o.tuning_file = false;
@@ -269,24 +298,15 @@ std::vector<vkalex::TuningEntry> tune_kernels(const vkalex::ContextOptions& opti
       const auto all = vkalex::ops::kernel_variants(j.op);
       if (r < all.size()) o.kernels[j.op] = all[r];
     }
-    Context ctx(o);
-    for (Job& j : jobs.list()) {
-      const auto it = o.kernels.find(j.op);
-      if (it == o.kernels.end() || std::find(j.variants.begin(), j.variants.end(), it->second) == j.variants.end())
-        continue;
-      try {
-        j.ms[it->second] = time_alone(ctx, j, seed);
-      } catch (const vkalex::Error& e) {
-        j.refused[it->second] = e.what();  // e.g. a loop this device would cut short
-      }
-    }
+    contexts.push_back(std::make_unique<Context>(o));
   }
+  for (Job& j : jobs.list()) time_variants(contexts, j, seed);
 
   std::vector<vkalex::TuningEntry> entries;
   for (const uint32_t batch : batches) {
-    std::printf("tuned %s %s, batch %u: GPU ms of each op alone, median of %zu-%zu runs (* differs from the "
-                "built-in choice)\n",
-                model.name.c_str(), train ? "train" : "forward", batch, kMinRuns, kMaxRuns);
+    std::printf("tuned %s %s, batch %u: GPU ms of each op alone, median of %zu-%zu runs; the fastest is chosen "
+                "unless the built-in choice is within %.0f%% of it (* differs from the built-in choice)\n",
+                model.name.c_str(), train ? "train" : "forward", batch, kMinRuns, kMaxRuns, 100 * kTie);
     print_table(jobs.list(), batch);
   }
   for (const Job& j : jobs.list()) {
@@ -294,7 +314,7 @@ std::vector<vkalex::TuningEntry> tune_kernels(const vkalex::ContextOptions& opti
     vkalex::TuningEntry e;
     e.op = j.op;
     e.key = vkalex::ops::kernel_shape_key(j.x, j.w, j.stride);
-    e.variant = fastest(j);
+    e.variant = chosen(j);
     e.ms = j.ms;
     e.measured_on = model.name + " " + j.layers + ", batch " + std::to_string(j.batch);
     entries.push_back(std::move(e));
