@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -12,7 +13,9 @@
 
 namespace test {
 
-// Options every test Context uses: validation on, no pipeline cache in the user's home.
+// Options every test Context uses: validation on, no pipeline cache and no tuning file from the
+// user's home. (main() also sets VKALEX_TUNING=0, so that the samples the tests run ignore the
+// user's tuning file too.)
 vkalex::ContextOptions options();
 // One Context for the whole test process.
 vkalex::Context& gpu();
@@ -27,6 +30,16 @@ struct TempDir {
   TempDir();
   ~TempDir();
   std::string operator/(const char* name) const { return (path / name).string(); }
+};
+
+// Sets an environment variable for the scope; the previous value (or its absence) returns after.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(const char* n, const char* v);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
 };
 
 // Runs a shell command; returns its exit status and its standard output (and standard error

@@ -21,6 +21,7 @@ vkalex::ContextOptions options() {
   vkalex::ContextOptions o;
   o.validation = true;
   o.pipeline_cache = false;
+  o.tuning_file = false;
   return o;
 }
 
@@ -55,6 +56,19 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path, ec);
 }
 
+ScopedEnv::ScopedEnv(const char* n, const char* v) : name(n) {
+  if (const char* was = std::getenv(n)) old = was;
+  ::setenv(n, v, 1);
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (old) {
+    ::setenv(name.c_str(), old->c_str(), 1);
+  } else {
+    ::unsetenv(name.c_str());
+  }
+}
+
 std::pair<int, std::string> run_command(const std::string& command, bool with_stderr) {
   FILE* p = ::popen((command + (with_stderr ? " 2>&1" : " 2>/dev/null")).c_str(), "r");
   if (!p) throw std::runtime_error("popen failed: " + command);
@@ -80,6 +94,9 @@ CATCH_REGISTER_LISTENER(ValidationListener)
 }  // namespace test
 
 int main(int argc, char** argv) {
+  // A developer's tuning file must not change which kernels the tests (and the samples they
+  // run) take; the tests of the tuning file turn it back on for their scope.
+  ::setenv("VKALEX_TUNING", "0", 1);
   const int result = Catch::Session().run(argc, argv);
   test::g_context.reset();
   if (test::g_unclaimed_messages) {

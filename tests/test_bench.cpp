@@ -1,7 +1,9 @@
 // samples/bench end to end: it verifies before timing, reports what it timed with FLOP counts
 // that match a hand count, writes consistent JSON, and refuses bad arguments.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -146,6 +148,75 @@ TEST_CASE("bench: a training step with the device's peak", "[bench]") {
   }
 }
 
+TEST_CASE("bench --tune times each variant, writes the tuning file, and the next Context takes it", "[bench][tuning]") {
+  test::TempDir dir;
+  const std::string json = dir / "tune.json";
+  // Training mode: the forward ops and the backward ops are tuned.
+  const std::string env = "VKALEX_TUNING=1 XDG_CACHE_HOME=" + dir.path.string() + " ";
+  const auto [status, out] = test::run_command(env + VKALEX_BENCH_EXE + " --model " + kModel +
+                                               " --mode train --batch 2 --repeat 1 --warmup 0 --tune --json " + json);
+  INFO(out);
+  REQUIRE(status == 0);
+  CHECK_THAT(out, Catch::Contains("tuned alexnet-fashion train, batch 2") && Catch::Contains("tuning file: loaded"));
+  const auto doc = read_json(json);
+  check_run(doc.at("runs")[0], 2);
+  const std::string path = doc.at("tuning_file").at("path");
+  CHECK_THAT(path, Catch::StartsWith(dir.path.string() + "/vkalex/tuning-"));
+  CHECK(doc.at("tuning_file").at("status") == "loaded");
+
+  // The file: this device's, every choice among the variants timed and (nearly) the fastest.
+  const auto file = read_json(path);
+  CHECK(file.at("schema") == "vkalex-tuning/1");
+  CHECK(file.at("uuid") == doc.at("device").at("uuid"));
+  const auto& entries = file.at("entries");
+  CHECK(entries.size() == doc.at("tuned").size());  // nothing else was in the file
+  test::ScopedEnv on("VKALEX_TUNING", "1");
+  vkalex::ContextOptions o = test::options();
+  o.tuning_file = true;
+  o.pipeline_cache_dir = dir.path.string() + "/vkalex";
+  vkalex::Context ctx(o);
+  CHECK(ctx.tuning_file_status() == "loaded");
+  const vkalex::DeviceInfo& dev = ctx.device();
+  CHECK(dev.tuned_kernels.size() == entries.size());
+  std::set<std::string> ops_tuned;
+  for (const auto& e : entries) {
+    INFO(e.dump());
+    const std::string op = e.at("op"), variant = e.at("variant");
+    ops_tuned.insert(op);
+    const auto& ms = e.at("ms");
+    REQUIRE(ms.size() >= 2);
+    double best = 1e300;
+    for (const auto& [v, t] : ms.items()) {
+      CHECK(t.get<double>() > 0);
+      best = std::min(best, t.get<double>());
+      const auto all = vkalex::ops::kernel_variants(op);
+      CHECK(std::find(all.begin(), all.end(), v) != all.end());
+    }
+    CHECK(ms.at(variant).get<double>() <= best * 1.03 + 1e-4);  // the fastest, or the built-in choice within 3%
+    CHECK(dev.tuned_kernels.at({op, e.at("key").get<std::string>()}) == variant);
+  }
+  // Every op with several variants on every driver (SwiftShader has one for the pointwise ops).
+  for (const char* op : {"conv2d", "conv2d_backward_data", "conv2d_backward_weight", "linear", "linear_backward_data",
+                         "linear_backward_weight"})
+    CHECK(ops_tuned.count(op) == 1);
+  // The plan the next Context lowers takes the tuned variants, and so did the benchmark after tuning.
+  const auto model = vkalex::load_model(kModel);
+  const vkalex::Plan plan = vkalex::lower(model, 2, dev);
+  for (const auto& op : plan.ops) {
+    if (op.kind != vkalex::OpKind::Linear && op.kind != vkalex::OpKind::Conv2d) continue;
+    INFO(op.name);
+    const auto& l = model.layers[op.layer];
+    const vkalex::Shape w = op.kind == vkalex::OpKind::Linear
+                                ? vkalex::Shape{op.out[1], op.in[1]}
+                                : vkalex::Shape{l.out_channels, op.in[1] / op.conv.groups, l.kernel_h, l.kernel_w};
+    const auto key = vkalex::ops::kernel_shape_key(op.in, w, op.kind == vkalex::OpKind::Linear ? 1 : op.conv.stride_w);
+    const auto tuned = dev.tuned_kernels.find({vkalex::op_kind_name(op.kind), key});
+    REQUIRE(tuned != dev.tuned_kernels.end());
+    CHECK(op.kernel == tuned->second);
+    CHECK(layer(doc.at("runs")[0], op.name, "forward").at("kernel") == tuned->second);
+  }
+}
+
 TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench][errors]") {
   auto refuse = [&](const std::string& args, const std::string& what) {
     const auto [status, out] = run(args);
@@ -165,10 +236,12 @@ TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench
   refuse("--model /nonexistent.json", "cannot open the model description");
   refuse("--model " + kModel + " --device nosuchgpu", "no device name contains \"nosuchgpu\"");
   refuse("--model " + kModel + " --batch 1 --repeat 1 --json /nonexistent/dir/out.json", "cannot write /nonexistent/dir/out.json");
+  refuse("--model " + kModel + " --tune", "--tune: the tuning file is off");  // the tests run with VKALEX_TUNING=0
   const auto [cstatus, cout] = test::run_command("python3 " + std::string(VKALEX_BENCH_DIR) + "/compare.py /nonexistent.json");
   CHECK(cstatus == 1);
   CHECK_THAT(cout, Catch::Contains("cannot read /nonexistent.json"));
   const auto [status, help] = run("--help");
   CHECK(status == 0);
-  CHECK_THAT(help, Catch::Contains("--peak") && Catch::Contains("--json") && Catch::Contains("--repeat"));
+  CHECK_THAT(help, Catch::Contains("--peak") && Catch::Contains("--json") && Catch::Contains("--repeat") &&
+                       Catch::Contains("--tune"));
 }

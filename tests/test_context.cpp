@@ -26,11 +26,6 @@ std::string upper(std::string s) {
 }
 
 // Sets an environment variable for one scope.
-struct ScopedEnv {
-  std::string name;
-  ScopedEnv(const char* n, const char* v) : name(n) { ::setenv(n, v, 1); }
-  ~ScopedEnv() { ::unsetenv(name.c_str()); }
-};
 
 }  // namespace
 
@@ -91,12 +86,12 @@ TEST_CASE("a Context picks its device by index, by name and by VKALEX_DEVICE", "
     CHECK(ctx.device().index == select_device(devices, *o.device));
   }
   SECTION("by VKALEX_DEVICE") {
-    ScopedEnv env("VKALEX_DEVICE", last.c_str());
+    test::ScopedEnv env("VKALEX_DEVICE", last.c_str());
     Context ctx(test::options());
     CHECK(ctx.device().name == name);
   }
   SECTION("the API's choice wins over VKALEX_DEVICE") {
-    ScopedEnv env("VKALEX_DEVICE", "no such device anywhere");
+    test::ScopedEnv env("VKALEX_DEVICE", "no such device anywhere");
     auto o = test::options();
     o.device = last;
     Context ctx(o);
@@ -107,7 +102,7 @@ TEST_CASE("a Context picks its device by index, by name and by VKALEX_DEVICE", "
     o.device = "no such device anywhere";
     CHECK_THROWS_WITH(Context(o), Catch::Contains("no device name contains \"no such device anywhere\"") &&
                                       Catch::Contains(name));
-    ScopedEnv env("VKALEX_DEVICE", "nonexistent gpu");
+    test::ScopedEnv env("VKALEX_DEVICE", "nonexistent gpu");
     CHECK_THROWS_WITH(Context(test::options()), Catch::Contains("nonexistent gpu"));
   }
 }
@@ -243,7 +238,7 @@ TEST_CASE("the pipeline cache is saved per device and a corrupt one is ignored",
 
 TEST_CASE("XDG_CACHE_HOME decides where the pipeline cache goes", "[context][pipelines]") {
   test::TempDir dir;
-  ScopedEnv env("XDG_CACHE_HOME", dir.path.c_str());
+  test::ScopedEnv env("XDG_CACHE_HOME", dir.path.c_str());
   auto o = test::options();
   o.pipeline_cache = true;
   Context ctx(o);

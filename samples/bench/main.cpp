@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../common/cli.hpp"
+#include "bench.hpp"
 #include "vkalex/vkalex.hpp"
 
 namespace {
@@ -26,8 +27,8 @@ constexpr double kVerifyToleranceF16 = 1e-2;  // with fp16 storage
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: bench [--model FILE.json] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
-               "             [--warmup N] [--peak] [--fp16] [--json FILE] [--no-verify] [--device N|NAME]\n"
-               "             [--seed S]\n"
+               "             [--warmup N] [--peak] [--tune] [--fp16] [--json FILE] [--no-verify]\n"
+               "             [--device N|NAME] [--seed S]\n"
                "\n"
                "Times whole forward passes (or training steps: forward with dropout, loss,\n"
                "backward, SGD update) of the model on random data and parameters, then one more\n"
@@ -42,6 +43,13 @@ void usage(FILE* out) {
                "  --warmup N         untimed passes first (default 2)\n"
                "  --peak             first measure the device's FMA (scalar, vec4) and copy peaks\n"
                "                     with the engine's own kernels; layers then show their share\n"
+               "  --tune             first time every kernel variant that applies to each op of\n"
+               "                     the model at each batch size (forward ops; --mode train: the\n"
+               "                     backward ops too), each op alone on its shapes (median GPU ms\n"
+               "                     of 3-7 runs), print them, and write the fastest per op and\n"
+               "                     shapes (the built-in choice where it is within 3%%) into this\n"
+               "                     device's tuning file (merged with the entries for other\n"
+               "                     shapes); then verify and benchmark as usual with that choice\n"
                "  --fp16             forward passes with fp16 storage (weights and activations as\n"
                "                     16-bit floats, fp32 arithmetic; needs 16-bit storage buffers)\n"
                "  --json FILE        also write all results to FILE (schema in the README)\n"
@@ -55,8 +63,11 @@ void usage(FILE* out) {
                "the layer must at least move and GB/s; with --peak, the share of the vec4 FMA\n"
                "peak (or of the copy bandwidth, for layers without FLOP).\n"
                "\n"
-               "To compare kernel variants, force one per op through the environment, e.g.\n"
-               "VKALEX_KERNELS=linear=linear.rows,conv2d=conv2d.direct (see README).\n"
+               "Kernel choice: a variant forced per op through the environment, e.g.\n"
+               "VKALEX_KERNELS=linear=linear.rows,conv2d=conv2d.direct (see README), wins over the\n"
+               "tuning file, which wins over the built-in order. The tuning file lives beside the\n"
+               "pipeline cache ($XDG_CACHE_HOME/vkalex, else ~/.cache/vkalex), one per device UUID\n"
+               "and driver version; VKALEX_TUNING=0 ignores it (and --tune then refuses to run).\n"
                "\n"
                "Exit status: 0 on success, 1 on any error (a failed verification included).\n");
 }
@@ -67,7 +78,7 @@ struct Options {
   std::vector<uint32_t> batches{1};
   uint32_t repeat = 10, warmup = 2;
   uint64_t seed = 1;
-  bool peak = false, verify = true, fp16 = false;
+  bool peak = false, verify = true, tune = false, fp16 = false;
 };
 
 std::vector<uint32_t> parse_batches(const std::string& v) {
@@ -93,6 +104,10 @@ Options parse(int argc, char** argv) {
     }
     if (a == "--no-verify") {
       o.verify = false;
+      continue;
+    }
+    if (a == "--tune") {
+      o.tune = true;
       continue;
     }
     if (a == "--fp16") {
@@ -122,22 +137,6 @@ Options parse(int argc, char** argv) {
   }
   if (o.fp16 && o.mode == "train") vkalex_samples::die(kProgram, "--fp16 is for --mode forward: training keeps f32");
   return o;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
-std::string hex(const std::array<uint8_t, 16>& bytes) {
-  std::string s;
-  char buf[3];
-  for (uint8_t b : bytes) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    s += buf;
-  }
-  return s;
 }
 
 struct Data {
@@ -228,11 +227,23 @@ int main(int argc, char** argv) {
     const vkalex::ModelDesc model = vkalex::load_model(opt.model);
     vkalex::ContextOptions copt;
     copt.device = opt.device;
-    vkalex::Context ctx(copt);
-    const vkalex::DeviceInfo& dev = ctx.device();
     const bool train = opt.mode == "train";
+    std::vector<vkalex::TuningEntry> tuned;
+    if (opt.tune) {
+      vkalex::Context probe(copt);
+      const std::string path = probe.tuning_file_path();
+      if (path.empty()) vkalex_samples::die(kProgram, "--tune: the tuning file is " + probe.tuning_file_status());
+      std::printf("tuning kernels on %s\n", probe.device().name.c_str());
+      tuned = bench::tune_kernels(copt, probe.device(), model, opt.batches, train, opt.seed);
+      const size_t all = vkalex::save_tuning_file(path, probe.device(), tuned);
+      std::printf("wrote %zu tuned choices to %s (%zu in the file)\n\n", tuned.size(), path.c_str(), all);
+    }
+    vkalex::Context ctx(copt);  // takes the tuning file as it is now
+    const vkalex::DeviceInfo& dev = ctx.device();
     std::printf("device: %s (%s, driver %s %s), model %s, %s\n", dev.name.c_str(), dev.vendor.c_str(),
                 dev.driver_name.c_str(), dev.driver_version_string.c_str(), model.name.c_str(), opt.mode.c_str());
+    std::printf("tuning file: %s%s%s\n", ctx.tuning_file_status().c_str(), ctx.tuning_file_path().empty() ? "" : ", ",
+                ctx.tuning_file_path().c_str());
 
     nlohmann::json out;
     out["schema"] = "vkalex-bench/1";
@@ -244,13 +255,22 @@ int main(int argc, char** argv) {
                      {"driver_info", dev.driver_info},
                      {"driver_version", dev.driver_version_string},
                      {"api_version", dev.api_version_string},
-                     {"uuid", hex(dev.uuid)},
+                     {"uuid", vkalex::uuid_hex(dev.uuid)},
                      {"subgroup_size", dev.subgroup_size}};
     out["model"] = model.name;
     out["mode"] = opt.mode;
     out["storage"] = opt.fp16 ? "f16" : "f32";
     out["repeat"] = opt.repeat;
     out["warmup"] = opt.warmup;
+    out["tuning_file"] = {{"path", ctx.tuning_file_path()},
+                          {"status", ctx.tuning_file_status()},
+                          {"entries", dev.tuned_kernels.size()}};
+    if (opt.tune) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& e : tuned)
+        list.push_back({{"op", e.op}, {"key", e.key}, {"variant", e.variant}, {"ms", e.ms}, {"measured_on", e.measured_on}});
+      out["tuned"] = list;
+    }
 
     std::optional<vkalex::PeakFigures> peak;
     if (opt.peak) {
@@ -325,7 +345,7 @@ int main(int argc, char** argv) {
         pass();
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
-      const double med = median(ms), lo = *std::min_element(ms.begin(), ms.end()),
+      const double med = bench::median(ms), lo = *std::min_element(ms.begin(), ms.end()),
                    hi = *std::max_element(ms.begin(), ms.end());
       const vkalex::Plan& plan = trainer ? trainer->plan() : net.plan();
       const double pass_flop = double(plan.flop()) * (train ? 3.0 : 1.0);  // training: about 3x the forward

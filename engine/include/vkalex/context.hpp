@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vkalex/shape.hpp"
@@ -76,6 +77,10 @@ struct DeviceInfo {
   // Kernel variants forced per op (ContextOptions::kernels, then $VKALEX_KERNELS): op name ->
   // variant name. Empty: each op takes the registry's choice for this device.
   std::map<std::string, std::string> forced_kernels;
+  // Kernel variants measured fastest on this device and driver (the tuning file, see
+  // vkalex/tuning.hpp): (op name, ops::kernel_shape_key) -> variant name. Forced kernels win
+  // over these; an entry whose variant does not apply (or is unknown) is passed over.
+  std::map<std::pair<std::string, std::string>, std::string> tuned_kernels;
 };
 
 // The most loop iterations the engine lets one invocation of one of its kernels run on this
@@ -113,6 +118,10 @@ struct ContextOptions {
   // turns it off.
   bool pipeline_cache = true;
   std::string pipeline_cache_dir;
+  // Take kernel choices from the tuning file that `bench --tune` writes for this device and
+  // driver, in the pipeline cache's folder (above; whether or not the pipeline cache is on).
+  // VKALEX_TUNING=0 turns it off. Forced kernels (below) win over it.
+  bool tuning_file = true;
   // Move data through staging buffers even where device memory is host-visible
   // (lavapipe, integrated GPUs). For testing the path discrete GPUs take.
   bool force_staging = false;
@@ -169,6 +178,10 @@ class Context {
   std::string pipeline_cache_status() const;
   // Saves the pipeline cache now (also done when the Context is destroyed).
   void save_pipeline_cache();
+  // Where this device's tuning file is (whether or not it exists; empty when the tuning file
+  // is off), and what became of it: "loaded", "no tuning file yet", "off..." or "ignored: why".
+  std::string tuning_file_path() const;
+  std::string tuning_file_status() const;
 
   detail::DeviceImpl& impl() const { return *impl_; }
   const std::shared_ptr<detail::DeviceImpl>& shared_impl() const { return impl_; }

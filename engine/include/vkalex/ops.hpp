@@ -15,11 +15,20 @@ namespace vkalex {
 namespace ops {
 
 // Kernel variants. An op with more than one (a different shader or tiling for the same
-// result) takes the first in its device class's order (CPU drivers, GPUs) whose conditions
-// hold for the device and the shapes, unless DeviceInfo::forced_kernels names one; the plan
-// records the choice. Every variant is tested against the CPU reference on every driver.
+// result) takes, in this order: the variant DeviceInfo::forced_kernels names; else the one
+// DeviceInfo::tuned_kernels (the tuning file) names for these shapes, if it applies; else the
+// first in its device class's order (CPU drivers, GPUs) whose conditions hold for the device
+// and the shapes. The plan records the choice. Every variant is tested against the CPU
+// reference on every driver.
 // The variants of `op` ("conv2d", "linear"), in the order a CPU driver prefers them:
 std::vector<std::string> kernel_variants(const std::string& op);
+// The variants of `op` that can run these shapes on `device`, in its device class's order.
+std::vector<std::string> applicable_kernels(const DeviceInfo& device, const std::string& op, const Shape& x,
+                                            const Shape& weight, uint32_t stride = 1);
+// The key of the tuning file for these shapes: "x[128, 24, 13, 13] w[48, 12, 3, 3] stride 1"
+// (w and stride only where the op has them). x, weight and stride are what the op passes
+// to the registry (choose_kernel's arguments).
+std::string kernel_shape_key(const Shape& x, const Shape& weight, uint32_t stride = 1);
 // The variant `op` runs with on `device` for input x, weight w and (convolutions) horizontal
 // stride. Throws Error when a forced variant is unknown or does not apply.
 std::string choose_kernel(const DeviceInfo& device, const std::string& op, const Shape& x, const Shape& weight,

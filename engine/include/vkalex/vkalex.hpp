@@ -18,4 +18,5 @@
 #include "vkalex/net.hpp"
 #include "vkalex/safetensors.hpp"
 #include "vkalex/trainer.hpp"
+#include "vkalex/tuning.hpp"
 #include "vkalex/dataset.hpp"

@@ -82,12 +82,12 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType s
         break;
       case LayerType::Lrn:
         op.kind = OpKind::Lrn;
-        op.kernel = "lrn_forward";
+        op.kernel = ops::choose_kernel(device, "lrn", in, Shape{});
         op.lrn = l.lrn;
         break;
       case LayerType::MaxPool:
         op.kind = OpKind::MaxPool;
-        op.kernel = "maxpool_forward";
+        op.kernel = ops::choose_kernel(device, "max_pool", in, Shape{});
         op.pool = l.pool;
         break;
       case LayerType::Dropout:

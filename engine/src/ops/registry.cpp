@@ -136,6 +136,14 @@ const Variant& choose(const DeviceInfo& dev, const std::string& op, const Shape&
     }
     throw Error("forced kernel \"" + f->second + "\" is not a variant of " + op + " (" + names(vs) + ")");
   }
+  // The tuning file is a cache of measurements: an entry that names no variant of this op, or
+  // one that does not apply (other limits, a changed registry), is passed over.
+  if (!dev.tuned_kernels.empty()) {
+    if (auto t = dev.tuned_kernels.find({op, kernel_shape_key(x, w, stride)}); t != dev.tuned_kernels.end()) {
+      for (const Variant* v : vs)
+        if (t->second == v->name && v->applies(dev, x, w, stride)) return *v;
+    }
+  }
   for (const Variant* v : vs)
     if (v->applies(dev, x, w, stride) && v->suits(dev, x, w, stride)) return *v;
   for (const Variant* v : vs)
@@ -148,6 +156,21 @@ const Variant& choose(const DeviceInfo& dev, const std::string& op, const Shape&
 std::vector<std::string> kernel_variants(const std::string& op) {
   std::vector<std::string> out;
   for (const Variant* v : variants_of(op, false)) out.emplace_back(v->name);
+  return out;
+}
+
+std::string kernel_shape_key(const Shape& x, const Shape& weight, uint32_t stride) {
+  std::string key = "x" + x.str();
+  if (weight.rank() > 0) key += " w" + weight.str();
+  if (weight.rank() == 4) key += " stride " + std::to_string(stride);
+  return key;
+}
+
+std::vector<std::string> applicable_kernels(const DeviceInfo& device, const std::string& op, const Shape& x,
+                                            const Shape& weight, uint32_t stride) {
+  std::vector<std::string> out;
+  for (const Variant* v : variants_of(op, device.type != DeviceType::Cpu))
+    if (v->applies(device, x, weight, stride)) out.emplace_back(v->name);
   return out;
 }
 

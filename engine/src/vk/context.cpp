@@ -7,6 +7,7 @@
 #include "vk/device.hpp"
 #include "vk/sync.hpp"
 #include "vkalex/error.hpp"
+#include "vkalex/tuning.hpp"
 
 namespace vkalex {
 namespace detail {
@@ -197,6 +198,20 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   if (const char* env = std::getenv("VKALEX_PIPELINE_CACHE"); env && std::strcmp(env, "0") == 0)
     cache_options.pipeline_cache = false;
   d.pipelines.init(&d, cache_options);
+
+  // Kernel choices measured on this device and driver (bench --tune); read after the limits
+  // are lowered, since the registry checks each tuned variant against them when it chooses.
+  const char* tuning_env = std::getenv("VKALEX_TUNING");
+  if (!options.tuning_file || (tuning_env && std::strcmp(tuning_env, "0") == 0)) {
+    d.tuning_status = "off";
+  } else if (const std::string dir = detail::cache_dir(options); dir.empty()) {
+    d.tuning_status = detail::kNoCacheDir;
+  } else {
+    d.tuning_path = detail::device_file(dir, "tuning", d.info, ".json");
+    TuningFile tuning = read_tuning_file(d.tuning_path, d.info);
+    d.tuning_status = std::move(tuning.status);
+    for (TuningEntry& e : tuning.entries) d.info.tuned_kernels[{e.op, e.key}] = std::move(e.variant);
+  }
 }
 
 Context::~Context() {
@@ -305,6 +320,8 @@ std::vector<std::string> Context::take_validation_messages() {
 std::string Context::pipeline_cache_path() const { return impl_->pipelines.path(); }
 std::string Context::pipeline_cache_status() const { return impl_->pipelines.status(); }
 void Context::save_pipeline_cache() { impl_->pipelines.save(); }
+std::string Context::tuning_file_path() const { return impl_->tuning_path; }
+std::string Context::tuning_file_status() const { return impl_->tuning_status; }
 
 Tensor Tensor::reshaped(const Shape& shape) const {
   if (shape.numel() != numel()) {

@@ -135,6 +135,8 @@ struct DeviceImpl {
 
   Allocator allocator;
   PipelineStore pipelines;
+  // The tuning file (its entries are in info.tuned_kernels): where, and what became of it.
+  std::string tuning_path, tuning_status;
 
   // One command buffer and fence for the Context's own blocking transfers.
   VkCommandPool transfer_pool = VK_NULL_HANDLE;
@@ -143,6 +145,14 @@ struct DeviceImpl {
 
   ~DeviceImpl();
 };
+
+// The folder of the per-device files (pipeline cache, tuning file): options.pipeline_cache_dir,
+// else $XDG_CACHE_HOME/vkalex, else ~/.cache/vkalex; empty when neither variable is set.
+std::string cache_dir(const ContextOptions& options);
+inline constexpr const char* kNoCacheDir = "off: neither XDG_CACHE_HOME nor HOME is set";
+// "DIR/PREFIX-<device UUID>-<driver version>EXTENSION", in hex: another GPU or a driver
+// update starts afresh.
+std::string device_file(const std::string& dir, const char* prefix, const DeviceInfo& info, const char* extension);
 
 // Instance creation and device description (instance.cpp).
 VkInstance create_instance(bool validation, ValidationLog* log, VkDebugUtilsMessengerEXT* messenger);

@@ -13,6 +13,7 @@
 #include "vk/spirv_reflect.hpp"
 #include "vk/device.hpp"
 #include "vkalex/error.hpp"
+#include "vkalex/tuning.hpp"
 
 namespace vkalex::detail {
 
@@ -82,6 +83,8 @@ struct FileHeader {
 };
 constexpr uint32_t kFileVersion = 1;
 
+}  // namespace
+
 std::string cache_dir(const ContextOptions& options) {
   if (!options.pipeline_cache_dir.empty()) return options.pipeline_cache_dir;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/vkalex";
@@ -89,24 +92,20 @@ std::string cache_dir(const ContextOptions& options) {
   return {};
 }
 
-}  // namespace
+std::string device_file(const std::string& dir, const char* prefix, const DeviceInfo& info, const char* extension) {
+  char driver[16];
+  std::snprintf(driver, sizeof driver, "-%08x", info.driver_version);
+  return dir + "/" + prefix + "-" + uuid_hex(info.uuid) + driver + extension;
+}
 
 void PipelineStore::init(DeviceImpl* device, const ContextOptions& options) {
   device_ = device;
   if (options.pipeline_cache) {
     const std::string dir = cache_dir(options);
     if (dir.empty()) {
-      status_ = "off: neither XDG_CACHE_HOME nor HOME is set";
+      status_ = kNoCacheDir;
     } else {
-      // Keyed by device UUID and driver version: another GPU or a driver update starts afresh.
-      std::string file = "pipelines-";
-      char hex[16];
-      for (uint8_t b : device->info.uuid) {
-        std::snprintf(hex, sizeof hex, "%02x", b);
-        file += hex;
-      }
-      std::snprintf(hex, sizeof hex, "-%08x", device->info.driver_version);
-      path_ = dir + "/" + file + hex + ".bin";
+      path_ = device_file(dir, "pipelines", device->info, ".bin");
     }
   } else {
     status_ = "off";
