@@ -3,6 +3,7 @@
 #ifndef VKALEX_COMMON_GLSL
 #define VKALEX_COMMON_GLSL
 
+#extension GL_EXT_control_flow_attributes : require  // [[unroll]]
 #include "storage.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;

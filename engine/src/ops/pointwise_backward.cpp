@@ -47,6 +47,7 @@ void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor
   } push{0, s[1], s[2] * s[3], params.size, params.alpha, params.beta, params.k};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  check_trip_count(dev, op, uint64_t(s[1]) + params.size, "the channels of one pixel");
   const uint64_t item = x.bytes() / s[0];
   for (auto [n0, n1] : item_ranges(dev, op, s[0], {item})) {
     push.N = n1 - n0;
@@ -59,7 +60,7 @@ void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor
     d.bindings = {{&dy, Use::Read, off, len, t}, {&x, Use::Read, off, len, t}, {&dx, Use::Write, off, len}};
     d.push = &push;
     d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.HW, wg);
+    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.HW, wg);  // one invocation per pixel
     record_dispatch(rec, d);
   }
 }
