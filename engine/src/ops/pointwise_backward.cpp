@@ -1,4 +1,6 @@
 // Host side of relu_backward.comp, lrn_backward.comp and maxpool_backward.comp.
+#include <algorithm>
+
 #include "ops/op_common.hpp"
 #include "vkalex/error.hpp"
 
@@ -75,28 +77,37 @@ void max_pool_backward(Recorder& rec, const Tensor& dy, const Tensor& argmax, co
   check_tensor(op, "argmax", argmax, ys, DType::U32);
   check_no_alias(op, dy, dx);
   const Shape& s = dx.shape();
+  // Classes of outputs whose windows never overlap (see maxpool_backward.glsl).
+  const uint32_t py = (params.kernel_h + params.stride_h - 1) / params.stride_h;
+  const uint32_t px = (params.kernel_w + params.stride_w - 1) / params.stride_w;
   struct {
-    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, index_base;
-  } push{0, s[1], s[2], s[3], ys[2], ys[3], params.kernel_h, params.kernel_w, params.stride_h,
-         params.stride_w, params.pad_h, params.pad_w, 0};
+    uint32_t N, C, H, W, OH, OW, PY, PX, RY, RX, index_base;
+  } push{0, s[1], s[2], s[3], ys[2], ys[3], py, px, 0, 0, 0};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  rec.fill(dx, 0.0f);
   const uint64_t x_item = dx.bytes() / s[0], y_item = dy.bytes() / s[0];
   for (auto [n0, n1] : item_ranges(dev, op, s[0], {x_item, y_item})) {
     push.N = n1 - n0;
     push.index_base = static_cast<uint32_t>(uint64_t(n0) * s[1] * s[2] * s[3]);
-    Dispatch d;
-    d.shader = kernel_shader(dev, op, dx.shape(), Shape{});
-    const Texel t = texel_loads(d.shader);
-    d.label = op;
-    d.specialization = {wg};
-    d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item, t},
-                  {&argmax, Use::Read, n0 * y_item, push.N * y_item, t == Texel::None ? Texel::None : Texel::R32UI},
-                  {&dx, Use::Write, n0 * x_item, push.N * x_item}};
-    d.push = &push;
-    d.push_bytes = sizeof push;
-    d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.H * push.W, wg);
-    record_dispatch(rec, d);
+    for (uint32_t ry = 0; ry < std::min(py, ys[2]); ++ry) {
+      for (uint32_t rx = 0; rx < std::min(px, ys[3]); ++rx) {
+        push.RY = ry, push.RX = rx;
+        Dispatch d;
+        d.shader = kernel_shader(dev, op, dx.shape(), Shape{});
+        const Texel t = texel_loads(d.shader);
+        d.label = op;
+        d.specialization = {wg};
+        d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item, t},
+                      {&argmax, Use::Read, n0 * y_item, push.N * y_item, t == Texel::None ? Texel::None : Texel::R32UI},
+                      {&dx, Use::ReadWrite, n0 * x_item, push.N * x_item}};
+        d.push = &push;
+        d.push_bytes = sizeof push;
+        const uint64_t outputs = uint64_t((ys[2] - ry + py - 1) / py) * ((ys[3] - rx + px - 1) / px);
+        d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * outputs, wg);
+        record_dispatch(rec, d);
+      }
+    }
   }
 }
 
