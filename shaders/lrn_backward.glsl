@@ -21,6 +21,7 @@ layout(push_constant) uniform Params {
   uint N, C, HW;
   uint size;  // = SIZE
   float alpha, beta, k;
+  uint relu;  // 1: x is a ReLU's output, and dx goes back through it (zero where x <= 0)
 } p;
 
 void main() {
@@ -62,7 +63,8 @@ void main() {
     if (o >= 0) {
       float cross = 0.0;
       [[unroll]] for (int j = 0; j < SIZE; ++j) cross += tw[j];
-      dx[base + uint(o) * p.HW] = qw[0] - 2.0 * a * p.beta * xw[0] * cross;
+      const float v = qw[0] - 2.0 * a * p.beta * xw[0] * cross;
+      dx[base + uint(o) * p.HW] = p.relu == 0u || xw[0] > 0.0 ? v : 0.0;
     }
   }
 }

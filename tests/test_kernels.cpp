@@ -252,6 +252,7 @@ TEST_CASE("every variant of LRN, max-pool and ReLU backward matches the CPU refe
     } else if (op == "lrn_backward") {
       if (large) REQUIRE_CHECK(check_lrn_backward(ctx, big, LrnParams{}, s, 10.0f), kTol);
       REQUIRE_CHECK(check_lrn_backward(ctx, odd, LrnParams{4, 0.5f, 0.75f, 1.0f}, s + 1, 3.0f), kTol);
+      REQUIRE_CHECK(check_lrn_backward(ctx, odd, LrnParams{3, 0.5f, 0.75f, 1.0f}, s + 2, 3.0f, true), kTol);  // ReLU fused
     } else if (op == "max_pool") {
       if (large) REQUIRE_CHECK(check_max_pool(ctx, big, MaxPoolParams{}, s), 0.0);
       REQUIRE_CHECK(check_max_pool(ctx, odd, MaxPoolParams{2, 2, 1, 1, 0, 0}, s + 1), 0.0);

@@ -56,8 +56,9 @@ std::vector<CheckResult> check_conv2d_backward(Context& ctx, const Shape& x, con
 std::vector<CheckResult> check_linear_backward(Context& ctx, uint32_t batch, uint32_t in, uint32_t out,
                                                uint64_t seed);
 CheckResult check_relu_backward(Context& ctx, const Shape& x, uint64_t seed);
+// With relu_input, the fused ReLU backward too (against the reference's two ops).
 CheckResult check_lrn_backward(Context& ctx, const Shape& x, const LrnParams& params, uint64_t seed,
-                               float input_scale = 1.0f);
+                               float input_scale = 1.0f, bool relu_input = false);
 CheckResult check_max_pool_backward(Context& ctx, const Shape& x, const MaxPoolParams& params, uint64_t seed);
 // Training dropout forward and backward (exact_match: the GPU kept exactly the CPU's elements).
 std::vector<CheckResult> check_dropout(Context& ctx, const Shape& x, float p, uint32_t step, uint64_t seed);

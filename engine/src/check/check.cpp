@@ -259,13 +259,14 @@ CheckResult check_relu_backward(Context& ctx, const Shape& xs, uint64_t seed) {
 }
 
 CheckResult check_lrn_backward(Context& ctx, const Shape& xs, const LrnParams& params, uint64_t seed,
-                               float input_scale) {
+                               float input_scale, bool relu_input) {
   const HostTensor x = random_host(xs, seed, input_scale);
   const HostTensor dy = random_host(xs, seed + 1);
   Tensor gx = to_device(ctx, x), gdy = to_device(ctx, dy), gdx = ctx.tensor(xs);
-  run_on_nan(ctx, {&gdx}, [&](Recorder& rec) { ops::lrn_backward(rec, gdy, gx, gdx, params); });
-  return compare("lrn dx", "x" + xs.str() + " size " + std::to_string(params.size), seed, ctx.download(gdx),
-                 cpu::lrn_backward(dy, x, params));
+  run_on_nan(ctx, {&gdx}, [&](Recorder& rec) { ops::lrn_backward(rec, gdy, gx, gdx, params, relu_input); });
+  const HostTensor want = cpu::lrn_backward(dy, x, params);
+  return compare("lrn dx", "x" + xs.str() + " size " + std::to_string(params.size) + (relu_input ? " relu" : ""), seed,
+                 ctx.download(gdx), relu_input ? cpu::relu_backward(want, x) : want);
 }
 
 CheckResult check_max_pool_backward(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed) {

@@ -221,6 +221,7 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
   // Backward, last op first, down to the first op with parameters; `grad` is the gradient of
   // the current op's output.
   const size_t first = plan.first_parameter_op();
+  bool through_relu = false;  // `grad` already went back through the next op's fused ReLU
   for (size_t i = plan.ops.size(); i-- > first;) {
     const PlanOp& op = plan.ops[i];
     const Saved& sv = saved[i];
@@ -228,7 +229,8 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
     switch (op.kind) {
       case OpKind::Conv2d:
       case OpKind::Linear: {
-        if (op.relu) ops::relu_backward(rec, grad, sv.y, grad);
+        if (op.relu && !through_relu) ops::relu_backward(rec, grad, sv.y, grad);
+        through_relu = false;
         const bool conv = op.kind == OpKind::Conv2d;
         Conv2dParams p = op.conv;
         p.relu = false;
@@ -254,7 +256,11 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
         break;
       case OpKind::Lrn: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
-        ops::lrn_backward(rec, grad, sv.x, gx, op.lrn);
+        // An LRN right after a layer's ReLU (AlexNet's conv1, conv2) also passes the
+        // gradient back through that ReLU: its input is the ReLU's output.
+        const bool relu_before = i > first && plan.ops[i - 1].relu;
+        ops::lrn_backward(rec, grad, sv.x, gx, op.lrn, relu_before);
+        through_relu = relu_before;
         grad = gx;
         break;
       }

@@ -34,7 +34,8 @@ void relu_backward(Recorder& rec, const Tensor& dy, const Tensor& y, const Tenso
   }
 }
 
-void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dx, const LrnParams& params) {
+void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dx, const LrnParams& params,
+                  bool relu_input) {
   using namespace detail;
   const char* op = "lrn_backward";
   check_tensor(op, "x", x, x.shape());
@@ -46,7 +47,8 @@ void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor
   struct {
     uint32_t N, C, HW, size;
     float alpha, beta, k;
-  } push{0, s[1], s[2] * s[3], params.size, params.alpha, params.beta, params.k};
+    uint32_t relu;
+  } push{0, s[1], s[2] * s[3], params.size, params.alpha, params.beta, params.k, relu_input ? 1u : 0u};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   check_trip_count(dev, op, uint64_t(s[1]) + params.size, "the channels of one pixel");
