@@ -240,7 +240,7 @@ TEST_CASE("a fused ReLU keeps NaN: linear and conv2d", "[ops][kernels][nan]") {
   for (float v : ctx.download(y)) CHECK(std::isnan(v));
 }
 
-TEST_CASE("every variant of LRN, max-pool and ReLU backward matches the CPU reference", "[ops][kernels]") {
+TEST_CASE("every variant of LRN, max-pool, ReLU backward and bias backward matches the CPU reference", "[ops][kernels]") {
   // The texel variants read their inputs through scalar texel buffers, the buffer variants
   // through storage buffers; the arithmetic is the same, so the results must be too.
   const uint64_t s = test::seed();
@@ -259,12 +259,16 @@ TEST_CASE("every variant of LRN, max-pool and ReLU backward matches the CPU refe
     } else if (op == "max_pool_backward") {
       if (large) REQUIRE_CHECK(check_max_pool_backward(ctx, big, MaxPoolParams{}, s), kTol);
       REQUIRE_CHECK(check_max_pool_backward(ctx, odd, MaxPoolParams{2, 2, 1, 1, 0, 0}, s + 1), kTol);
+    } else if (op == "bias_backward") {  // checked with the convolution's and linear layer's gradients
+      if (large) test::require_all(check_conv2d_backward(ctx, Shape{4, 24, 28, 28}, Shape{48, 12, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, false}, s));
+      test::require_all(check_conv2d_backward(ctx, Shape{3, 5, 7, 9}, Shape{6, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 1, false}, s + 1));
+      test::require_all(check_linear_backward(ctx, 7, 36, 13, s + 2));
     } else {
       if (large) REQUIRE_CHECK(check_relu_backward(ctx, big, s), 0.0);
       REQUIRE_CHECK(check_relu_backward(ctx, Shape{3, 7}, s + 1), 0.0);
     }
   };
-  for (const std::string op : {"lrn", "lrn_backward", "max_pool", "max_pool_backward", "relu_backward"}) {
+  for (const std::string op : {"lrn", "lrn_backward", "max_pool", "max_pool_backward", "relu_backward", "bias_backward"}) {
     const auto variants = ops::kernel_variants(op);
     REQUIRE(variants.size() == 2);
     for (const std::string& v : variants) {

@@ -216,10 +216,11 @@ void bias_backward(Recorder& rec, const Tensor& dy, const Tensor& db) {
       uint32_t N, C, S, accumulate;
     } push{n1 - n0, C, S, first ? 0u : 1u};
     Dispatch d;
-    d.shader = "bias_backward";
+    d.shader = kernel_shader(dev, op, dy.shape(), Shape{});
     d.label = op;
     d.specialization = {wg};
-    d.bindings = {{&dy, Use::Read, n0 * item, push.N * item}, {&db, first ? Use::Write : Use::ReadWrite}};
+    d.bindings = {{&dy, Use::Read, n0 * item, push.N * item, texel_loads(d.shader)},
+                  {&db, first ? Use::Write : Use::ReadWrite}};
     d.push = &push;
     d.push_bytes = sizeof push;
     d.groups = grid_for(dev, C);

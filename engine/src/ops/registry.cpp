@@ -100,6 +100,8 @@ const Variant kVariants[] = {
     {"max_pool_backward", "max_pool_backward.buffer", "maxpool_backward", always, always, 1, 0, "always"},
     {"relu_backward", "relu_backward.texel", "relu_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
     {"relu_backward", "relu_backward.buffer", "relu_backward", always, always, 1, 0, "always"},
+    {"bias_backward", "bias_backward.texel", "bias_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
+    {"bias_backward", "bias_backward.buffer", "bias_backward", always, always, 1, 0, "always"},
     {"linear_backward_weight", "linear_backward_weight.direct", "linear_backward_weight", always, always, 2, 1, "always"},
 };
 
