@@ -4,7 +4,8 @@ bar chart out. Standard library only.
 
 usage: compare.py RESULT.json [RESULT.json ...] [--markdown OUT.md] [--svg OUT.svg]
 
-The table has one row per (file, batch): device, driver, model, mode, batch, median ms,
+The table has one row per (file, batch): device, driver, model, mode (with ", f16" for fp16
+storage), batch, median ms,
 images/s, GFLOP/s and, where the file has a peak, the share of the vec4 FMA peak; then, per
 layer, GFLOP/s side by side. The chart shows images/s per (device, batch). Without
 --markdown the table goes to standard output.
@@ -45,6 +46,15 @@ def label(doc):
     return f"{d['name']} ({d.get('driver', '')} {d.get('driver_version', '')})".strip()
 
 
+def mode(doc):
+    """The mode, marked where the file was made with fp16 storage (files before it: f32)."""
+    return doc["mode"] + (", f16" if doc.get("storage", "f32") == "f16" else "")
+
+
+def column(doc, run):
+    return f"{doc['device']['name']}{' f16' if doc.get('storage') == 'f16' else ''} b{run['batch']}"
+
+
 def markdown(docs):
     lines = ["| device | model | mode | batch | median ms | images/s | GFLOP/s | of vec4 peak |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -52,7 +62,7 @@ def markdown(docs):
         peak = doc.get("peak", {}).get("fma_vec4_gflops")
         for run in doc["runs"]:
             share = f"{100 * run['gflops'] / peak:.1f}%" if peak else "-"
-            lines.append(f"| {md(label(doc))} | {md(doc['model'])} | {md(doc['mode'])} | {run['batch']} | "
+            lines.append(f"| {md(label(doc))} | {md(doc['model'])} | {md(mode(doc))} | {run['batch']} | "
                          f"{run['median_ms']:.2f} | {run['images_per_s']:.1f} | {run['gflops']:.2f} | {share} |")
     # Per layer, the GFLOP/s of each (file, batch) side by side.
     columns = [(doc, run) for doc in docs for run in doc["runs"]]
@@ -64,7 +74,7 @@ def markdown(docs):
                 names.append(key)
     if names:
         lines += ["", "GFLOP/s per layer:", "",
-                  "| layer | " + " | ".join(f"{md(doc['device']['name'])} b{run['batch']}" for doc, run in columns) + " |",
+                  "| layer | " + " | ".join(md(column(doc, run)) for doc, run in columns) + " |",
                   "| --- |" + " ---: |" * len(columns)]
         for name, phase in names:
             cells = []
@@ -76,7 +86,7 @@ def markdown(docs):
 
 
 def svg(docs):
-    bars = [(f"{doc['device']['name']} b{run['batch']}", run["images_per_s"]) for doc in docs for run in doc["runs"]]
+    bars = [(column(doc, run), run["images_per_s"]) for doc in docs for run in doc["runs"]]
     width, bar_h, gap, left = 760, 22, 8, 260
     height = 40 + len(bars) * (bar_h + gap)
     top = max(v for _, v in bars) or 1.0

@@ -76,6 +76,12 @@ void run_on_nan(Context& ctx, std::initializer_list<const Tensor*> outputs, Op&&
 
 std::string storage_note(DType storage) { return storage == DType::F16 ? " f16" : ""; }
 
+// The result of a forward check with `storage`: f16 outputs are rounded to half.
+CheckResult for_storage(CheckResult r, DType storage) {
+  if (storage == DType::F16) r.tolerance = 1e-3;
+  return r;
+}
+
 std::string conv_name(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return "x" + x.str() + " w" + w.str() + " stride " + std::to_string(p.stride_h) + "x" +
          std::to_string(p.stride_w) + " pad " + std::to_string(p.pad_h) + "x" +
@@ -98,8 +104,9 @@ CheckResult check_conv2d(Context& ctx, const Shape& xs, const Shape& ws, bool wi
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::conv2d(rec, dx, dw, with_bias ? &db : nullptr, dy, params);
   });
-  return compare("conv2d", conv_name(xs, ws, params) + (with_bias ? " bias" : "") + storage_note(storage), seed,
-                 ctx.download(dy), want);
+  return for_storage(compare("conv2d", conv_name(xs, ws, params) + (with_bias ? " bias" : "") + storage_note(storage),
+                             seed, ctx.download(dy), want),
+                     storage);
 }
 
 CheckResult check_relu(Context& ctx, const Shape& xs, uint64_t seed, DType storage) {
@@ -125,8 +132,9 @@ CheckResult check_lrn(Context& ctx, const Shape& xs, const LrnParams& params, ui
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::lrn(rec, dx, dy, params);
   });
-  return compare("lrn", "x" + xs.str() + " size " + std::to_string(params.size) + storage_note(storage), seed,
-                 ctx.download(dy), want);
+  return for_storage(compare("lrn", "x" + xs.str() + " size " + std::to_string(params.size) + storage_note(storage),
+                             seed, ctx.download(dy), want),
+                     storage);
 }
 
 CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed,
@@ -160,10 +168,11 @@ CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::linear(rec, dx, dw, with_bias ? &db : nullptr, dy, relu);
   });
-  return compare("linear",
-                 std::to_string(batch) + "x" + std::to_string(in) + " -> " + std::to_string(out) +
-                     (with_bias ? " bias" : "") + (relu ? " relu" : "") + storage_note(storage),
-                 seed, ctx.download(dy), want);
+  return for_storage(compare("linear",
+                             std::to_string(batch) + "x" + std::to_string(in) + " -> " + std::to_string(out) +
+                                 (with_bias ? " bias" : "") + (relu ? " relu" : "") + storage_note(storage),
+                             seed, ctx.download(dy), want),
+                     storage);
 }
 
 CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float input_scale, DType storage) {
@@ -173,7 +182,7 @@ CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float in
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
     ops::softmax(rec, dx, dy);
   });
-  return compare("softmax", "x" + xs.str() + storage_note(storage), seed, ctx.download(dy), want);
+  return for_storage(compare("softmax", "x" + xs.str() + storage_note(storage), seed, ctx.download(dy), want), storage);
 }
 
 CheckResult check_dropout_inference(Context& ctx, const Shape& xs, uint64_t seed) {
@@ -423,6 +432,15 @@ std::vector<CheckResult> self_check(Context& ctx, uint64_t seed, bool full, cons
   one(check_linear(ctx, 1, 4096, 1000, true, false, seed + 70));
   one(check_softmax(ctx, Shape{1, 1000}, seed + 80));
   one(check_dropout_inference(ctx, Shape{1, 4096}, seed + 90));
+  if (ctx.device().storage_buffer_16bit) {  // fp16 storage: the same ops on f16 tensors
+    const DType f16 = DType::F16;
+    one(check_conv2d(ctx, Shape{1, 3, 227, 227}, Shape{96, 3, 11, 11}, true, conv1, seed + 91, f16));
+    one(check_conv2d(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, true, conv2, seed + 92, f16));
+    one(check_lrn(ctx, Shape{1, 96, 55, 55}, LrnParams{}, seed + 93, 10.0f, f16));
+    one(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{}, seed + 94, f16));
+    one(check_linear(ctx, 1, 9216, 4096, true, true, seed + 95, f16));
+    one(check_softmax(ctx, Shape{1, 1000}, seed + 96, 10.0f, f16));
+  }
   // Training ops, on the shapes of AlexNet's second block and classifier.
   conv2.relu = false;
   add(check_conv2d_backward(ctx, Shape{1, 96, 27, 27}, Shape{256, 48, 5, 5}, conv2, seed + 100));
