@@ -73,8 +73,12 @@ class Net {
   // Runs the recorded forward pass on `input` ([batch, C, H, W]): one upload, one submit,
   // one download of logits and probabilities together.
   ForwardResult forward(const HostTensor& input);
-  // The same network on the CPU reference (slow; for checking).
-  ForwardResult forward_cpu(const HostTensor& input) const;
+  // The same network on the CPU reference (slow; for checking). Its sums are in double; the
+  // activations between ops are rounded to float as the GPU stores them, or kept in double
+  // with `double_activations`. The two differ by what fp32 activations cost at this input:
+  // next to nothing for most inputs, much where an output is a small difference of large
+  // terms (a GPU result is then off by as much, and more, however right its kernels are).
+  ForwardResult forward_cpu(const HostTensor& input, bool double_activations = false) const;
 
   // Timestamps around every dispatch of the forward pass (from the next recording on; they
   // serialise the dispatches, so leave them off but to measure), and the GPU time of each

@@ -231,28 +231,44 @@ ForwardResult Net::forward(const HostTensor& input) {
   return r;
 }
 
-ForwardResult Net::forward_cpu(const HostTensor& input) const {
+namespace {
+
+HostTensor64 widen(const HostTensor& t) { return HostTensor64(t.shape, std::vector<double>(t.data.begin(), t.data.end())); }
+
+template <typename T>
+ForwardResult walk_cpu(const Plan& plan, BasicHostTensor<T> cur, const std::map<std::string, BasicHostTensor<T>>& params,
+                       uint32_t classes) {
+  ForwardResult r;
+  r.batch = cur.shape[0];
+  r.classes = classes;
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind == OpKind::Softmax) r.logits.assign(cur.data.begin(), cur.data.end());
+    cur = detail::cpu_forward_op(op, cur, params, false, 0, 0).y;
+  }
+  r.probabilities.assign(cur.data.begin(), cur.data.end());
+  return r;
+}
+
+}  // namespace
+
+ForwardResult Net::forward_cpu(const HostTensor& input, bool double_activations) const {
   check_input(input);
   const auto params = parameters();
   const Plan plan = lower(model_, input.shape[0], context_->device());
-  HostTensor cur = input;
-  ForwardResult r;
-  r.batch = input.shape[0];
-  r.classes = model_.classes;
-  for (const PlanOp& op : plan.ops) {
-    if (op.kind == OpKind::Softmax) r.logits = cur.data;
-    cur = detail::cpu_forward_op(op, cur, params, false, 0, 0).y;
-  }
-  r.probabilities = cur.data;
-  return r;
+  if (!double_activations) return walk_cpu(plan, input, params, model_.classes);
+  std::map<std::string, HostTensor64> params64;
+  for (const auto& [name, t] : params) params64.emplace(name, widen(t));
+  return walk_cpu(plan, widen(input), params64, model_.classes);
 }
 
 namespace detail {
 
-CpuForward cpu_forward_op(const PlanOp& op, const HostTensor& x, const std::map<std::string, HostTensor>& params,
-                          bool training, uint32_t seed, uint32_t step) {
-  const HostTensor* bias = op.bias.empty() ? nullptr : &params.at(op.bias);
-  CpuForward r;
+template <typename T>
+BasicCpuForward<T> cpu_forward_op(const PlanOp& op, const BasicHostTensor<T>& x,
+                                  const std::map<std::string, BasicHostTensor<T>>& params, bool training,
+                                  uint32_t seed, uint32_t step) {
+  const BasicHostTensor<T>* bias = op.bias.empty() ? nullptr : &params.at(op.bias);
+  BasicCpuForward<T> r;
   switch (op.kind) {
     case OpKind::Conv2d: {
       Conv2dParams p = op.conv;
@@ -284,6 +300,11 @@ CpuForward cpu_forward_op(const PlanOp& op, const HostTensor& x, const std::map<
   }
   return r;
 }
+
+template BasicCpuForward<float> cpu_forward_op(const PlanOp&, const HostTensor&, const std::map<std::string, HostTensor>&,
+                                               bool, uint32_t, uint32_t);
+template BasicCpuForward<double> cpu_forward_op(const PlanOp&, const HostTensor64&,
+                                                const std::map<std::string, HostTensor64>&, bool, uint32_t, uint32_t);
 
 }  // namespace detail
 
