@@ -1,7 +1,12 @@
 // Max pooling, one invocation per output element. Padding counts as -infinity; the first
 // maximum wins ties and a NaN wins over everything, as in the CPU reference (and torch).
+// The window's size is specialization constants 1 and 2 (equal to the push constants KH,
+// KW), so that its loops unroll; 0 and 0 for large windows, which loop over the push constants.
 #include "common.glsl"
 #include "loads.glsl"
+
+layout(constant_id = 1) const uint KH_C = 3;
+layout(constant_id = 2) const uint KW_C = 3;
 
 // x [N, C, H, W]
 INPUT_F(0, x);
@@ -28,10 +33,11 @@ void main() {
   const int ix0 = int(ox * p.SW) - int(p.PW);
   float best = uintBitsToFloat(0xff800000u);  // -infinity
   uint best_index = 0xffffffffu;
-  for (uint ky = 0; ky < p.KH; ++ky) {
+  const uint kh = KH_C != 0 ? KH_C : p.KH, kw = KW_C != 0 ? KW_C : p.KW;
+  [[unroll]] for (uint ky = 0; ky < kh; ++ky) {
     const int iy = iy0 + int(ky);
     if (iy < 0 || iy >= int(p.H)) continue;
-    for (uint kx = 0; kx < p.KW; ++kx) {
+    [[unroll]] for (uint kx = 0; kx < kw; ++kx) {
       const int ix = ix0 + int(kx);
       if (ix < 0 || ix >= int(p.W)) continue;
       const uint j = (plane * p.H + uint(iy)) * p.W + uint(ix);

@@ -59,7 +59,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     }
     return;
   }
-  const bool wide = std::string(shader) == "conv2d_forward_wide";
+  const bool wide = std::string(shader).rfind("conv2d_forward_wide", 0) == 0;
   const ConvTile tile = wide ? wide_conv_tile(out[1] / params.groups, out[3]) : conv_tile(out[1] / params.groups, out[3]);
   const uint64_t tiles = uint64_t(params.groups) * ((out[1] / params.groups + tile.channels - 1) / tile.channels) *
                          ((out[3] + tile.pixels - 1) / tile.pixels);
@@ -73,8 +73,8 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
       d.specialization.push_back(push.KW);
       d.specialization.push_back(push.SW);
     }
-    d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item},
-                  {&w, Use::Read},
+    d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item, texel_loads(shader)},
+                  {&w, Use::Read, 0, 0, texel_loads(shader)},
                   {bias ? bias : &w, bias ? Use::Read : Use::Unused},
                   {&y, Use::Write, n0 * y_item, push.N * y_item}};
     d.push = &push;

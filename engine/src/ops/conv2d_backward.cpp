@@ -65,7 +65,7 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
     }
     return;
   }
-  const bool wide = std::string(shader) == "conv2d_backward_data_wide";
+  const bool wide = std::string(shader).rfind("conv2d_backward_data_wide", 0) == 0;
   const ConvTile tile = wide ? wide_conv_tile(cpg, push.W) : conv_tile(cpg, push.W);
   const uint64_t tiles =
       uint64_t(params.groups) * ((cpg + tile.channels - 1) / tile.channels) * ((push.W + tile.pixels - 1) / tile.pixels);
@@ -77,8 +77,8 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
     d.label = op;
     d.specialization = {wg, tile.channels, tile.pixels,
                         wide ? push.KW : params.stride_h == 1 && params.stride_w == 1 ? 1u : 0u};
-    d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item},
-                  {&w, Use::Read},
+    d.bindings = {{&dy, Use::Read, n0 * y_item, push.N * y_item, texel_loads(shader)},
+                  {&w, Use::Read, 0, 0, texel_loads(shader)},
                   {&dx, Use::Write, n0 * x_item, push.N * x_item}};
     d.push = &push;
     d.push_bytes = sizeof push;

@@ -25,6 +25,8 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
          params.stride_w, params.pad_h, params.pad_w, argmax ? 1u : 0u, 0};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
+  // Windows of up to 64 values are unrolled (their size is a specialization constant).
+  const bool unrolled = uint64_t(params.kernel_h) * params.kernel_w <= 64;
   check_trip_count(dev, op, uint64_t(params.kernel_h) * (1 + uint64_t(params.kernel_w)), "the pooling window");
   // Bytes per image of each tensor (the argmax's u32 are wider than f16 values).
   const uint64_t x_item = x.bytes() / s[0], y_item = y.bytes() / s[0], a_item = out.numel() / s[0] * 4;
@@ -34,7 +36,7 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
     Dispatch d;
     d.shader = kernel_shader(dev, op, x.shape(), Shape{});
     d.label = op;
-    d.specialization = {wg};
+    d.specialization = {wg, unrolled ? params.kernel_h : 0, unrolled ? params.kernel_w : 0};
     d.bindings = {{&x, Use::Read, n0 * x_item, push.N * x_item, texel_loads(d.shader)},
                   {&y, Use::Write, n0 * y_item, push.N * y_item},
                   argmax ? Binding{argmax, Use::Write, n0 * a_item, push.N * a_item}

@@ -45,6 +45,9 @@ bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
   return groups > 0 && w[0] / groups >= 64;
 }
 bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 4); }
+bool wide_scalar_texels(const DeviceInfo& d, const Shape& x, const Shape& w, uint32_t stride) {
+  return conv_wide(d, x, w, stride) && scalar_texels(d, x, w, stride);
+}
 // gemm_shared's 64-row tiles waste most of a workgroup on a handful of rows: linear layers
 // (rows = images) take it from a batch of 8.
 bool batch_of_8(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) { return x.rank() >= 1 && x[0] >= 8; }
@@ -60,17 +63,21 @@ bool k_multiple_of_4(const DeviceInfo&, const Shape& x, const Shape&, uint32_t) 
 constexpr const char* kTexelWhen = "texel buffers as large as its storage-buffer bindings";
 constexpr const char* kScalarTexelWhen = "scalar texel buffers as large as its storage-buffer bindings";
 constexpr const char* kWideWhen = "stride 1 and a kernel at most 11 wide";
+constexpr const char* kWideTexelWhen =
+    "stride 1, a kernel at most 11 wide and scalar texel buffers as large as its storage-buffer bindings";
 const Variant kVariants[] = {
     {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 4, kTexelWhen},
     {"conv2d", "conv2d.gemm", "gemm", always, wide_groups, 1, 3, "always"},
-    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, always, 2, 1, kWideWhen},
-    {"conv2d", "conv2d.direct", "conv2d_forward", always, always, 3, 2, "always"},
-    {"conv2d", "conv2d.gemm_shared", "gemm_shared", always, always, 4, 0, "always"},
+    {"conv2d", "conv2d.wide_texel", "conv2d_forward_wide_texel", wide_scalar_texels, always, 2, 5, kWideTexelWhen},
+    {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, always, 3, 1, kWideWhen},
+    {"conv2d", "conv2d.direct", "conv2d_forward", always, always, 4, 2, "always"},
+    {"conv2d", "conv2d.gemm_shared", "gemm_shared", always, always, 5, 0, "always"},
     {"conv2d_backward_data", "conv2d_backward_data.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 4, kTexelWhen},
     {"conv2d_backward_data", "conv2d_backward_data.gemm", "gemm", always, wide_groups, 1, 3, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, always, 2, 1, kWideWhen},
-    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, always, 3, 2, "always"},
-    {"conv2d_backward_data", "conv2d_backward_data.gemm_shared", "gemm_shared", always, always, 4, 0, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.wide_texel", "conv2d_backward_data_wide_texel", wide_scalar_texels, always, 2, 5, kWideTexelWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.wide", "conv2d_backward_data_wide", conv_wide, always, 3, 1, kWideWhen},
+    {"conv2d_backward_data", "conv2d_backward_data.direct", "conv2d_backward_data", always, always, 4, 2, "always"},
+    {"conv2d_backward_data", "conv2d_backward_data.gemm_shared", "gemm_shared", always, always, 5, 0, "always"},
     {"conv2d_backward_weight", "conv2d_backward_weight.gemm_texel", "gemm_texel", texel_buffers, always, 0, 3, kTexelWhen},
     {"conv2d_backward_weight", "conv2d_backward_weight.gemm", "gemm", always, always, 1, 2, "always"},
     {"conv2d_backward_weight", "conv2d_backward_weight.direct", "conv2d_backward_weight", always, always, 2, 1, "always"},
