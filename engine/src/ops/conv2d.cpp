@@ -38,7 +38,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     const auto pieces = patch_pieces(dev, op, pm, out[0], x_item, y_item);
     const Tensor col = patch_workspace(rec, pm, pieces, ft);
     for (const PatchPiece& q : pieces) {
-      record_im2col(rec, x, q, w.shape(), out, params, pm, col);
+      record_im2col(rec, x, q, w.shape(), out, params, pm, col, shader);
       Gemm g;
       g.shader = shader;
       g.a = &w;

@@ -119,7 +119,7 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
     uint32_t dyp_b0 = UINT32_MAX;
     bool first = true;
     for (const PatchPiece& q : pieces) {
-      record_im2col(rec, x, q, dw.shape(), ys, params, pm, col);
+      record_im2col(rec, x, q, dw.shape(), ys, params, pm, col, shader);
       Gemm g;
       g.shader = shader;
       const uint32_t plane = bind_planes(rec, op, dy, q, conv.K, pm.pixels, g, dyp, dyp_b0);

@@ -273,16 +273,17 @@ PatchPush patch_push(const Shape& x, const Shape& w, const Shape& y, const Conv2
 }  // namespace
 
 void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Shape& w, const Shape& y,
-                   const Conv2dParams& params, const Patches& pm, const Tensor& col) {
+                   const Conv2dParams& params, const Patches& pm, const Tensor& col, const char* gemm_shader) {
   const DeviceInfo& dev = recorder_device(rec);
+  const bool texel = std::string(gemm_shader) == "gemm_texel" && scalar_texels_cover_bindings(dev);
   const PatchPush push = patch_push(x.shape(), w, y, params, q, pm);
   const uint64_t x_item = x.bytes() / x.shape()[0];
   const uint32_t wg = elementwise_workgroup(dev);
   Dispatch d;
-  d.shader = "im2col";
+  d.shader = texel ? "im2col_texel" : "im2col";
   d.label = "im2col";  // timed apart from the product
   d.specialization = {wg};
-  d.bindings = {{&x, Use::Read, q.b0 * x_item, q.bound * x_item}, {&col, Use::Write, 0, q.floats(pm) * dtype_size(col.dtype())}};
+  d.bindings = {{&x, Use::Read, q.b0 * x_item, q.bound * x_item, texel_loads(d.shader)}, {&col, Use::Write, 0, q.floats(pm) * dtype_size(col.dtype())}};
   d.push = &push;
   d.push_bytes = sizeof push;
   constexpr uint32_t kSegment = 32;  // taps per invocation (im2col.comp's SEG)

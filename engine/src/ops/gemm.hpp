@@ -72,9 +72,11 @@ uint32_t bind_planes(Recorder& rec, const char* label, const Tensor& dy, const P
 // A workspace of `dtype` elements for the largest of the pieces (for the recording's life).
 Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<PatchPiece>& pieces,
                        DType dtype = DType::F32);
-// im2col.comp: the piece of x's patch matrix into col.
+// im2col.comp: the piece of x's patch matrix into col. For the GEMM variant `gemm_shader`'s
+// product: with gemm_texel, x is read through a scalar texel buffer (im2col_texel.comp) where
+// the device's are large enough.
 void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Shape& w, const Shape& y,
-                   const Conv2dParams& params, const Patches& pm, const Tensor& col);
+                   const Conv2dParams& params, const Patches& pm, const Tensor& col, const char* gemm_shader);
 // col2im.comp: dx of the piece's images from its part of the patch matrix's gradient (the
 // first pixel range writes dx, later ones add to it).
 void record_col2im(Recorder& rec, const Tensor& dcol, const Tensor& dx, const PatchPiece& q, const Shape& w,

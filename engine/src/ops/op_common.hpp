@@ -55,6 +55,10 @@ void check_trip_count(const DeviceInfo& device, const char* op, uint64_t iterati
 // The shader of the kernel variant `op` runs with (see ops::choose_kernel).
 const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape& x, const Shape& w, uint32_t stride = 1);
 
+// Whether the device's scalar (4-byte) texel buffers are as large as its storage-buffer
+// bindings, at the same offsets: then a kernel may read any binding through one.
+bool scalar_texels_cover_bindings(const DeviceInfo& device);
+
 // Texel::R32F for a kernel variant whose shader reads its inputs through texel buffers (its
 // name ends in "_texel"), else Texel::None.
 Texel texel_loads(const char* shader);

@@ -208,4 +208,6 @@ const char* kernel_shader(const DeviceInfo& device, const char* op, const Shape&
   return ops::choose(device, op, x, w, stride).shader;
 }
 
+bool scalar_texels_cover_bindings(const DeviceInfo& device) { return ops::texels_cover_bindings(device, 4); }
+
 }  // namespace vkalex::detail
