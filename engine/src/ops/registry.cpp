@@ -38,11 +38,14 @@ bool texels_cover_bindings(const DeviceInfo& d, uint64_t texel_bytes) {
 bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 16); }
 // The GEMM convolutions pay for their patch matrix where each output channel group is large:
 // measured on lavapipe, alexnet2012's 96-384 channels per group ran 1.5-2.5x faster than the
-// direct kernels, alexnet-fashion's 24-32 slower (64: about equal). The input gradient's sum
-// runs over these channels.
+// direct kernels, alexnet-fashion's 24-32 slower. At 64 (alexnet-fashion's conv3) the wide
+// kernels through texel buffers won (forward 36 against 42 ms, input gradient 39 against 59,
+// `bench --tune`, batch 128), at 128 (alexnet2012's conv2 and conv5) the GEMM (25 against 32,
+// 9.5 against 13 ms, batch 1): the GEMM from 96, between the two (not measured there). The
+// input gradient's sum runs over these channels.
 bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
   const uint32_t groups = x.rank() == 4 && w.rank() == 4 && w[1] > 0 ? x[1] / w[1] : 0;
-  return groups > 0 && w[0] / groups >= 64;
+  return groups > 0 && w[0] / groups >= 96;
 }
 bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 4); }
 bool wide_scalar_texels(const DeviceInfo& d, const Shape& x, const Shape& w, uint32_t stride) {
