@@ -50,39 +50,39 @@ void main() {
   const int ox0 = int(ix0 + p.PW) - int(KW - 1);
 
   float acc[CT * PT];
-  for (uint j = 0; j < CT * PT; ++j) acc[j] = 0.0;
+  [[unroll]] for (uint j = 0; j < CT * PT; ++j) acc[j] = 0.0;
   for (uint kk = 0; kk < kpg; ++kk) {
     const uint k = g * kpg + kk;
     const uint wk = (k * cpg + cl0) * khw;
     float part[CT * PT];
-    for (uint j = 0; j < CT * PT; ++j) part[j] = 0.0;
+    [[unroll]] for (uint j = 0; j < CT * PT; ++j) part[j] = 0.0;
     for (uint ky = 0; ky < p.KH; ++ky) {
       const int oy = iy + int(p.PH) - int(ky);
       if (oy < 0 || oy >= int(p.OH)) continue;
       const uint dyrow = ((n * p.K + k) * p.OH + uint(oy)) * p.OW;
       float gs[XS];
-      for (uint s = 0; s < XS; ++s) {
+      [[unroll]] for (uint s = 0; s < XS; ++s) {
         // Columns outside dy read a clamped address and count as zero.
         const int ox = ox0 + int(s);
         const float v = LOAD_F(dy, dyrow + uint(clamp(ox, 0, int(p.OW) - 1)));
         gs[s] = (ox >= 0 && ox < int(p.OW)) ? v : 0.0;
       }
       const uint wo = wk + ky * KW;
-      for (uint kx = 0; kx < KW; ++kx) {
-        for (uint j = 0; j < CT; ++j) {
+      [[unroll]] for (uint kx = 0; kx < KW; ++kx) {
+        [[unroll]] for (uint j = 0; j < CT; ++j) {
           // Channels past the tile's end reuse its last channel; their sums are never stored.
           const float wv = LOAD_F(w, wo + kx + min(j, nc - 1) * khw);
-          for (uint t = 0; t < PT; ++t) part[j * PT + t] += gs[t + KW - 1 - kx] * wv;
+          [[unroll]] for (uint t = 0; t < PT; ++t) part[j * PT + t] += gs[t + KW - 1 - kx] * wv;
         }
       }
     }
-    for (uint j = 0; j < CT * PT; ++j) acc[j] += part[j];
+    [[unroll]] for (uint j = 0; j < CT * PT; ++j) acc[j] += part[j];
   }
   const uint plane = p.H * p.W;
   const uint o = ((n * p.C + g * cpg + cl0) * p.H + uint(iy)) * p.W + ix0;
-  for (uint j = 0; j < CT; ++j) {
+  [[unroll]] for (uint j = 0; j < CT; ++j) {
     if (j >= nc) break;
-    for (uint t = 0; t < PT; ++t) {
+    [[unroll]] for (uint t = 0; t < PT; ++t) {
       if (t >= np) break;
       dx[o + j * plane + t] = acc[j * PT + t];
     }

@@ -57,11 +57,11 @@ void main() {
   const int ix0 = int(ox0 * SW) - int(p.PW);
 
   float acc[KT * PT];
-  for (uint j = 0; j < KT * PT; ++j) acc[j] = 0.0;
+  [[unroll]] for (uint j = 0; j < KT * PT; ++j) acc[j] = 0.0;
   for (uint c = 0; c < cpg; ++c) {
     // Summing each channel's window apart keeps fp32 rounding close to the double reference.
     float part[KT * PT];
-    for (uint j = 0; j < KT * PT; ++j) part[j] = 0.0;
+    [[unroll]] for (uint j = 0; j < KT * PT; ++j) part[j] = 0.0;
     const uint xplane = (n * p.C + c0 + c) * p.H * p.W;
     const uint wbase = (k0 * cpg + c) * khw;
     for (uint ky = 0; ky < p.KH; ++ky) {
@@ -69,29 +69,29 @@ void main() {
       if (iy < 0 || iy >= int(p.H)) continue;
       const uint xrow = xplane + uint(iy) * p.W;
       float xs[XS];
-      for (uint s = 0; s < XS; ++s) {
+      [[unroll]] for (uint s = 0; s < XS; ++s) {
         // Padding reads a clamped address and counts as zero: no branch per pixel.
         const int ix = ix0 + int(s);
         const float v = LOAD_F(x, xrow + uint(clamp(ix, 0, int(p.W) - 1)));
         xs[s] = (ix >= 0 && ix < int(p.W)) ? v : 0.0;
       }
       const uint wo = wbase + ky * KW;
-      for (uint kx = 0; kx < KW; ++kx) {
-        for (uint j = 0; j < KT; ++j) {
+      [[unroll]] for (uint kx = 0; kx < KW; ++kx) {
+        [[unroll]] for (uint j = 0; j < KT; ++j) {
           // Channels past the tile's end reuse its last channel; their sums are never stored.
           const float wv = LOAD_F(w, wo + kx + min(j, nk - 1) * wstride);
-          for (uint t = 0; t < PT; ++t) part[j * PT + t] += xs[t * SW + kx] * wv;
+          [[unroll]] for (uint t = 0; t < PT; ++t) part[j * PT + t] += xs[t * SW + kx] * wv;
         }
       }
     }
-    for (uint j = 0; j < KT * PT; ++j) acc[j] += part[j];
+    [[unroll]] for (uint j = 0; j < KT * PT; ++j) acc[j] += part[j];
   }
-  for (uint j = 0; j < KT; ++j) {
+  [[unroll]] for (uint j = 0; j < KT; ++j) {
     if (j >= nk) break;
     const uint k = k0 + j;
     const float bias = (p.flags & 1u) != 0u ? float(b[k]) : 0.0;
     const uint yrow = ((n * p.K + k) * p.OH + oy) * p.OW + ox0;
-    for (uint t = 0; t < PT; ++t) {
+    [[unroll]] for (uint t = 0; t < PT; ++t) {
       if (t >= np) break;
       float v = acc[j * PT + t] + bias;
       if ((p.flags & 2u) != 0u && v < 0.0) v = 0.0;  // NaN stays NaN

@@ -60,7 +60,7 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     return;
   }
   const bool wide = std::string(shader).rfind("conv2d_forward_wide", 0) == 0;
-  const ConvTile tile = wide ? wide_conv_tile(out[1] / params.groups, out[3]) : conv_tile(out[1] / params.groups, out[3]);
+  const ConvTile tile = wide ? wide_conv_tile(dev, out[1] / params.groups, out[3]) : conv_tile(out[1] / params.groups, out[3]);
   const uint64_t tiles = uint64_t(params.groups) * ((out[1] / params.groups + tile.channels - 1) / tile.channels) *
                          ((out[3] + tile.pixels - 1) / tile.pixels);
   for (auto [n0, n1] : item_ranges(dev, op, out[0], {x_item, y_item})) {

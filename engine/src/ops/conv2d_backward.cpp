@@ -66,7 +66,7 @@ void conv2d_backward_data(Recorder& rec, const Tensor& dy, const Tensor& w, cons
     return;
   }
   const bool wide = std::string(shader).rfind("conv2d_backward_data_wide", 0) == 0;
-  const ConvTile tile = wide ? wide_conv_tile(cpg, push.W) : conv_tile(cpg, push.W);
+  const ConvTile tile = wide ? wide_conv_tile(dev, cpg, push.W) : conv_tile(cpg, push.W);
   const uint64_t tiles =
       uint64_t(params.groups) * ((cpg + tile.channels - 1) / tile.channels) * ((push.W + tile.pixels - 1) / tile.pixels);
   const uint64_t x_item = dx.bytes() / push.N, y_item = dy.bytes() / push.N;

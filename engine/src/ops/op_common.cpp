@@ -51,8 +51,9 @@ ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width) {
   return t;
 }
 
-ConvTile wide_conv_tile(uint32_t channels_per_group, uint32_t row_width) {
-  ConvTile t{std::min<uint32_t>(4, std::max<uint32_t>(1, channels_per_group)), 1};
+ConvTile wide_conv_tile(const DeviceInfo& device, uint32_t channels_per_group, uint32_t row_width) {
+  const uint32_t channels = device.type == DeviceType::Cpu ? 8 : 4;
+  ConvTile t{std::min<uint32_t>(channels, std::max<uint32_t>(1, channels_per_group)), 1};
   for (uint32_t pt = std::min<uint32_t>(8, row_width); pt > 1; --pt) {
     const uint32_t padded = (row_width + pt - 1) / pt * pt;
     if (6 * (padded - row_width) <= padded) {

@@ -33,10 +33,13 @@ struct ConvTile {
   uint32_t channels, pixels;
 };
 ConvTile conv_tile(uint32_t channels_per_group, uint32_t row_width);
-// The same for conv2d_forward_wide.comp: 4 channels of up to 8 pixels, the widest that wastes
-// at most a sixth of the row. (On lavapipe 32 accumulators per invocation measured best:
-// 8 x 8 and 4 x 16 ran two to three times slower, spilling.)
-ConvTile wide_conv_tile(uint32_t channels_per_group, uint32_t row_width);
+// The same for the wide kernels (conv2d_forward_wide.glsl, conv2d_backward_data_wide.glsl): up
+// to 8 pixels, the widest that wastes at most a sixth of the row, of 8 channels on CPU drivers
+// and 4 on GPUs. On lavapipe, with the tile's loops unrolled, 8 x 8 ran the forward and input
+// gradient convolutions of alexnet-fashion about 1.35x faster than 4 x 8 (without the unroll
+// hints every tile past about 32 accumulators ran two to four times slower); on SwiftShader
+// the two were equal. On GPUs 4 x 8 keeps the registers per invocation lower (not measured).
+ConvTile wide_conv_tile(const DeviceInfo& device, uint32_t channels_per_group, uint32_t row_width);
 
 // Splits items [0, n) (images of a batch, rows of a matrix) into ranges whose slices fit one
 // binding: each slice of items * bytes_per_item[i] stays within maxStorageBufferRange and
