@@ -11,6 +11,17 @@ layout(constant_id = 3) const uint BMODE = 0;
 // rows of at least M rounded up to 4; BMODE 0 and 1); 2 vec4 along k (a_ks = 1, a_ms a
 // multiple of 4).
 layout(constant_id = 4) const uint AMODE = 0;
+// gemm_texel_shuffle.comp: the workgroup is one subgroup of SUB lanes (constant 5), which
+// share A: lane l loads rows (or vec4 groups of rows) l, l + SUB, ... once, and every lane
+// takes each value from the lane that loaded it (subgroupShuffle), instead of every lane
+// loading all RM rows itself. On lavapipe that turns RM loads per step into RM / 8.
+// Where the subgroup is not exactly the workgroup (a driver that sizes it otherwise), the
+// lanes load A themselves, as in gemm.comp.
+#ifdef GEMM_SHUFFLE
+layout(constant_id = 5) const uint SUB = 8;
+const uint ASLOTS = (RM + SUB - 1) / SUB;         // rows each lane loads
+const uint ASLOTS4 = (RM / 4 + SUB - 1) / SUB;    // vec4 groups of rows (AMODE 1; 0 if RM < 4)
+#endif
 
 layout(std430, set = 0, binding = 0) readonly buffer A { VALUE a[]; };
 layout(std430, set = 0, binding = 2) readonly buffer B { VALUE b[]; };
@@ -38,6 +49,11 @@ void main() {
   // Rows and columns past the end repeat the last one: loads stay in range, stores skip them.
   const uint mlast = p.M - 1, nlast = p.N - 1;
 
+#ifdef GEMM_SHUFFLE
+  const bool shared_a = gl_NumSubgroups == 1 && gl_SubgroupSize == SUB && gl_WorkGroupSize.x == SUB;
+  const uint lane = gl_SubgroupInvocationID;
+#endif
+
   float acc[RM * RN];
   [[unroll]] for (uint i = 0; i < RM * RN; ++i) acc[i] = 0.0;
 
@@ -52,6 +68,13 @@ void main() {
         const uint kend = min(K4, kb + kBlock / 4);
         for (uint k4 = kb; k4 < kend; ++k4) {
           vec4 av[RM];
+#ifdef GEMM_SHUFFLE
+          if (AMODE == 2 && shared_a) {
+            vec4 mine[ASLOTS];
+            [[unroll]] for (uint r = 0; r < ASLOTS; ++r) mine[r] = LOAD_A4((abase + min(m0 + r * SUB + lane, mlast) * p.a_ms) / 4 + k4);
+            [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = subgroupShuffle(mine[i / SUB], i % SUB);
+          } else
+#endif
           [[unroll]] for (uint i = 0; i < RM; ++i) {
             const uint ar = abase + min(m0 + i, mlast) * p.a_ms;
             if (AMODE == 2) {
@@ -79,6 +102,13 @@ void main() {
         const uint kend = min(K4, kb + kBlock / 4);
         for (uint k4 = kb; k4 < kend; ++k4) {
           vec4 av[RM];
+#ifdef GEMM_SHUFFLE
+          if (shared_a) {
+            vec4 mine[ASLOTS];
+            [[unroll]] for (uint r = 0; r < ASLOTS; ++r) mine[r] = LOAD_A4((abase + min(m0 + r * SUB + lane, mlast) * p.a_ms) / 4 + k4);
+            [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = subgroupShuffle(mine[i / SUB], i % SUB);
+          } else
+#endif
           [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = LOAD_A4((abase + min(m0 + i, mlast) * p.a_ms) / 4 + k4);
           [[unroll]] for (uint e = 0; e < 4; ++e) {
             [[unroll]] for (uint j = 0; j < RN / 4; ++j) {
@@ -102,6 +132,23 @@ void main() {
         const uint kend = min(p.K, kb + kBlock);
         for (uint k = kb; k < kend; ++k) {
           float av[RM];
+#ifdef GEMM_SHUFFLE
+          if (AMODE == 1 && shared_a) {
+            vec4 mine[ASLOTS4 + 1];  // never an array of size 0
+            [[unroll]] for (uint r = 0; r < ASLOTS4; ++r) mine[r] = LOAD_A4((abase + k * p.a_ks) / 4 + min(m0 / 4 + r * SUB + lane, mlast / 4));
+            [[unroll]] for (uint i = 0; i < RM / 4; ++i) {
+              const vec4 v = subgroupShuffle(mine[i / SUB], i % SUB);
+              av[4 * i] = v.x;
+              av[4 * i + 1] = v.y;
+              av[4 * i + 2] = v.z;
+              av[4 * i + 3] = v.w;
+            }
+          } else if (AMODE == 0 && shared_a) {
+            float mine[ASLOTS];
+            [[unroll]] for (uint r = 0; r < ASLOTS; ++r) mine[r] = float(a[abase + min(m0 + r * SUB + lane, mlast) * p.a_ms + k * p.a_ks]);
+            [[unroll]] for (uint i = 0; i < RM; ++i) av[i] = subgroupShuffle(mine[i / SUB], i % SUB);
+          } else
+#endif
           if (AMODE == 1) {
             [[unroll]] for (uint i = 0; i < RM / 4; ++i) {
               const vec4 v = LOAD_A4((abase + k * p.a_ks) / 4 + min(m0 / 4 + i, mlast / 4));

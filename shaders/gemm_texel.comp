@@ -1,13 +1,5 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
-// gemm.comp with its vec4 loads through uniform texel buffers (RGBA32F) instead of storage
-// buffers. On CPU drivers such as lavapipe a storage-buffer load is a loop over the lanes, a
-// texel fetch one gather; on drivers whose texel buffers are small (SwiftShader: 65,536
-// texels) the registry does not choose it. A texel view of 16-bit floats converts by its format.
-#include "storage.glsl"
-layout(set = 0, binding = 1) uniform samplerBuffer a4;
-layout(set = 0, binding = 3) uniform samplerBuffer b4;
-#define LOAD_A4(i) texelFetch(a4, int(i))
-#define LOAD_B4(i) texelFetch(b4, int(i))
-#include "gemm.glsl"
+// gemm.comp reading its vec4 operands through texel buffers (gemm_texel.glsl).
+#include "gemm_texel.glsl"

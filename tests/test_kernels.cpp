@@ -11,10 +11,11 @@ using namespace vkalex;
 namespace {
 constexpr double kTol = 1e-5;
 
-Context forced(const std::string& op, const std::string& variant, uint64_t max_binding = 0) {
+Context forced(const std::string& op, const std::string& variant, uint64_t max_binding = 0, bool shuffle = true) {
   ContextOptions o = test::options();
   o.kernels[op] = variant;
   o.limits.max_storage_buffer_range = max_binding;
+  o.limits.no_subgroup_shuffle = !shuffle;
   return Context(o);
 }
 // The texel-buffer GEMM needs texel buffers as large as the device's storage-buffer bindings:
@@ -161,6 +162,41 @@ TEST_CASE("every linear backward kernel variant matches the CPU reference", "[op
       test::require_no_validation_messages(ctx);
       test::require_no_validation_messages(small);
     }
+  }
+}
+
+TEST_CASE("the texel GEMM matches the CPU reference with and without lanes sharing A through subgroup shuffles",
+          "[ops][kernels]") {
+  // Every A layout (vec4 along k, vec4 along m, scalars) and tall tiles cut short by M (37 rows:
+  // 24 + 13; 40 output channels: 24 + 16), in bindings of 1 MiB, which SwiftShader's texel
+  // buffers cover too.
+  const uint64_t s = test::seed();
+  const uint64_t mib = 1 << 20;
+  const Conv2dParams p{1, 1, 1, 1, 1, true};
+  for (const bool shuffle : {true, false}) {
+    INFO((shuffle ? "lanes share A" : "each lane loads A"));
+    Context lin = forced("linear", "linear.gemm_texel", mib, shuffle);
+    CHECK(lin.device().subgroup_shuffle == shuffle);  // lavapipe and SwiftShader have them
+    REQUIRE_CHECK(check_linear(lin, 37, 36, 13, true, true, s), kTol);   // vec4 A along k
+    REQUIRE_CHECK(check_linear(lin, 5, 7, 9, true, false, s + 1), kTol);  // scalar A
+    REQUIRE_CHECK(check_linear(lin, 1, 64, 40, true, false, s + 2), kTol);
+    Context conv = forced("conv2d", "conv2d.gemm_texel", mib, shuffle);
+    REQUIRE_CHECK(check_conv2d(conv, Shape{2, 8, 9, 9}, Shape{40, 8, 3, 3}, true, p, s + 3), kTol);
+    REQUIRE_CHECK(check_conv2d(conv, kConvCases[1].x, kConvCases[1].w, true, kConvCases[1].p, s + 4), kTol);
+    for (const std::string op : {"conv2d_backward_data", "conv2d_backward_weight"}) {
+      INFO(op);
+      Context ctx = forced(op, op + ".gemm_texel", mib, shuffle);
+      for (const auto& r : check_conv2d_backward(ctx, Shape{3, 8, 9, 9}, Shape{40, 8, 3, 3}, p, s + 5)) REQUIRE_CHECK(r, kTol);
+      test::require_no_validation_messages(ctx);
+    }
+    for (const std::string op : {"linear_backward_data", "linear_backward_weight"}) {
+      INFO(op);
+      Context ctx = forced(op, op + ".gemm_texel", mib, shuffle);
+      for (const auto& r : check_linear_backward(ctx, 37, 36, 13, s + 6)) REQUIRE_CHECK(r, kTol);  // vec4 A along m
+      test::require_no_validation_messages(ctx);
+    }
+    test::require_no_validation_messages(lin);
+    test::require_no_validation_messages(conv);
   }
 }
 

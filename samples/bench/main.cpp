@@ -256,7 +256,8 @@ int main(int argc, char** argv) {
                      {"driver_version", dev.driver_version_string},
                      {"api_version", dev.api_version_string},
                      {"uuid", vkalex::uuid_hex(dev.uuid)},
-                     {"subgroup_size", dev.subgroup_size}};
+                     {"subgroup_size", dev.subgroup_size},
+                     {"subgroup_shuffle", dev.subgroup_shuffle}};
     out["model"] = model.name;
     out["mode"] = opt.mode;
     out["storage"] = opt.fp16 ? "f16" : "f32";

@@ -52,9 +52,10 @@ void print_device(const vkalex::DeviceInfo& d) {
                 d.heaps[i].device_local ? " (device-local)" : "");
   }
   if (d.subgroup_size_control)
-    std::printf("  subgroup size    %u (settable %u to %u)\n", d.subgroup_size, d.min_subgroup_size, d.max_subgroup_size);
+    std::printf("  subgroup size    %u (settable %u to %u)", d.subgroup_size, d.min_subgroup_size, d.max_subgroup_size);
   else
-    std::printf("  subgroup size    %u\n", d.subgroup_size);
+    std::printf("  subgroup size    %u", d.subgroup_size);
+  std::printf("%s\n", d.subgroup_shuffle ? ", shuffles in compute shaders" : ", no subgroup shuffles");
   std::printf("  workgroups       up to %u invocations (%u x %u x %u), %u KiB shared memory\n",
               d.max_workgroup_invocations, d.max_workgroup_size[0], d.max_workgroup_size[1], d.max_workgroup_size[2],
               d.max_shared_memory / 1024);

@@ -52,6 +52,9 @@ struct DeviceInfo {
   // Vulkan 1.3), the range it can take; otherwise both equal subgroup_size.
   bool subgroup_size_control = false;
   uint32_t min_subgroup_size = 0, max_subgroup_size = 0;
+  // subgroupShuffle in compute shaders (VK_SUBGROUP_FEATURE_SHUFFLE_BIT): the GEMM's lanes
+  // then share their loads of the left operand.
+  bool subgroup_shuffle = false;
   // Cooperative matrices (VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix) are offered;
   // no kernel uses them yet.
   bool cooperative_matrix = false;
@@ -94,6 +97,7 @@ uint32_t loop_budget(const DeviceInfo& device);
 struct DeviceLimitOverrides {
   uint64_t max_storage_buffer_range = 0;
   uint32_t max_loop_iterations = 0;
+  bool no_subgroup_shuffle = false;  // as if the device had no subgroup shuffles
 };
 
 // Lists the physical devices the Vulkan loader reports, in its order.

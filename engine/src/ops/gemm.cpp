@@ -25,18 +25,33 @@ struct Tile {
   uint32_t rm, rn;
 };
 
+// Tall tiles where the lanes share A's loads: per step a lane loads RM / SUB values of A and
+// RN of B for RM x RN multiply-adds. 32 x 8 was the fastest of 16, 24, 32 x 4, 8 on
+// alexnet2012's conv1-5 and fc6 at batch 32 on lavapipe in most runs (1.4-2.7x the 8 x 8 and
+// 4 x 16 tiles of gemm_texel); 24 or 16 rows where they waste fewer rows past M (48: 24).
+Tile shared_a_tile(uint32_t M) {
+  uint32_t best = 32;
+  for (uint32_t rm : {24u, 16u}) {
+    if ((M + rm - 1) / rm * rm < (M + best - 1) / best * best) best = rm;
+  }
+  return {best, 8};
+}
+
 // Register tile per invocation (VKALEX_GEMM_TILE=RMxRN overrides it, for measuring).
-Tile gemm_tile(const Gemm& g, uint32_t bmode) {
+// `shared_a`: the lanes share A's loads (gemm_texel_shuffle), so a row of the tile costs a
+// shuffle rather than a load and tall tiles pay.
+Tile gemm_tile(const Gemm& g, uint32_t bmode, bool shared_a) {
   // 8 x 8; 4 x 16 for long rows along k and wide n (alexnet2012's conv1 and conv2 forward,
   // 3025 and 729 pixels: 7-20% faster on lavapipe in two side-by-side runs; conv3-5's 169
   // pixels ran 20-26% slower with it).
   Tile t{8, 8};
   if (bmode == 2 && g.N >= 640) t = {4, 16};
+  if (shared_a) t = shared_a_tile(g.M);
   if (const char* e = std::getenv("VKALEX_GEMM_TILE"); e && *e) {
     unsigned rm = 0, rn = 0;
     char end = 0;
-    if (std::sscanf(e, "%ux%u%c", &rm, &rn, &end) != 2 || rm < 1 || rm > 16 || rn < 1 || rn > 16) {
-      throw Error(std::string("VKALEX_GEMM_TILE=\"") + e + "\": expected RMxRN, each from 1 to 16 (8x8, 4x16)");
+    if (std::sscanf(e, "%ux%u%c", &rm, &rn, &end) != 2 || rm < 1 || rm > 32 || rn < 1 || rn > 16) {
+      throw Error(std::string("VKALEX_GEMM_TILE=\"") + e + "\": expected RMxRN, RM from 1 to 32, RN from 1 to 16 (8x8, 4x16)");
     }
     t = {rm, rn};
   }
@@ -153,7 +168,15 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
              (g.K == 1 || (g.N + 3) / 4 * 4 <= g.b_ks)) {
     bmode = 1;
   }
-  const Tile t = gemm_tile(g, bmode);
+  // Texel views need a whole texel; a smaller operand takes the storage-buffer kernel.
+  auto range = [](const Tensor* t, uint64_t off, uint64_t size) { return size ? size : t->bytes() - off; };
+  const bool texel = std::string(g.shader) == "gemm_texel" && range(g.a, g.a_bytes, g.a_size) >= 16 &&
+                     range(g.b, g.b_bytes, g.b_size) >= 16;
+  // One subgroup per workgroup shares A's loads where the device has subgroup shuffles.
+  const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
+  const bool shuffle = texel && dev.subgroup_shuffle && dev.subgroup_size >= 1 && dev.subgroup_size <= 64 &&
+                       sub <= dev.max_workgroup_invocations && sub <= dev.max_workgroup_size[0];
+  const Tile t = gemm_tile(g, bmode, shuffle);
   const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
   if (bmode == 2) {
     amode = g.a_ks == 1 && g.a_ms % 4 == 0 && a_offsets_4 ? 2 : 0;
@@ -175,18 +198,15 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
     record_gemm(rec, label, h);
     return;
   }
-  const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
-  uint32_t wg = std::min<uint32_t>({sub, dev.max_workgroup_invocations, (g.N + t.rn - 1) / t.rn});
+  // A workgroup is one subgroup (all of it where the lanes share A; else no wider than N).
+  uint32_t wg = shuffle ? sub : std::min<uint32_t>({sub, dev.max_workgroup_invocations, (g.N + t.rn - 1) / t.rn});
   wg = std::max<uint32_t>(1, wg);
 
-  // Texel views need a whole texel; a smaller operand takes the storage-buffer kernel.
-  auto range = [](const Tensor* t, uint64_t off, uint64_t size) { return size ? size : t->bytes() - off; };
-  const bool texel = std::string(g.shader) == "gemm_texel" && range(g.a, g.a_bytes, g.a_size) >= 16 &&
-                     range(g.b, g.b_bytes, g.b_size) >= 16;
   Dispatch d;
-  d.shader = texel ? "gemm_texel" : "gemm";
+  d.shader = shuffle ? "gemm_texel_shuffle" : texel ? "gemm_texel" : "gemm";
   d.label = label;
   d.specialization = {wg, t.rm, t.rn, bmode, amode};
+  if (shuffle) d.specialization.push_back(sub);
   const bool bias = g.bias_per_m || g.bias_per_n;
   d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size},
                 {g.a, amode ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel ? Texel::RGBA32F : Texel::None},

@@ -137,6 +137,7 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   if (lower.max_loop_iterations &&
       (d.info.max_loop_iterations == 0 || lower.max_loop_iterations < d.info.max_loop_iterations))
     d.info.max_loop_iterations = lower.max_loop_iterations;
+  if (lower.no_subgroup_shuffle) d.info.subgroup_shuffle = false;
 
   VkPhysicalDeviceProperties props{};
   vkGetPhysicalDeviceProperties(d.physical, &props);

@@ -249,6 +249,8 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
                           (memory.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) != 0});
   }
   info.subgroup_size = subgroup.subgroupSize;
+  info.subgroup_shuffle = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                          (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
   info.storage_buffer_16bit = storage16.storageBuffer16BitAccess == VK_TRUE;
   info.shader_float16 = storage16.pNext == &float16 && float16.shaderFloat16 == VK_TRUE;
   for (const auto& f : families) {
