@@ -40,7 +40,7 @@ Tile shared_a_tile(uint32_t M) {
 // Register tile per invocation (VKALEX_GEMM_TILE=RMxRN overrides it, for measuring).
 // `shared_a`: the lanes share A's loads (gemm_texel_shuffle), so a row of the tile costs a
 // shuffle rather than a load and tall tiles pay.
-Tile gemm_tile(const Gemm& g, uint32_t bmode, bool shared_a) {
+Tile gemm_tile(const Gemm& g, uint32_t bmode, bool shared_a, uint32_t sub) {
   // 8 x 8; 4 x 16 for long rows along k and wide n (alexnet2012's conv1 and conv2 forward,
   // 3025 and 729 pixels: 7-20% faster on lavapipe in two side-by-side runs; conv3-5's 169
   // pixels ran 20-26% slower with it).
@@ -59,6 +59,9 @@ Tile gemm_tile(const Gemm& g, uint32_t bmode, bool shared_a) {
     t.rn = std::min<uint32_t>(16, t.rn * t.rm / std::max<uint32_t>(1, g.M));
     t.rm = g.M;
   }
+  // Sharing A, the workgroup is always a whole subgroup: for few columns (a weight gradient's
+  // 25 taps) fewer per lane, so that a subgroup of 8 spans 32 columns rather than 64.
+  if (shared_a) t.rn = std::min(t.rn, std::max<uint32_t>(1, (g.N + sub - 1) / sub));
   if (bmode == 1) t.rn = std::max<uint32_t>(4, t.rn / 4 * 4);
   return t;
 }
@@ -176,7 +179,7 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
   const bool shuffle = texel && dev.subgroup_shuffle && dev.subgroup_size >= 1 && dev.subgroup_size <= 64 &&
                        sub <= dev.max_workgroup_invocations && sub <= dev.max_workgroup_size[0];
-  const Tile t = gemm_tile(g, bmode, shuffle);
+  const Tile t = gemm_tile(g, bmode, shuffle, sub);
   const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
   if (bmode == 2) {
     amode = g.a_ks == 1 && g.a_ms % 4 == 0 && a_offsets_4 ? 2 : 0;
