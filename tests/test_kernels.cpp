@@ -351,7 +351,15 @@ TEST_CASE("VKALEX_GEMM_TILE sets the GEMM's tile, and a bad value is refused", "
     ::setenv("VKALEX_GEMM_TILE", tile, 1);
     REQUIRE_CHECK(check_linear(ctx, 7, 36, 13, true, true, s), kTol);
   }
-  for (const char* bad : {"9", "0x8", "8x17", "8x8x", "-1x4", "eight"}) {
+  // The texel GEMM (its lanes sharing A where the device has subgroup shuffles) at tiles
+  // whose rows are not a multiple of the subgroup, on 37 rows.
+  Context texel = forced("linear", "linear.gemm_texel", 1 << 20);
+  for (const char* tile : {"32x8", "24x3", "5x2", "1x16"}) {
+    INFO("texel GEMM, tile " << tile);
+    ::setenv("VKALEX_GEMM_TILE", tile, 1);
+    REQUIRE_CHECK(check_linear(texel, 37, 36, 13, true, true, s), kTol);
+  }
+  for (const char* bad : {"9", "0x8", "8x17", "33x8", "8x8x", "-1x4", "eight"}) {
     INFO("tile " << bad);
     ::setenv("VKALEX_GEMM_TILE", bad, 1);
     CHECK_THROWS_WITH(check_linear(ctx, 7, 36, 13, true, true, s), Catch::Contains("VKALEX_GEMM_TILE"));
