@@ -309,7 +309,7 @@ void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Sh
   d.bindings = {{&x, Use::Read, q.b0 * x_item, q.bound * x_item, texel_loads(d.shader)}, {&col, Use::Write, 0, q.floats(pm) * dtype_size(col.dtype())}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  constexpr uint32_t kSegment = 32;  // taps per invocation (im2col.comp's SEG)
+  constexpr uint32_t kSegment = 64;  // taps per invocation (im2col.comp's SEG)
   d.groups = grid_for_threads(dev, uint64_t(q.count) * pm.groups * q.pixels * ((pm.row + kSegment - 1) / kSegment), wg);
   record_dispatch(rec, d);
 }
