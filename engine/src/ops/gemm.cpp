@@ -177,7 +177,7 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
                      range(g.b, g.b_bytes, g.b_size) >= 16;
   // One subgroup per workgroup shares A's loads where the device has subgroup shuffles.
   const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
-  const bool shuffle = texel && dev.subgroup_shuffle && dev.subgroup_size >= 1 && dev.subgroup_size <= 64 &&
+  const bool shuffle = texel && dev.subgroup_shuffle && dev.subgroup_size == sub &&
                        sub <= dev.max_workgroup_invocations && sub <= dev.max_workgroup_size[0];
   const Tile t = gemm_tile(g, bmode, shuffle, sub);
   const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
