@@ -117,22 +117,55 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
     const Tensor col = patch_workspace(rec, pm, pieces);
     Tensor dyp;  // dy with planes padded to a multiple of 4 pixels, where they are not
     uint32_t dyp_b0 = UINT32_MAX;
-    bool first = true;
-    for (const PatchPiece& q : pieces) {
-      record_im2col(rec, x, q, dw.shape(), ys, params, pm, col, shader);
+    // The product for piece q's images [i, i + count) into slice `slice` of `out`.
+    auto product = [&](const PatchPiece& q, const Tensor& out, uint32_t i, uint32_t count, uint32_t slices,
+                       uint32_t slice) {
       Gemm g;
       g.shader = shader;
       const uint32_t plane = bind_planes(rec, op, dy, q, conv.K, pm.pixels, g, dyp, dyp_b0);
       g.b = &col;
-      g.c = &dw;
+      g.c = &out;
       g.M = kpg, g.N = pm.taps, g.K = q.pixels;
       g.a_ms = plane, g.a_ks = 1, g.b_ks = pm.row, g.b_ns = 1, g.c_ms = pm.taps, g.c_ns = 1;
       g.Z1 = params.groups, g.a_z1 = kpg * plane, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.taps;
-      g.IB = q.count, g.a_ib = conv.K * plane, g.b_ib = params.groups * q.pixels * pm.row;
-      g.accumulate = !first;
-      record_gemm(rec, op, g);
+      g.IB = count, g.a_ib = conv.K * plane, g.b_ib = params.groups * q.pixels * pm.row;
+      g.a_off += i * g.a_ib;
+      g.Z2 = slices, g.a_z2 = count * g.a_ib, g.b_z2 = count * g.b_ib, g.c_z2 = static_cast<uint32_t>(dw.numel());
+      g.b_off = i * g.b_ib;
+      g.c_off = slice * g.c_z2;
+      return g;
+    };
+    // Split-K over the images: where one piece's product is too few workgroups to fill the
+    // device (alexnet-fashion's conv1: one), each slice of `per` images sums into a partial
+    // weight gradient of its own, and a last pass adds the slices in order. Every piece cuts
+    // its images the same way, so later (smaller) pieces add to the slices the first wrote.
+    const uint64_t want = dev.type == DeviceType::Cpu ? 64 : 512;
+    const uint64_t tiles = gemm_workgroups(dev, product(pieces[0], dw, 0, 1, 1, 0));
+    const uint32_t count0 = pieces[0].count;
+    uint64_t split = std::clamp<uint64_t>((want + tiles - 1) / tiles, 1, count0);
+    const uint64_t max_slices = std::max<uint64_t>(
+        1, std::min<uint64_t>(uint64_t(64) << 20, dev.max_storage_buffer_range) / dw.bytes());
+    split = std::min(split, max_slices);
+    const uint32_t per = static_cast<uint32_t>((count0 + split - 1) / split);
+    const uint32_t slices = (count0 + per - 1) / per;
+    const Tensor out = slices == 1 ? dw : recorder_scratch(rec, Shape{slices, static_cast<uint32_t>(dw.numel())});
+    bool first = true;
+    for (const PatchPiece& q : pieces) {
+      record_im2col(rec, x, q, dw.shape(), ys, params, pm, col, shader);
+      const uint32_t full = q.count / per, rest = q.count % per;
+      if (full > 0) {
+        Gemm g = product(q, out, 0, per, full, 0);
+        g.accumulate = !first;
+        record_gemm(rec, op, g);
+      }
+      if (rest > 0) {
+        Gemm g = product(q, out, full * per, rest, 1, full);
+        g.accumulate = !first;
+        record_gemm(rec, op, g);
+      }
       first = false;
     }
+    if (slices > 1) record_sum_slices(rec, op, out, slices, dw);
     return;
   }
   const uint32_t kpg = conv.K / params.groups, cpg = conv.C / params.groups;

@@ -122,8 +122,7 @@ void record_gemm_shared(Recorder& rec, const char* label, const Gemm& g, const G
                 {g.c, g.accumulate ? Use::ReadWrite : Use::Write, g.c_bytes, g.c_size}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  const uint64_t tiles = uint64_t((g.M + t.bm() - 1) / t.bm()) * ((g.N + t.bn() - 1) / t.bn());
-  d.groups = grid_for(dev, tiles * g.Z1 * g.Z2);
+  d.groups = grid_for(dev, gemm_workgroups(dev, g));
   record_dispatch(rec, d);
 }
 
@@ -151,6 +150,62 @@ Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64
 }
 
 
+namespace {
+
+// How record_gemm runs a product on gemm.comp or gemm_texel(_shuffle).comp: the vec4 load
+// paths the strides allow (see gemm.comp), the tile and the workgroup.
+struct GemmShape {
+  uint32_t bmode = 0, amode = 0, wg = 1, sub = 8;
+  bool texel = false, shuffle = false;
+  Tile t{8, 8};
+  uint64_t workgroups(const Gemm& g) const {
+    return uint64_t((g.M + t.rm - 1) / t.rm) * ((g.N + uint64_t(wg) * t.rn - 1) / (uint64_t(wg) * t.rn)) * g.Z1 * g.Z2;
+  }
+};
+
+GemmShape gemm_shape(const DeviceInfo& dev, const Gemm& g) {
+  GemmShape s;
+  // Which loads may be vec4 (see gemm.comp): every offset and stride along the vector's rows
+  // a multiple of 4, and rows long enough to hold the last vec4.
+  if (g.b_ks == 1 && g.K >= 4 && all_multiples_of_4({g.b_ns, g.b_off, g.b_z1, g.b_z2, g.b_ib})) {
+    s.bmode = 2;
+  } else if (g.b_ns == 1 && all_multiples_of_4({g.b_ks, g.b_off, g.b_z1, g.b_z2, g.b_ib}) &&
+             (g.K == 1 || (g.N + 3) / 4 * 4 <= g.b_ks)) {
+    s.bmode = 1;
+  }
+  // Texel views need a whole texel; a smaller operand takes the storage-buffer kernel.
+  auto range = [](const Tensor* t, uint64_t off, uint64_t size) { return size ? size : t->bytes() - off; };
+  s.texel = std::string(g.shader) == "gemm_texel" && range(g.a, g.a_bytes, g.a_size) >= 16 &&
+            range(g.b, g.b_bytes, g.b_size) >= 16;
+  // One subgroup per workgroup shares A's loads where the device has subgroup shuffles.
+  s.sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
+  s.shuffle = s.texel && dev.subgroup_shuffle && dev.subgroup_size == s.sub &&
+              s.sub <= dev.max_workgroup_invocations && s.sub <= dev.max_workgroup_size[0];
+  s.t = gemm_tile(g, s.bmode, s.shuffle, s.sub);
+  const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
+  if (s.bmode == 2) {
+    s.amode = g.a_ks == 1 && g.a_ms % 4 == 0 && a_offsets_4 ? 2 : 0;
+  } else if (g.a_ms == 1 && s.t.rm % 4 == 0 && g.a_ks % 4 == 0 && a_offsets_4 && (g.K == 1 || (g.M + 3) / 4 * 4 <= g.a_ks)) {
+    s.amode = 1;
+  } else if (s.bmode == 1 && g.a_ks == 1 && g.K >= 4 && g.a_ms % 4 == 0 && a_offsets_4) {
+    s.amode = 2;
+  }
+  // A workgroup is one subgroup (all of it where the lanes share A; else no wider than N).
+  s.wg = s.shuffle ? s.sub : std::min<uint32_t>({s.sub, dev.max_workgroup_invocations, (g.N + s.t.rn - 1) / s.t.rn});
+  s.wg = std::max<uint32_t>(1, s.wg);
+  return s;
+}
+
+}  // namespace
+
+uint64_t gemm_workgroups(const DeviceInfo& dev, const Gemm& g) {
+  if (std::string(g.shader) == "gemm_shared") {
+    const SharedTile t = shared_tile(dev);
+    return uint64_t((g.M + t.bm() - 1) / t.bm()) * ((g.N + t.bn() - 1) / t.bn()) * g.Z1 * g.Z2;
+  }
+  return gemm_shape(dev, g).workgroups(g);
+}
+
 void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const DeviceInfo& dev = recorder_device(rec);
   if (g.M == 0 || g.N == 0 || g.Z1 == 0 || g.Z2 == 0) return;
@@ -162,32 +217,8 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
     record_gemm_shared(rec, label, g, push);
     return;
   }
-  // Which loads may be vec4 (see gemm.comp): every offset and stride along the vector's rows
-  // a multiple of 4, and rows long enough to hold the last vec4.
-  uint32_t bmode = 0, amode = 0;
-  if (g.b_ks == 1 && g.K >= 4 && all_multiples_of_4({g.b_ns, g.b_off, g.b_z1, g.b_z2, g.b_ib})) {
-    bmode = 2;
-  } else if (g.b_ns == 1 && all_multiples_of_4({g.b_ks, g.b_off, g.b_z1, g.b_z2, g.b_ib}) &&
-             (g.K == 1 || (g.N + 3) / 4 * 4 <= g.b_ks)) {
-    bmode = 1;
-  }
-  // Texel views need a whole texel; a smaller operand takes the storage-buffer kernel.
-  auto range = [](const Tensor* t, uint64_t off, uint64_t size) { return size ? size : t->bytes() - off; };
-  const bool texel = std::string(g.shader) == "gemm_texel" && range(g.a, g.a_bytes, g.a_size) >= 16 &&
-                     range(g.b, g.b_bytes, g.b_size) >= 16;
-  // One subgroup per workgroup shares A's loads where the device has subgroup shuffles.
-  const uint32_t sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
-  const bool shuffle = texel && dev.subgroup_shuffle && dev.subgroup_size == sub &&
-                       sub <= dev.max_workgroup_invocations && sub <= dev.max_workgroup_size[0];
-  const Tile t = gemm_tile(g, bmode, shuffle, sub);
-  const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
-  if (bmode == 2) {
-    amode = g.a_ks == 1 && g.a_ms % 4 == 0 && a_offsets_4 ? 2 : 0;
-  } else if (g.a_ms == 1 && t.rm % 4 == 0 && g.a_ks % 4 == 0 && a_offsets_4 && (g.K == 1 || (g.M + 3) / 4 * 4 <= g.a_ks)) {
-    amode = 1;
-  } else if (bmode == 1 && g.a_ks == 1 && g.K >= 4 && g.a_ms % 4 == 0 && a_offsets_4) {
-    amode = 2;
-  }
+  const GemmShape gs = gemm_shape(dev, g);
+  const uint32_t bmode = gs.bmode, amode = gs.amode;
   // B's columns run along k but A's rows do not start at multiples of 4 (a convolution's
   // 363 taps): a padded copy of A lets both load vec4 (the copy is small next to the product).
   if (bmode == 2 && amode == 0 && g.a_ks == 1 && g.a_ms % 4 != 0 && g.a_off == 0 && g.a_z2 == 0 && g.IB == 1 &&
@@ -201,15 +232,14 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
     record_gemm(rec, label, h);
     return;
   }
-  // A workgroup is one subgroup (all of it where the lanes share A; else no wider than N).
-  uint32_t wg = shuffle ? sub : std::min<uint32_t>({sub, dev.max_workgroup_invocations, (g.N + t.rn - 1) / t.rn});
-  wg = std::max<uint32_t>(1, wg);
-
+  const bool texel = gs.texel, shuffle = gs.shuffle;
+  const Tile t = gs.t;
+  const uint32_t wg = gs.wg;
   Dispatch d;
   d.shader = shuffle ? "gemm_texel_shuffle" : texel ? "gemm_texel" : "gemm";
   d.label = label;
   d.specialization = {wg, t.rm, t.rn, bmode, amode};
-  if (shuffle) d.specialization.push_back(sub);
+  if (shuffle) d.specialization.push_back(gs.sub);
   const bool bias = g.bias_per_m || g.bias_per_n;
   d.bindings = {{g.a, Use::Read, g.a_bytes, g.a_size},
                 {g.a, amode ? Use::Read : Use::Unused, g.a_bytes, g.a_size, texel ? Texel::RGBA32F : Texel::None},
@@ -219,8 +249,7 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
                 {g.c, g.accumulate ? Use::ReadWrite : Use::Write, g.c_bytes, g.c_size}};
   d.push = &push;
   d.push_bytes = sizeof push;
-  const uint64_t tiles = uint64_t((g.M + t.rm - 1) / t.rm) * ((g.N + uint64_t(wg) * t.rn - 1) / (uint64_t(wg) * t.rn));
-  d.groups = grid_for(dev, tiles * g.Z1 * g.Z2);
+  d.groups = grid_for(dev, gs.workgroups(g));
   record_dispatch(rec, d);
 }
 

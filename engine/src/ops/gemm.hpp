@@ -39,6 +39,9 @@ uint64_t gemm_trip_count(const DeviceInfo& dev, const char* shader, uint64_t K);
 Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64_t offset, uint64_t size,
                        uint32_t rows, uint32_t cols, uint32_t ld);
 
+// The workgroups record_gemm dispatches for `g` (its parallelism).
+uint64_t gemm_workgroups(const DeviceInfo& dev, const Gemm& g);
+
 // Records one gemm.comp dispatch; picks the tile and the vectorised load paths the strides
 // allow. `label` names the op in timings and errors.
 void record_gemm(Recorder& rec, const char* label, const Gemm& g);
