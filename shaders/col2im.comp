@@ -16,7 +16,8 @@ layout(push_constant) uniform Params {
   uint N, C, H, W;
   uint OH, OW, KH, KW, SH, SW, PH, PW, G;
   uint RP, P0, PC, accumulate;
-  uint N0;  // the first image's index in the bound x
+  uint N0;     // the first image's index in the bound x
+  uint PANEL;  // im2col.comp's (always 0 here: dcol is in rows)
 } p;
 
 void main() {

@@ -13,6 +13,10 @@
 //   BMODE 0: B strided, scalar loads.
 //   BMODE 1: B rows contiguous along n (b_ns = 1; N, b_ks and the tile's start multiples of 4).
 //   BMODE 2: B columns contiguous along k (b_ks = 1; b_ns a multiple of 4).
+//   BMODE 3: B in panels of the workgroup's WN columns (im2col.glsl's PANEL), each k-major:
+//            the k4-th vec4 of column n at ((n / WN) * b_ks + k4) * WN + n % WN, b_ks counting
+//            a panel's vec4 along k (K a multiple of 4). A lane takes every workgroup-size-th
+//            column (not RN neighbours), so that the lanes' loads of one step are neighbours.
 // and A as vec4 where its layout allows (AMODE, gemm.glsl).
 // The sum runs in blocks of kBlock terms added to the total, which keeps fp32 rounding close
 // to the double reference for sums of thousands of terms.

@@ -6,6 +6,7 @@
 
 layout(constant_id = 1) const uint RM = 4;
 layout(constant_id = 2) const uint RN = 8;
+// How B loads (BMODE 0-3): see gemm.comp.
 layout(constant_id = 3) const uint BMODE = 0;
 // How A loads: 0 scalars; 1 vec4 along m (a_ms = 1, a_ks and the tile's start multiples of 4,
 // rows of at least M rounded up to 4; BMODE 0 and 1); 2 vec4 along k (a_ks = 1, a_ms a
@@ -46,6 +47,9 @@ void main() {
   const uint z1 = z % p.Z1, z2 = z / p.Z1;
   const uint m0 = mt * RM;
   const uint n0 = nt * wn + gl_LocalInvocationID.x * RN;
+  // A lane's j-th column: n0 + j, or with B in panels (BMODE 3) every workgroup-size-th
+  // column from its own, so that for each j the lanes read neighbouring vec4 of the panel.
+#define COLUMN(j) (BMODE == 3 ? nt * wn + (j) * gl_WorkGroupSize.x + gl_LocalInvocationID.x : n0 + (j))
   // Rows and columns past the end repeat the last one: loads stay in range, stores skip them.
   const uint mlast = p.M - 1, nlast = p.N - 1;
 
@@ -60,7 +64,7 @@ void main() {
   for (uint ib = 0; ib < p.IB; ++ib) {
     const uint abase = p.a_off + z1 * p.a_z1 + z2 * p.a_z2 + ib * p.a_ib;
     const uint bbase = p.b_off + z1 * p.b_z1 + z2 * p.b_z2 + ib * p.b_ib;
-    if (BMODE == 2) {
+    if (BMODE == 2 || BMODE == 3) {
       const uint K4 = p.K / 4;
       for (uint kb = 0; kb < K4; kb += kBlock / 4) {
         float part[RM * RN];
@@ -85,7 +89,13 @@ void main() {
             }
           }
           [[unroll]] for (uint j = 0; j < RN; ++j) {
-            const vec4 bv = LOAD_B4((bbase + min(n0 + j, nlast) * p.b_ns) / 4 + k4);
+            const uint n = min(COLUMN(j), nlast);
+            vec4 bv;
+            if (BMODE == 3) {
+              bv = LOAD_B4(bbase / 4 + ((n / wn) * p.b_ks + k4) * wn + n % wn);
+            } else {
+              bv = LOAD_B4((bbase + n * p.b_ns) / 4 + k4);
+            }
             [[unroll]] for (uint i = 0; i < RM; ++i) {
               part[i * RN + j] = fma(av[i].x, bv.x, fma(av[i].y, bv.y, fma(av[i].z, bv.z, fma(av[i].w, bv.w, part[i * RN + j]))));
             }
@@ -181,7 +191,8 @@ void main() {
       }
     }
     // The vec4 paths leave the last K % 4 terms: one at a time, with the general strides.
-    for (uint k = (BMODE == 2 || AMODE == 2) ? p.K / 4 * 4 : p.K; k < p.K; ++k) {
+    // (BMODE 3 has none: the host makes K a multiple of 4.)
+  for (uint k = (BMODE >= 2 || AMODE == 2) ? p.K / 4 * 4 : p.K; k < p.K; ++k) {
       [[unroll]] for (uint i = 0; i < RM; ++i) {
         const float av = float(a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks]);
         [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * float(b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns]);
@@ -194,7 +205,7 @@ void main() {
     const uint m = m0 + i;
     if (m >= p.M) break;
     [[unroll]] for (uint j = 0; j < RN; ++j) {
-      const uint n = n0 + j;
+      const uint n = COLUMN(j);
       if (n >= p.N) break;
       store_c(cbase + m * p.c_ms + n * p.c_ns, m, n, z1, acc[i * RN + j]);
     }

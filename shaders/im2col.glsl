@@ -2,7 +2,10 @@
 // where p = oy * OW + ox is an output pixel and r = (c * KH + ky) * KW + kx a tap of group g
 // (zero in the padding). Each row p is R = C/G * KH * KW taps long, stored in RP >= R floats
 // (a multiple of 4, so that gemm.comp loads it as vec4; the extra taps are zero). Only the
-// pixels [P0, P0 + PC) of each image: col is [N, G, PC, RP].
+// pixels [P0, P0 + PC) of each image: col is [N, G, PC, RP]. With PANEL > 0 the rows of each
+// image and group are cut into panels of PANEL pixels, each stored k-major as vec4
+// [RP / 4][PANEL] (the last panel's missing pixels left unwritten): gemm.glsl's BMODE 3, whose
+// workgroup spans PANEL columns and then reads one contiguous stretch per step along k.
 // Each invocation writes SEG consecutive taps of one row as vec4: the divisions that find the
 // first tap's channel and position run once, the rest step through the taps. x is read
 // through a storage buffer (im2col.comp) or a scalar texel buffer (im2col_texel.comp).
@@ -22,15 +25,18 @@ layout(push_constant) uniform Params {
   uint N, C, H, W;
   uint OH, OW, KH, KW, SH, SW, PH, PW, G;
   uint RP, P0, PC, accumulate;
-  uint N0;  // the first image's index in the bound x
+  uint N0;     // the first image's index in the bound x
+  uint PANEL;  // 0: rows of RP floats; else panels of PANEL pixels (see above)
 } p;
 
 void main() {
   const uint i = global_index();
   const uint segs = (p.RP + SEG - 1) / SEG;
   if (i >= p.N * p.G * p.PC * segs) return;
-  const uint seg = i % segs;
-  const uint row = i / segs;  // (n * G + g) * PC + pixel - P0
+  // Rows: one row's segments side by side. Panels: neighbouring invocations take neighbouring
+  // pixels (one segment), whose vec4 are neighbours in the panel.
+  const uint seg = p.PANEL == 0u ? i % segs : (i / p.PC) % segs;
+  const uint row = p.PANEL == 0u ? i / segs : (i / (p.PC * segs)) * p.PC + i % p.PC;  // (n * G + g) * PC + pixel - P0
   const uint pix = p.P0 + row % p.PC;
   const uint g = (row / p.PC) % p.G;
   const uint n = row / (p.PC * p.G);
@@ -45,7 +51,12 @@ void main() {
   const int iy0 = int((pix / p.OW) * p.SH) - int(p.PH);
   const int ix0 = int((pix % p.OW) * p.SW) - int(p.PW);
   const uint xbase = ((p.N0 + n) * p.C + g * cpg) * p.H * p.W;
-  const uint out0 = (row * p.RP + r0) / 4;
+  uint out0 = (row * p.RP + r0) / 4, step = 1;  // where the segment's vec4 go
+  if (p.PANEL != 0u) {
+    const uint px = row % p.PC, panels = (p.PC + p.PANEL - 1) / p.PANEL;
+    out0 = (row / p.PC) * panels * p.PANEL * (p.RP / 4) + ((px / p.PANEL) * (p.RP / 4) + r0 / 4) * p.PANEL + px % p.PANEL;
+    step = p.PANEL;
+  }
   const uint n4 = (min(p.RP, r0 + SEG) - r0) / 4;
   for (uint q = 0; q < SEG / 4; ++q) {
     if (q >= n4) break;
@@ -66,6 +77,6 @@ void main() {
         }
       }
     }
-    col[out0 + q] = VALUE4(v);
+    col[out0 + q * step] = VALUE4(v);
   }
 }

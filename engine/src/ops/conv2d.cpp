@@ -35,26 +35,53 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     // Per group g and image: y[k, p] = sum over taps r of w[k, r] * col[p, r] (+ bias, ReLU).
     const Patches pm = conv_patches(x.shape(), w.shape(), out, params.groups);
     const uint32_t kpg = out[1] / params.groups;
-    const auto pieces = patch_pieces(dev, op, pm, out[0], x_item, y_item);
-    const Tensor col = patch_workspace(rec, pm, pieces, ft);
-    for (const PatchPiece& q : pieces) {
-      record_im2col(rec, x, q, w.shape(), out, params, pm, col, shader);
+    // Where the product takes vec4 (not gemm_shared): the patch matrix in panels of the
+    // product's columns (BMODE 3: one contiguous stretch per step along k, where rows had each
+    // lane's columns a row apart; alexnet2012's conv2 at batch 32 ran about 13% faster on
+    // lavapipe), and the weights' rows padded with zeros to the patch rows' length where the
+    // taps are not a multiple of 4 (zeros times zeros past the taps).
+    const bool panels = std::string(shader) != "gemm_shared";
+    Tensor wpad;
+    const Tensor* a = &w;
+    uint32_t a_row = pm.taps;
+    if (panels && pm.row != pm.taps) {
+      wpad = record_pad_rows(rec, op, w, 0, 0, out[1], pm.taps, pm.taps);
+      a = &wpad;
+      a_row = pm.row;
+    }
+    auto product = [&](const PatchPiece& q) {
       Gemm g;
       g.shader = shader;
-      g.a = &w;
-      g.b = &col;
+      g.a = a;
+      g.b_size = q.floats(pm) * dtype_size(ft);  // B is set when the workspace is
       g.c = &y;
       g.bias = bias;
       g.c_bytes = q.b0 * y_item;
       g.c_size = q.bound * y_item;
-      g.M = kpg, g.N = q.pixels, g.K = pm.taps;
+      g.M = kpg, g.N = q.pixels, g.K = panels ? pm.row : pm.taps;
       g.c_off = static_cast<uint32_t>((q.n0 - q.b0) * y_item / dtype_size(ft) + q.p0);
-      g.a_ms = pm.taps, g.a_ks = 1, g.b_ks = 1, g.b_ns = pm.row, g.c_ms = pm.pixels, g.c_ns = 1;
-      g.Z1 = params.groups, g.a_z1 = kpg * pm.taps, g.b_z1 = q.pixels * pm.row, g.c_z1 = kpg * pm.pixels;
+      g.a_ms = a_row, g.a_ks = 1, g.c_ms = pm.pixels, g.c_ns = 1;
+      if (q.panel) {
+        g.b_panel = q.panel, g.b_ks = pm.row / 4;
+      } else {
+        g.b_ks = 1, g.b_ns = pm.row;
+      }
+      g.Z1 = params.groups, g.a_z1 = kpg * a_row, g.b_z1 = q.padded_pixels() * pm.row, g.c_z1 = kpg * pm.pixels;
       g.bias_z1 = kpg;
-      g.Z2 = q.count, g.b_z2 = params.groups * q.pixels * pm.row, g.c_z2 = out[1] * pm.pixels;
+      g.Z2 = q.count, g.b_z2 = params.groups * g.b_z1, g.c_z2 = out[1] * pm.pixels;
       g.bias_per_m = bias != nullptr;
       g.relu = params.relu;
+      return g;
+    };
+    auto pieces = patch_pieces(dev, op, pm, out[0], x_item, y_item);
+    if (panels) {
+      for (PatchPiece& q : pieces) q.panel = gemm_columns(dev, product(q));  // the columns its tile spans in rows
+    }
+    const Tensor col = patch_workspace(rec, pm, pieces, ft);
+    for (const PatchPiece& q : pieces) {
+      record_im2col(rec, x, q, w.shape(), out, params, pm, col, shader);
+      Gemm g = product(q);
+      g.b = &col;
       record_gemm(rec, op, g);
     }
     return;

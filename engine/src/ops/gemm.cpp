@@ -167,7 +167,12 @@ GemmShape gemm_shape(const DeviceInfo& dev, const Gemm& g) {
   GemmShape s;
   // Which loads may be vec4 (see gemm.comp): every offset and stride along the vector's rows
   // a multiple of 4, and rows long enough to hold the last vec4.
-  if (g.b_ks == 1 && g.K >= 4 && all_multiples_of_4({g.b_ns, g.b_off, g.b_z1, g.b_z2, g.b_ib})) {
+  if (g.b_panel) {
+    if (g.K % 4 != 0 || !all_multiples_of_4({g.b_off, g.b_z1, g.b_z2, g.b_ib})) {
+      throw Error("gemm: B in panels needs K and B's offsets multiples of 4");
+    }
+    s.bmode = 3;
+  } else if (g.b_ks == 1 && g.K >= 4 && all_multiples_of_4({g.b_ns, g.b_off, g.b_z1, g.b_z2, g.b_ib})) {
     s.bmode = 2;
   } else if (g.b_ns == 1 && all_multiples_of_4({g.b_ks, g.b_off, g.b_z1, g.b_z2, g.b_ib}) &&
              (g.K == 1 || (g.N + 3) / 4 * 4 <= g.b_ks)) {
@@ -181,9 +186,9 @@ GemmShape gemm_shape(const DeviceInfo& dev, const Gemm& g) {
   s.sub = std::clamp<uint32_t>(dev.subgroup_size ? dev.subgroup_size : 8, 1, 64);
   s.shuffle = s.texel && dev.subgroup_shuffle && dev.subgroup_size == s.sub &&
               s.sub <= dev.max_workgroup_invocations && s.sub <= dev.max_workgroup_size[0];
-  s.t = gemm_tile(g, s.bmode, s.shuffle, s.sub);
+  s.t = gemm_tile(g, s.bmode == 3 ? 2 : s.bmode, s.shuffle, s.sub);
   const bool a_offsets_4 = all_multiples_of_4({g.a_off, g.a_z1, g.a_z2, g.a_ib});
-  if (s.bmode == 2) {
+  if (s.bmode >= 2) {
     s.amode = g.a_ks == 1 && g.a_ms % 4 == 0 && a_offsets_4 ? 2 : 0;
   } else if (g.a_ms == 1 && s.t.rm % 4 == 0 && g.a_ks % 4 == 0 && a_offsets_4 && (g.K == 1 || (g.M + 3) / 4 * 4 <= g.a_ks)) {
     s.amode = 1;
@@ -193,6 +198,10 @@ GemmShape gemm_shape(const DeviceInfo& dev, const Gemm& g) {
   // A workgroup is one subgroup (all of it where the lanes share A; else no wider than N).
   s.wg = s.shuffle ? s.sub : std::min<uint32_t>({s.sub, dev.max_workgroup_invocations, (g.N + s.t.rn - 1) / s.t.rn});
   s.wg = std::max<uint32_t>(1, s.wg);
+  if (g.b_panel && g.b_panel != s.wg * s.t.rn) {
+    throw Error("gemm: B in panels of " + std::to_string(g.b_panel) + " columns for a workgroup spanning " +
+                std::to_string(s.wg * s.t.rn));
+  }
   return s;
 }
 
@@ -206,6 +215,12 @@ uint64_t gemm_workgroups(const DeviceInfo& dev, const Gemm& g) {
   return gemm_shape(dev, g).workgroups(g);
 }
 
+uint32_t gemm_columns(const DeviceInfo& dev, const Gemm& g) {
+  if (std::string(g.shader) == "gemm_shared") return 0;
+  const GemmShape s = gemm_shape(dev, g);
+  return s.wg * s.t.rn;
+}
+
 void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
   const DeviceInfo& dev = recorder_device(rec);
   if (g.M == 0 || g.N == 0 || g.Z1 == 0 || g.Z2 == 0) return;
@@ -214,6 +229,7 @@ void record_gemm(Recorder& rec, const char* label, const Gemm& g) {
                       g.Z1, g.a_z1, g.b_z1, g.c_z1, g.bias_z1, g.a_z2, g.b_z2, g.c_z2, g.IB, g.a_ib, g.b_ib,
                       (g.bias_per_m ? 1u : 0u) | (g.bias_per_n ? 2u : 0u) | (g.relu ? 4u : 0u) | (g.accumulate ? 8u : 0u)};
   if (std::string(g.shader) == "gemm_shared") {  // scalar loads along any strides: no layout rules
+    if (g.b_panel) throw Error("gemm_shared: B in panels is not supported");
     record_gemm_shared(rec, label, g, push);
     return;
   }
@@ -315,12 +331,12 @@ Tensor patch_workspace(Recorder& rec, const Patches& pm, const std::vector<Patch
 
 namespace {
 struct PatchPush {
-  uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, G, RP, P0, PC, accumulate, N0;
+  uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, G, RP, P0, PC, accumulate, N0, PANEL;
 };
 PatchPush patch_push(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, const PatchPiece& q,
                      const Patches& pm) {
   return {q.count, x[1], x[2], x[3], y[2], y[3], w[2], w[3], p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.groups,
-          pm.row, q.p0, q.pixels, q.p0 > 0 ? 1u : 0u, q.n0 - q.b0};
+          pm.row, q.p0, q.pixels, q.p0 > 0 ? 1u : 0u, q.n0 - q.b0, q.panel};
 }
 }  // namespace
 
@@ -346,6 +362,7 @@ void record_im2col(Recorder& rec, const Tensor& x, const PatchPiece& q, const Sh
 void record_col2im(Recorder& rec, const Tensor& dcol, const Tensor& dx, const PatchPiece& q, const Shape& w,
                    const Shape& y, const Conv2dParams& params, const Patches& pm) {
   const DeviceInfo& dev = recorder_device(rec);
+  if (q.panel) throw Error("col2im: the patch matrix's gradient is in rows, not panels");
   const PatchPush push = patch_push(dx.shape(), w, y, params, q, pm);
   const uint64_t x_item = dx.bytes() / dx.shape()[0];
   const uint32_t wg = elementwise_workgroup(dev);

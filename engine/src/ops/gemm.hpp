@@ -23,6 +23,9 @@ struct Gemm {
   uint32_t Z2 = 1, a_z2 = 0, b_z2 = 0, c_z2 = 0;
   uint32_t IB = 1, a_ib = 0, b_ib = 0;
   bool bias_per_m = false, bias_per_n = false, relu = false, accumulate = false;
+  // B in panels of this many columns (gemm.comp's BMODE 3; b_ks then counts a panel's vec4
+  // along k, K must be a multiple of 4): the workgroup must span as many (gemm_columns).
+  uint32_t b_panel = 0;
 };
 
 // Whether `shader` (a variant's, from kernel_shader) is gemm.comp, gemm_texel.comp or
@@ -39,8 +42,10 @@ uint64_t gemm_trip_count(const DeviceInfo& dev, const char* shader, uint64_t K);
 Tensor record_pad_rows(Recorder& rec, const char* label, const Tensor& x, uint64_t offset, uint64_t size,
                        uint32_t rows, uint32_t cols, uint32_t ld);
 
-// The workgroups record_gemm dispatches for `g` (its parallelism).
+// The workgroups record_gemm dispatches for `g` (its parallelism), and the columns one of them
+// spans (0 for gemm_shared, which takes no panels).
 uint64_t gemm_workgroups(const DeviceInfo& dev, const Gemm& g);
+uint32_t gemm_columns(const DeviceInfo& dev, const Gemm& g);
 
 // Records one gemm.comp dispatch; picks the tile and the vectorised load paths the strides
 // allow. `label` names the op in timings and errors.
@@ -56,9 +61,11 @@ Patches conv_patches(const Shape& x, const Shape& w, const Shape& y, uint32_t gr
 // A piece of the patch matrix built at a time: images [n0, n0 + count), pixels [p0, p0 +
 // pixels) of each, laid out [count, groups, pixels, row]. The images' tensors are bound from
 // image b0 (b0 <= n0; bound images [b0, b0 + bound)), at an offset the device allows.
+// `panel`: rows, or panels of that many pixels (im2col.glsl's PANEL) for a BMODE 3 product.
 struct PatchPiece {
-  uint32_t n0 = 0, count = 0, p0 = 0, pixels = 0, b0 = 0, bound = 0;
-  uint64_t floats(const Patches& pm) const { return uint64_t(count) * pm.groups * pixels * pm.row; }
+  uint32_t n0 = 0, count = 0, p0 = 0, pixels = 0, b0 = 0, bound = 0, panel = 0;
+  uint32_t padded_pixels() const { return panel ? (pixels + panel - 1) / panel * panel : pixels; }
+  uint64_t floats(const Patches& pm) const { return uint64_t(count) * pm.groups * padded_pixels() * pm.row; }
 };
 // The pieces that cover a batch: whole images where a chunk of them fits a bounded workspace
 // (and one binding), with images bound at aligned offsets; else pixel ranges of one image. At
