@@ -212,8 +212,9 @@ TEST_CASE("the registry chooses per shape, and forced names are checked", "[ops]
   const std::string gemm = texel_unavailable(ctx, ".gemm_texel") ? "gemm" : "gemm_texel";
   CHECK(ops::choose_kernel(dev, "linear", Shape{1, 9216}, Shape{4096, 9216}) == (cpu ? "linear." + gemm : "linear.vec4"));
   CHECK(ops::choose_kernel(dev, "linear", Shape{3, 7}, Shape{5, 7}) == (cpu ? "linear." + gemm : "linear.rows"));
-  // Convolutions: the GEMM where output groups have 96 channels or more, else the direct
-  // kernels (alexnet-fashion's conv2: 24 channels per group; stride 1, so the wide one).
+  // Convolutions: the GEMM where output groups have 64 channels or more (forward) or 96 (input
+  // gradient), else the direct kernels (alexnet-fashion's conv2: 24 channels per group;
+  // stride 1, so the wide one).
   // CPU drivers read their inputs through scalar texel buffers where these are large enough.
   const std::string wide = cpu && !texel_unavailable(ctx, ".wide_texel") ? "wide_texel" : "wide";
   CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 24, 13, 13}, Shape{48, 12, 3, 3}, 1) == "conv2d." + wide);
@@ -221,8 +222,11 @@ TEST_CASE("the registry chooses per shape, and forced names are checked", "[ops]
         "conv2d_backward_data." + wide);
   CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 64, 13, 13}, Shape{128, 64, 3, 3}, 1) ==
         (cpu ? "conv2d." + gemm : "conv2d.wide"));
-  // The threshold: alexnet-fashion's conv3 (64 per group) takes the wide kernel, 96 the GEMM.
-  CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 48, 6, 6}, Shape{64, 48, 3, 3}, 1) == "conv2d." + wide);
+  // The thresholds: alexnet-fashion's conv3 (64 per group) takes the GEMM forward and the
+  // wide kernel for its input gradient; its conv4 (32 per group) the wide kernel; 96 the GEMM.
+  CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 48, 6, 6}, Shape{64, 48, 3, 3}, 1) ==
+        (cpu ? "conv2d." + gemm : "conv2d.wide"));
+  CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 64, 6, 6}, Shape{64, 32, 3, 3}, 1) == "conv2d." + wide);
   CHECK(ops::choose_kernel(dev, "conv2d_backward_data", Shape{2, 48, 6, 6}, Shape{64, 48, 3, 3}, 1) ==
         "conv2d_backward_data." + wide);
   CHECK(ops::choose_kernel(dev, "conv2d", Shape{2, 48, 6, 6}, Shape{96, 48, 3, 3}, 1) ==

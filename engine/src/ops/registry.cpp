@@ -43,9 +43,19 @@ bool texel_buffers(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { 
 // `bench --tune`, batch 128), at 128 (alexnet2012's conv2 and conv5) the GEMM (25 against 32,
 // 9.5 against 13 ms, batch 1): the GEMM from 96, between the two (not measured there). The
 // input gradient's sum runs over these channels.
-bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
+uint32_t channels_per_group(const Shape& x, const Shape& w) {
   const uint32_t groups = x.rank() == 4 && w.rank() == 4 && w[1] > 0 ? x[1] / w[1] : 0;
-  return groups > 0 && w[0] / groups >= 96;
+  return groups > 0 ? w[0] / groups : 0;
+}
+bool wide_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) { return channels_per_group(x, w) >= 96; }
+// The forward product since its patch matrix is read in panels and its lanes share A: from
+// 64 channels per group. alexnet-fashion at batch 128, forward, every convolution forced to
+// each variant, three alternated runs on lavapipe: conv3 (64) 12.8-13.5 ms with
+// `.gemm_texel` against 15.7-16.6 with `.wide_texel`; conv4 (32 per group) 10.9-11.5 against
+// 10.3-10.6. (The input gradient stays at 96: `bench --tune` timed conv3's 30.5 ms against
+// 16.5.)
+bool gemm_forward_groups(const DeviceInfo&, const Shape& x, const Shape& w, uint32_t) {
+  return channels_per_group(x, w) >= 64;
 }
 bool scalar_texels(const DeviceInfo& d, const Shape&, const Shape&, uint32_t) { return texels_cover_bindings(d, 4); }
 bool wide_scalar_texels(const DeviceInfo& d, const Shape& x, const Shape& w, uint32_t stride) {
@@ -69,8 +79,8 @@ constexpr const char* kWideWhen = "stride 1 and a kernel at most 11 wide";
 constexpr const char* kWideTexelWhen =
     "stride 1, a kernel at most 11 wide and scalar texel buffers as large as its storage-buffer bindings";
 const Variant kVariants[] = {
-    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, wide_groups, 0, 4, kTexelWhen},
-    {"conv2d", "conv2d.gemm", "gemm", always, wide_groups, 1, 3, "always"},
+    {"conv2d", "conv2d.gemm_texel", "gemm_texel", texel_buffers, gemm_forward_groups, 0, 4, kTexelWhen},
+    {"conv2d", "conv2d.gemm", "gemm", always, gemm_forward_groups, 1, 3, "always"},
     {"conv2d", "conv2d.wide_texel", "conv2d_forward_wide_texel", wide_scalar_texels, always, 2, 5, kWideTexelWhen},
     {"conv2d", "conv2d.wide", "conv2d_forward_wide", conv_wide, always, 3, 1, kWideWhen},
     {"conv2d", "conv2d.direct", "conv2d_forward", always, always, 4, 2, "always"},
