@@ -37,9 +37,10 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     const uint32_t kpg = out[1] / params.groups;
     // Where the product takes vec4 (not gemm_shared): the patch matrix in panels of the
     // product's columns (BMODE 3: one contiguous stretch per step along k, where rows had each
-    // lane's columns a row apart; alexnet2012's conv2 at batch 32 ran about 13% faster on
-    // lavapipe), and the weights' rows padded with zeros to the patch rows' length where the
-    // taps are not a multiple of 4 (zeros times zeros past the taps).
+    // lane's columns a row apart; alexnet2012's conv2 alone at batch 32 took a median 685
+    // against 718 ms on lavapipe, 4 alternated rounds), and the weights' rows padded with
+    // zeros to the patch rows' length where the taps are not a multiple of 4 (zeros times
+    // zeros past the taps).
     const bool panels = std::string(shader) != "gemm_shared";
     Tensor wpad;
     const Tensor* a = &w;

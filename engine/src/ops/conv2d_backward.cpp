@@ -140,6 +140,8 @@ void conv2d_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, co
     // weight gradient of its own, and a last pass adds the slices in order. Every piece cuts
     // its images the same way, so later (smaller) pieces add to the slices the first wrote.
     const uint64_t want = dev.type == DeviceType::Cpu ? 64 : 512;
+    // (product() binds dy's planes for the piece: where they need a padded copy, this records
+    // the copy that piece 0's products then reuse.)
     const uint64_t tiles = gemm_workgroups(dev, product(pieces[0], dw, 0, 1, 1, 0));
     const uint32_t count0 = pieces[0].count;
     uint64_t split = std::clamp<uint64_t>((want + tiles - 1) / tiles, 1, count0);
