@@ -66,6 +66,14 @@ void main() {
     const uint bbase = p.b_off + z1 * p.b_z1 + z2 * p.b_z2 + ib * p.b_ib;
     if (BMODE == 2 || BMODE == 3) {
       const uint K4 = p.K / 4;
+      // Where each of the lane's columns starts (in vec4), and the step along k: computed once,
+      // since not every driver's compiler hoists it (SwiftShader's Subzero).
+      uint boff[RN];
+      [[unroll]] for (uint j = 0; j < RN; ++j) {
+        const uint n = min(COLUMN(j), nlast);
+        boff[j] = BMODE == 3 ? bbase / 4 + (n / wn) * p.b_ks * wn + n % wn : (bbase + n * p.b_ns) / 4;
+      }
+      const uint kstep = BMODE == 3 ? wn : 1;
       for (uint kb = 0; kb < K4; kb += kBlock / 4) {
         float part[RM * RN];
         [[unroll]] for (uint i = 0; i < RM * RN; ++i) part[i] = 0.0;
@@ -89,13 +97,7 @@ void main() {
             }
           }
           [[unroll]] for (uint j = 0; j < RN; ++j) {
-            const uint n = min(COLUMN(j), nlast);
-            vec4 bv;
-            if (BMODE == 3) {
-              bv = LOAD_B4(bbase / 4 + ((n / wn) * p.b_ks + k4) * wn + n % wn);
-            } else {
-              bv = LOAD_B4((bbase + n * p.b_ns) / 4 + k4);
-            }
+            const vec4 bv = LOAD_B4(boff[j] + k4 * kstep);
             [[unroll]] for (uint i = 0; i < RM; ++i) {
               part[i * RN + j] = fma(av[i].x, bv.x, fma(av[i].y, bv.y, fma(av[i].z, bv.z, fma(av[i].w, bv.w, part[i * RN + j]))));
             }
