@@ -194,7 +194,7 @@ void main() {
     }
     // The vec4 paths leave the last K % 4 terms: one at a time, with the general strides.
     // (BMODE 3 has none: the host makes K a multiple of 4.)
-  for (uint k = (BMODE >= 2 || AMODE == 2) ? p.K / 4 * 4 : p.K; k < p.K; ++k) {
+    for (uint k = (BMODE >= 2 || AMODE == 2) ? p.K / 4 * 4 : p.K; k < p.K; ++k) {
       [[unroll]] for (uint i = 0; i < RM; ++i) {
         const float av = float(a[abase + min(m0 + i, mlast) * p.a_ms + k * p.a_ks]);
         [[unroll]] for (uint j = 0; j < RN; ++j) acc[i * RN + j] += av * float(b[bbase + k * p.b_ks + min(n0 + j, nlast) * p.b_ns]);
