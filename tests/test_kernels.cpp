@@ -100,6 +100,10 @@ TEST_CASE("every conv2d kernel variant matches the CPU reference", "[ops][conv2d
     Context small = forced("conv2d", v, 64 * 1024);
     REQUIRE_CHECK(check_conv2d(small, Shape{23, 4, 16, 16}, Shape{8, 4, 3, 3}, true, Conv2dParams{1, 1, 1, 1, 1, true}, s + 99),
                   kTol);
+    // One image's patch matrix larger than a binding (400 pixels x 72 taps): ranges of pixels,
+    // each its own patch matrix (in panels for the vec4 GEMMs, the last one partial).
+    REQUIRE_CHECK(check_conv2d(small, Shape{2, 8, 20, 20}, Shape{16, 8, 3, 3}, true, Conv2dParams{1, 1, 1, 1, 1, true}, s + 98),
+                  kTol);
     test::require_no_validation_messages(ctx);
     test::require_no_validation_messages(small);
   }

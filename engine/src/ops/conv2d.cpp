@@ -76,7 +76,11 @@ void conv2d(Recorder& rec, const Tensor& x, const Tensor& w, const Tensor* bias,
     };
     auto pieces = patch_pieces(dev, op, pm, out[0], x_item, y_item);
     if (panels) {
-      for (PatchPiece& q : pieces) q.panel = gemm_columns(dev, product(q));  // the columns its tile spans in rows
+      for (PatchPiece& q : pieces) {
+        q.panel = gemm_columns(dev, product(q));  // the columns its tile spans in rows
+        // Pieces are cut to fit a binding in rows; a last panel filled up past it stays in rows.
+        if (q.floats(pm) * dtype_size(ft) > dev.max_storage_buffer_range) q.panel = 0;
+      }
     }
     const Tensor col = patch_workspace(rec, pm, pieces, ft);
     for (const PatchPiece& q : pieces) {
