@@ -20,7 +20,7 @@
 namespace {
 
 const char* const kProgram = "bench";
-const char* const kDefaultModel = VKALEX_MODEL_DIR "/alexnet2012.json";
+const std::string kDefaultModel = vkalex_samples::model_dir() + "/alexnet2012.json";
 constexpr double kVerifyTolerance = 1e-4;  // a whole net (DESIGN.md)
 constexpr double kVerifyToleranceF16 = 1e-2;  // with fp16 storage
 
@@ -36,7 +36,8 @@ void usage(FILE* out) {
                "Before timing, a pass at batch min(B, 2) is compared with the CPU reference\n"
                "(relative L2 at most 1e-4, or 1e-2 with --fp16); a plan that disagrees is not timed.\n"
                "\n"
-               "  --model FILE.json  model description (default: model/alexnet2012.json)\n"
+               "  --model FILE.json  model description (default: %s;\n"
+               "                     the folder is $VKALEX_MODEL_DIR where set)\n"
                "  --mode forward|train  what to time (default forward)\n"
                "  --batch LIST       batch sizes, comma-separated (default 1)\n"
                "  --repeat N         timed passes per batch size (default 10)\n"
@@ -69,7 +70,8 @@ void usage(FILE* out) {
                "pipeline cache ($XDG_CACHE_HOME/vkalex, else ~/.cache/vkalex), one per device UUID\n"
                "and driver version; VKALEX_TUNING=0 ignores it (and --tune then refuses to run).\n"
                "\n"
-               "Exit status: 0 on success, 1 on any error (a failed verification included).\n");
+               "Exit status: 0 on success, 1 on any error (a failed verification included).\n",
+               kDefaultModel.c_str());
 }
 
 struct Options {

@@ -17,7 +17,7 @@
 
 namespace {
 
-const char* const kDefaultModel = VKALEX_MODEL_DIR "/alexnet-fashion.json";
+const std::string kDefaultModel = vkalex_samples::model_dir() + "/alexnet-fashion.json";
 
 void usage(FILE* out) {
   std::fprintf(out,
@@ -26,7 +26,8 @@ void usage(FILE* out) {
       "Classifies the images (JPEG, PNG, BMP, TGA, GIF, PNM) as one batch on a Vulkan device\n"
       "and prints the top K classes of each with their probabilities, and the GPU time.\n"
       "\n"
-      "  --model FILE.json     model description (default: %s)\n"
+      "  --model FILE.json     model description (default: %s;\n"
+      "                        the folder is $VKALEX_MODEL_DIR where set)\n"
       "  --weights FILE        safetensors weights (default: the description's \"weights\")\n"
       "  --labels FILE         class names, one per line (default: the description's \"labels\")\n"
       "  --device N|NAME       device index or part of its name (default: $VKALEX_DEVICE, else\n"
@@ -45,7 +46,7 @@ void usage(FILE* out) {
       "An image of exactly the model's input size is used as it is; any other is resized\n"
       "(shorter side to the description's resize size, bilinear) and centre-cropped.\n"
       "Exit status: 0 on success, 1 on any error (bad argument, file, image or device).\n",
-      kDefaultModel);
+      kDefaultModel.c_str());
 }
 
 [[noreturn]] void die(const std::string& message) { vkalex_samples::die("classify", message); }

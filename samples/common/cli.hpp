@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 namespace vkalex_samples {
 
@@ -33,6 +35,18 @@ inline unsigned long long parse_count(const char* program, const std::string& fl
     die(program, flag + " needs a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
   }
   return d;
+}
+
+// The folder of the model descriptions, class names and shipped weights: $VKALEX_MODEL_DIR
+// where set, else the one an installed prefix and the build tree both have beside this
+// program's folder (VKALEX_BIN_TO_MODEL_DIR, "../share/vkalex/model"). Never a path of the
+// source tree: an installed program must not depend on where it was built.
+inline std::string model_dir() {
+  if (const char* env = std::getenv("VKALEX_MODEL_DIR"); env && *env) return env;
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "share/vkalex/model";  // no /proc: relative to the working directory
+  return (self.parent_path() / VKALEX_BIN_TO_MODEL_DIR).lexically_normal().string();
 }
 
 }  // namespace vkalex_samples

@@ -13,7 +13,9 @@
 #include "vkalex/cpu.hpp"
 #include "vkalex/ops.hpp"
 #include "vkalex/random.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 struct CheckResult {
@@ -90,3 +92,4 @@ std::vector<CheckResult> check_alexnet2012_backward(Context& ctx, uint32_t n, ui
 std::vector<CheckResult> self_check(Context& ctx, uint64_t seed, bool full = false, const Progress& progress = {});
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

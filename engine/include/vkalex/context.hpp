@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "vkalex/shape.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 namespace detail {
@@ -228,3 +230,4 @@ class Tensor {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -9,7 +9,9 @@
 
 #include "vkalex/op_params.hpp"
 #include "vkalex/shape.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // A tensor in host memory, row-major in the order of its shape. HostTensor (float) is what
@@ -31,12 +33,12 @@ namespace cpu {
 
 // Forward ops (accumulating in double).
 template <typename T>
-BasicHostTensor<T> conv2d(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
+VKALEX_API BasicHostTensor<T> conv2d(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
                           const std::type_identity_t<BasicHostTensor<T>>* bias, const Conv2dParams& params);
 template <typename T>
-BasicHostTensor<T> relu(const BasicHostTensor<T>& x);
+VKALEX_API BasicHostTensor<T> relu(const BasicHostTensor<T>& x);
 template <typename T>
-BasicHostTensor<T> lrn(const BasicHostTensor<T>& x, const LrnParams& params);
+VKALEX_API BasicHostTensor<T> lrn(const BasicHostTensor<T>& x, const LrnParams& params);
 
 template <typename T>
 struct MaxPoolResult {
@@ -44,47 +46,47 @@ struct MaxPoolResult {
   std::vector<uint32_t> argmax;  // flat index into x of each output's maximum
 };
 template <typename T>
-MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& params);
+VKALEX_API MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& params);
 
 template <typename T>
-BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
+VKALEX_API BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
                           const std::type_identity_t<BasicHostTensor<T>>* bias, bool relu);
 template <typename T>
-BasicHostTensor<T> softmax(const BasicHostTensor<T>& x);
+VKALEX_API BasicHostTensor<T> softmax(const BasicHostTensor<T>& x);
 template <typename T>
-BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x);
+VKALEX_API BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x);
 // Training-mode dropout: kept elements scaled by 1 / (1 - p), the others zero.
 template <typename T>
-BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step);
+VKALEX_API BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step);
 
 // Backward ops: the gradient of the loss with respect to an op's input (or parameters),
 // given the gradient dy with respect to its output.
 template <typename T>
-BasicHostTensor<T> conv2d_backward_data(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& weight,
+VKALEX_API BasicHostTensor<T> conv2d_backward_data(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& weight,
                                         const Shape& x_shape, const Conv2dParams& params);
 template <typename T>
-BasicHostTensor<T> conv2d_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x,
+VKALEX_API BasicHostTensor<T> conv2d_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x,
                                           const Shape& weight_shape, const Conv2dParams& params);
 // Sum of dy over every dimension but dimension 1: the bias gradient of conv2d ([N, K, ...])
 // and of linear ([N, M]).
 template <typename T>
-BasicHostTensor<T> bias_backward(const BasicHostTensor<T>& dy);
+VKALEX_API BasicHostTensor<T> bias_backward(const BasicHostTensor<T>& dy);
 // Through ReLU given its output y (y > 0 exactly where the input was).
 template <typename T>
-BasicHostTensor<T> relu_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& y);
+VKALEX_API BasicHostTensor<T> relu_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& y);
 template <typename T>
-BasicHostTensor<T> lrn_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x,
+VKALEX_API BasicHostTensor<T> lrn_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x,
                                 const LrnParams& params);
 template <typename T>
-BasicHostTensor<T> max_pool_backward(const BasicHostTensor<T>& dy, const std::vector<uint32_t>& argmax,
+VKALEX_API BasicHostTensor<T> max_pool_backward(const BasicHostTensor<T>& dy, const std::vector<uint32_t>& argmax,
                                      const Shape& x_shape);
 // dX = dY W and dW = dY^T X.
 template <typename T>
-BasicHostTensor<T> linear_backward_data(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& weight);
+VKALEX_API BasicHostTensor<T> linear_backward_data(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& weight);
 template <typename T>
-BasicHostTensor<T> linear_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x);
+VKALEX_API BasicHostTensor<T> linear_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x);
 template <typename T>
-BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step);
+VKALEX_API BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step);
 
 // Softmax with cross-entropy averaged over the batch, fused: the loss, how many rows have
 // their label as the largest logit (first on ties), and the gradient of the mean loss with
@@ -96,7 +98,7 @@ struct CrossEntropyResult {
   BasicHostTensor<T> dlogits;
 };
 template <typename T>
-CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits,
+VKALEX_API CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits,
                                             const std::vector<uint32_t>& labels);
 
 // One SGD step on w with momentum buffer v and gradient g (all the same size).
@@ -104,3 +106,4 @@ void sgd_update(HostTensor& w, HostTensor& v, const HostTensor& g, const SgdPara
 
 }  // namespace cpu
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -9,7 +9,9 @@
 
 #include "vkalex/cpu.hpp"
 #include "vkalex/image.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // A labelled set of images, all of one size, decoded in memory (IDX) or on demand (folder).
@@ -78,3 +80,4 @@ class BatchLoader {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -4,6 +4,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "vkalex/export.hpp"
+
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // Thrown by every engine function that fails. what() says what was being done and why;
@@ -21,3 +24,4 @@ class Error : public std::runtime_error {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -4,6 +4,9 @@
 #include <string>
 #include <string_view>
 
+#include "vkalex/export.hpp"
+
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // Writes `contents` to a temporary file beside `path`, flushes it to disk and renames it over
@@ -12,3 +15,4 @@ namespace vkalex {
 void write_file_atomically(const std::string& path, std::string_view contents);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "vkalex/cpu.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // 8-bit pixels, rows top to bottom, `channels` interleaved (1 = gray, 3 = RGB).
@@ -44,3 +46,4 @@ HostTensor preprocess_image(const Image& image, const Preprocess& p, uint32_t ch
 Image resize_image(const Image& image, uint32_t width, uint32_t height);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -9,7 +9,9 @@
 
 #include "vkalex/image.hpp"
 #include "vkalex/ops.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 enum class LayerType { Conv2d, Relu, Lrn, MaxPool, AdaptiveAvgPool, Flatten, Dropout, Linear, Softmax };
@@ -67,3 +69,4 @@ std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& mod
 std::vector<std::string> load_labels(const std::string& path, uint32_t classes);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

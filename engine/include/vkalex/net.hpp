@@ -14,7 +14,9 @@
 #include "vkalex/plan.hpp"
 #include "vkalex/recorder.hpp"
 #include "vkalex/safetensors.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // Random parameters for every tensor the model needs, seeded: weights uniform with He scale
@@ -104,3 +106,4 @@ class Net {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -6,7 +6,9 @@
 #include <cstdint>
 
 #include "vkalex/shape.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // 2-D convolution, NCHW. x [N, C, H, W], weight [K, C/groups, KH, KW], bias [K],
@@ -78,3 +80,4 @@ struct SgdParams {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

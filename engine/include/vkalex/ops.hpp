@@ -9,7 +9,9 @@
 #include "vkalex/context.hpp"
 #include "vkalex/op_params.hpp"
 #include "vkalex/recorder.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 namespace ops {
@@ -92,3 +94,4 @@ void sgd_update(Recorder& rec, const Tensor& w, const Tensor& v, const Tensor& g
 
 }  // namespace ops
 }  // namespace vkalex
+VKALEX_PUBLIC_END

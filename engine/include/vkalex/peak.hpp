@@ -5,7 +5,9 @@
 #include <cstdint>
 
 #include "vkalex/context.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 struct PeakFigures {
@@ -21,3 +23,4 @@ struct PeakFigures {
 PeakFigures measure_peak(Context& ctx, uint32_t repeats = 5);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

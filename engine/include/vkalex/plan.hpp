@@ -10,7 +10,9 @@
 
 #include "vkalex/context.hpp"
 #include "vkalex/model.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 enum class OpKind {
@@ -68,3 +70,4 @@ struct Plan {
 Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device, DType storage = DType::F32);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "vkalex/context.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 namespace detail {
@@ -75,3 +77,4 @@ class Recorder {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -10,7 +10,9 @@
 
 #include "vkalex/cpu.hpp"
 #include "vkalex/shape.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // A safetensors file, memory-mapped and checked entirely when opened: header length within
@@ -58,3 +60,4 @@ void save_safetensors(const std::string& path, const std::map<std::string, HostT
 float bfloat16_to_float(uint16_t b);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

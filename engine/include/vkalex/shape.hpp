@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "vkalex/export.hpp"
+
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // Element type of a tensor. Activations and weights are F32, or F16 in a net with fp16
@@ -45,3 +48,4 @@ class Shape {
 };
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

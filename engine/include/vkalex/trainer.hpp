@@ -10,7 +10,9 @@
 
 #include "vkalex/net.hpp"
 #include "vkalex/ops.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 struct StepStats {
@@ -84,3 +86,4 @@ StepStats train_step_cpu(const ModelDesc& model, std::map<std::string, HostTenso
                          const ForwardRecord* follow = nullptr, size_t* followed = nullptr);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "vkalex/context.hpp"
+#include "vkalex/export.hpp"
 
+VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // One measured choice.
@@ -47,3 +49,4 @@ TuningFile read_tuning_file(const std::string& path, const DeviceInfo& device);
 size_t save_tuning_file(const std::string& path, const DeviceInfo& device, const std::vector<TuningEntry>& entries);
 
 }  // namespace vkalex
+VKALEX_PUBLIC_END
