@@ -6,7 +6,9 @@
 # (tests/install) builds with find_package(vkalex) and with pkg-config and classifies an image
 # correctly; the installed classify, from a copy of the prefix moved elsewhere, finds its
 # model files by itself. For the shared library also: its SONAME, and that it exports the
-# public API only (no volk, stb or nlohmann symbol, nothing outside namespace vkalex).
+# public API only (no Vulkan, stb or nlohmann symbol, nothing outside namespace vkalex); for
+# the static one, that it defines no global vk* symbol. The consumer calls the Vulkan loader
+# itself too, as a host does.
 set -euo pipefail
 src=$(cd "$1" && pwd) build=$(cd "$2" && pwd) work=$3
 rm -rf "$work" && mkdir -p "$work" && work=$(cd "$work" && pwd)
@@ -42,7 +44,7 @@ check_prefix() {
   local flags
   flags=$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --cflags --libs "${static[@]}" vkalex)
   # shellcheck disable=SC2086
-  g++ -std=c++20 -O1 "$src/tests/install/consumer.cpp" -o "$work/consumer-pc-$kind" $flags
+  g++ -std=c++20 -O1 "$src/tests/install/consumer.cpp" -o "$work/consumer-pc-$kind" $flags -lvulkan
   LD_LIBRARY_PATH="$prefix/$libdir" "$work/consumer-pc-$kind" \
     "$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --variable=modeldir vkalex)" "$image" "$expected"
 
@@ -65,7 +67,12 @@ libdir_of() { grep -m1 '^CMAKE_INSTALL_LIBDIR:' "$1/CMakeCache.txt" | cut -d= -f
 
 # The static library of the tests' build.
 cmake --install "$build" --prefix "$work/prefix-static" >/dev/null
-check_prefix static "$work/prefix-static" "$(libdir_of "$build")"
+libdir=$(libdir_of "$build")
+# The static archive defines no Vulkan or volk symbol a host's own could collide with.
+if nm -g --defined-only "$work/prefix-static/$libdir/libvkalex.a" 2>/dev/null | grep -E ' (vk[A-Z]|volk)' > "$work/leaks.txt"; then
+  fail "static: libvkalex.a defines $(head -3 "$work/leaks.txt")"
+fi
+check_prefix static "$work/prefix-static" "$libdir"
 
 # A shared build of the same sources.
 cmake -S "$src" -B "$work/build-shared" -DBUILD_SHARED_LIBS=ON -DVKALEX_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null

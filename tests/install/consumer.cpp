@@ -1,6 +1,10 @@
 // A program outside the vkalex tree, built against an installed vkalex (find_package or
 // pkg-config): it classifies one image with the installed Fashion-MNIST model and exits 0 only
 // if the top class is the one given. Usage: consumer MODEL_DIR IMAGE EXPECTED_CLASS_NAME
+// It also links the Vulkan loader and calls it directly, as a game does: an engine that defined
+// global vk* symbols of its own (volk's function pointers) would take those calls over.
+#include <vulkan/vulkan.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -12,6 +16,11 @@ int main(int argc, char** argv) {
   if (argc != 4) {
     std::fprintf(stderr, "usage: consumer MODEL_DIR IMAGE EXPECTED_CLASS_NAME\n");
     return 2;
+  }
+  uint32_t loader_version = 0;
+  if (vkEnumerateInstanceVersion(&loader_version) != VK_SUCCESS || loader_version < VK_API_VERSION_1_1) {
+    std::fprintf(stderr, "consumer: the host's own call to the Vulkan loader failed\n");
+    return 1;
   }
   try {
     const vkalex::ModelDesc model = vkalex::load_model(std::string(argv[1]) + "/alexnet-fashion.json");

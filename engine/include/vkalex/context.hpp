@@ -140,6 +140,7 @@ struct ContextOptions {
 };
 
 class Tensor;
+struct HostDevice;  // vkalex/host_vulkan.hpp
 
 // Owns the Vulkan instance, the chosen device, its compute queue, memory and pipelines.
 // Tensors and Recorders made from a Context keep its device alive, so they may outlive it.
@@ -147,6 +148,12 @@ class Tensor;
 class Context {
  public:
   explicit Context(const ContextOptions& options = {});
+  // Runs on the host's device instead (vkalex/host_vulkan.hpp): creates and destroys none of
+  // its Vulkan objects, only the engine's own (memory, pipelines, command pools) on it.
+  // options.device and options.validation do not apply (the host chose both). Throws Error
+  // saying what is missing where the device lacks what the engine needs (Vulkan 1.1, a compute
+  // queue family) or a handle or function is not given.
+  explicit Context(const HostDevice& host, const ContextOptions& options = {});
   ~Context();
   Context(Context&&) noexcept;
   Context& operator=(Context&&) noexcept;

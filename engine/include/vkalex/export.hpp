@@ -1,7 +1,7 @@
 // Which symbols the vkalex library exports. The engine is compiled with hidden visibility:
 // everything declared between VKALEX_PUBLIC_BEGIN and VKALEX_PUBLIC_END (the public headers,
 // include/vkalex) is exported from the shared library, nothing else is, and no symbol of what
-// the engine uses inside (volk, stb, nlohmann::json) reaches the program that links it.
+// the engine uses inside (stb, nlohmann::json) reaches the program that links it.
 #pragma once
 
 // GCC's pragma does not reach function templates (their explicit instantiations in the

@@ -6,6 +6,7 @@
 
 #include "vk/device.hpp"
 #include "vk/sync.hpp"
+#include "vkalex/host_vulkan.hpp"
 #include "vkalex/error.hpp"
 #include "vkalex/tuning.hpp"
 
@@ -13,16 +14,33 @@ namespace vkalex {
 namespace detail {
 
 DeviceImpl::~DeviceImpl() {
-  if (device) {
-    vk.vkDeviceWaitIdle(device);
+  if (device && vk.vkQueueWaitIdle) {
+    // The engine's own work only: on a host's device, its other queues are the host's.
+    lock_queue ? lock_queue() : void();
+    vk.vkQueueWaitIdle(queue);
+    unlock_queue ? unlock_queue() : void();
     pipelines.destroy();
     allocator.destroy();
     if (transfer_fence) vk.vkDestroyFence(device, transfer_fence, nullptr);
     if (transfer_pool) vk.vkDestroyCommandPool(device, transfer_pool, nullptr);
-    vk.vkDestroyDevice(device, nullptr);
   }
-  if (messenger) vkDestroyDebugUtilsMessengerEXT(instance, messenger, nullptr);
-  if (instance) vkDestroyInstance(instance, nullptr);
+}
+
+OwnedVulkan::~OwnedVulkan() {
+  if (device && destroy_device) destroy_device(device, nullptr);
+  if (messenger) vki.vkDestroyDebugUtilsMessengerEXT(instance, messenger, nullptr);
+  if (instance) vki.vkDestroyInstance(instance, nullptr);
+}
+
+VkResult DeviceImpl::submit(const VkSubmitInfo& info, VkFence fence) {
+  if (!lock_queue) return vk.vkQueueSubmit(queue, 1, &info, fence);
+  struct Unlock {
+    const std::function<void()>& unlock;
+    ~Unlock() { unlock(); }
+  };
+  lock_queue();
+  Unlock guard{unlock_queue};
+  return vk.vkQueueSubmit(queue, 1, &info, fence);
 }
 
 namespace {
@@ -47,7 +65,7 @@ void run_transfer(DeviceImpl& d, F&& record) {
   VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
   submit.commandBufferCount = 1;
   submit.pCommandBuffers = &d.transfer_cmd;
-  vk_check(vk.vkQueueSubmit(d.queue, 1, &submit, d.transfer_fence), "vkQueueSubmit (transfer)");
+  vk_check(d.submit(submit, d.transfer_fence), "vkQueueSubmit (transfer)");
   vk_check(vk.vkWaitForFences(d.device, 1, &d.transfer_fence, VK_TRUE, UINT64_MAX),
            "vkWaitForFences (transfer)");
 }
@@ -98,24 +116,21 @@ void read_bytes(DeviceImpl& d, const std::shared_ptr<DeviceImpl>& shared, const 
 
 using detail::vk_check;
 
-Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail::DeviceImpl>()) {
-  auto& d = *impl_;
-  const bool validation = options.validation || detail::env_flag("VKALEX_VALIDATION");
-  if (validation) d.validation = std::make_unique<detail::ValidationLog>();
-  d.instance = detail::create_instance(validation, d.validation.get(), &d.messenger);
+namespace detail {
+namespace {
 
-  auto physical = detail::enumerate_physical_devices(d.instance);
-  std::vector<DeviceInfo> infos;
-  for (uint32_t i = 0; i < physical.size(); ++i) infos.push_back(detail::describe_device(physical[i], i));
-  std::string spec;
-  if (options.device) {
-    spec = *options.device;
-  } else if (const char* env = std::getenv("VKALEX_DEVICE")) {
-    spec = env;
-  }
-  const size_t chosen = select_device(infos, spec);
-  d.physical = physical[chosen];
-  d.info = infos[chosen];
+std::vector<VkQueueFamilyProperties> queue_families(const InstanceTable& vki, VkPhysicalDevice physical) {
+  uint32_t count = 0;
+  vki.vkGetPhysicalDeviceQueueFamilyProperties(physical, &count, nullptr);
+  std::vector<VkQueueFamilyProperties> families(count);
+  vki.vkGetPhysicalDeviceQueueFamilyProperties(physical, &count, families.data());
+  families.resize(count);
+  return families;
+}
+
+// What both kinds of Context do once instance, device, queue and tables are there: the
+// options, the limits, the engine's own command pool, memory, pipelines and tuning file.
+void finish_context(DeviceImpl& d, const ContextOptions& options) {
   d.info.forced_kernels = options.kernels;
   if (const char* env = std::getenv("VKALEX_KERNELS")) {
     std::string list = env;
@@ -139,45 +154,14 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
     d.info.max_loop_iterations = lower.max_loop_iterations;
   if (lower.no_subgroup_shuffle) d.info.subgroup_shuffle = false;
 
+
   VkPhysicalDeviceProperties props{};
-  vkGetPhysicalDeviceProperties(d.physical, &props);
+  d.vki.vkGetPhysicalDeviceProperties(d.physical, &props);
   d.limits = props.limits;
-  vkGetPhysicalDeviceMemoryProperties(d.physical, &d.memory_properties);
-
-  uint32_t family_count = 0;
-  vkGetPhysicalDeviceQueueFamilyProperties(d.physical, &family_count, nullptr);
-  std::vector<VkQueueFamilyProperties> families(family_count);
-  vkGetPhysicalDeviceQueueFamilyProperties(d.physical, &family_count, families.data());
-  // Prefer a family with compute and timestamps; a compute family without them still works.
-  int family = -1;
-  for (uint32_t i = 0; i < family_count; ++i) {
-    if (!(families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
-    if (family < 0 || (families[i].timestampValidBits > 0 && families[family].timestampValidBits == 0))
-      family = static_cast<int>(i);
-  }
-  if (family < 0) throw Error("device \"" + d.info.name + "\" has no compute queue");
-  d.queue_family = static_cast<uint32_t>(family);
-  d.info.timestamps = families[family].timestampValidBits > 0;
-  const uint32_t bits = families[family].timestampValidBits;
+  d.vki.vkGetPhysicalDeviceMemoryProperties(d.physical, &d.memory_properties);
+  const uint32_t bits = queue_families(d.vki, d.physical).at(d.queue_family).timestampValidBits;
+  d.info.timestamps = bits > 0;
   d.timestamp_mask = bits >= 64 ? ~0ull : (bits ? (1ull << bits) - 1 : 0);
-
-  const float priority = 1.0f;
-  VkDeviceQueueCreateInfo queue_info{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-  queue_info.queueFamilyIndex = d.queue_family;
-  queue_info.queueCount = 1;
-  queue_info.pQueuePriorities = &priority;
-  // 16-bit values in storage buffers where the device has them: nets with fp16 storage need
-  // them (a Vulkan 1.1 feature; lavapipe has it, SwiftShader not).
-  VkPhysicalDevice16BitStorageFeatures storage16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
-  storage16.storageBuffer16BitAccess = d.info.storage_buffer_16bit ? VK_TRUE : VK_FALSE;
-  VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
-  device_info.pNext = &storage16;
-  device_info.queueCreateInfoCount = 1;
-  device_info.pQueueCreateInfos = &queue_info;
-  vk_check(vkCreateDevice(d.physical, &device_info, nullptr, &d.device),
-           ("vkCreateDevice for \"" + d.info.name + "\"").c_str());
-  volkLoadDeviceTable(&d.vk, d.device);
-  d.vk.vkGetDeviceQueue(d.device, d.queue_family, 0, &d.queue);
 
   VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
@@ -213,6 +197,113 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
     d.tuning_status = std::move(tuning.status);
     for (TuningEntry& e : tuning.entries) d.info.tuned_kernels[{e.op, e.key}] = std::move(e.variant);
   }
+}
+
+}  // namespace
+}  // namespace detail
+
+Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail::DeviceImpl>()) {
+  auto& d = *impl_;
+  const bool validation = options.validation || detail::env_flag("VKALEX_VALIDATION");
+  if (validation) d.validation = std::make_unique<detail::ValidationLog>();
+  d.owned = std::make_unique<detail::OwnedVulkan>();
+  d.instance = detail::create_instance(validation, d.validation.get(), &d.owned->messenger, d.vki);
+  d.owned->instance = d.instance;
+  d.owned->vki = d.vki;
+
+  auto physical = detail::enumerate_physical_devices(d.vki, d.instance);
+  std::vector<DeviceInfo> infos;
+  for (uint32_t i = 0; i < physical.size(); ++i) infos.push_back(detail::describe_device(d.vki, physical[i], i));
+  std::string spec;
+  if (options.device) {
+    spec = *options.device;
+  } else if (const char* env = std::getenv("VKALEX_DEVICE")) {
+    spec = env;
+  }
+  const size_t chosen = select_device(infos, spec);
+  d.physical = physical[chosen];
+  d.info = infos[chosen];
+
+  const auto families = detail::queue_families(d.vki, d.physical);
+  // Prefer a family with compute and timestamps; a compute family without them still works.
+  int family = -1;
+  for (uint32_t i = 0; i < families.size(); ++i) {
+    if (!(families[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
+    if (family < 0 || (families[i].timestampValidBits > 0 && families[family].timestampValidBits == 0))
+      family = static_cast<int>(i);
+  }
+  if (family < 0) throw Error("device \"" + d.info.name + "\" has no compute queue");
+  d.queue_family = static_cast<uint32_t>(family);
+
+  const float priority = 1.0f;
+  VkDeviceQueueCreateInfo queue_info{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+  queue_info.queueFamilyIndex = d.queue_family;
+  queue_info.queueCount = 1;
+  queue_info.pQueuePriorities = &priority;
+  // 16-bit values in storage buffers where the device has them: nets with fp16 storage need
+  // them (a Vulkan 1.1 feature; lavapipe has it, SwiftShader not).
+  VkPhysicalDevice16BitStorageFeatures storage16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+  storage16.storageBuffer16BitAccess = d.info.storage_buffer_16bit ? VK_TRUE : VK_FALSE;
+  VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  device_info.pNext = &storage16;
+  device_info.queueCreateInfoCount = 1;
+  device_info.pQueueCreateInfos = &queue_info;
+  vk_check(d.vki.vkCreateDevice(d.physical, &device_info, nullptr, &d.device),
+           ("vkCreateDevice for \"" + d.info.name + "\"").c_str());
+  d.owned->device = d.device;
+  d.owned->destroy_device =
+      reinterpret_cast<PFN_vkDestroyDevice>(d.vki.vkGetDeviceProcAddr(d.device, "vkDestroyDevice"));
+  detail::load_device_functions(d.vk, d.vki.vkGetDeviceProcAddr, d.device);
+  d.vk.vkGetDeviceQueue(d.device, d.queue_family, 0, &d.queue);
+  detail::finish_context(d, options);
+}
+
+Context::Context(const HostDevice& host, const ContextOptions& options) : impl_(std::make_shared<detail::DeviceImpl>()) {
+  auto& d = *impl_;
+  const char* missing = !host.instance                 ? "instance"
+                        : !host.physical_device        ? "physical_device"
+                        : !host.device                 ? "device"
+                        : !host.queue                  ? "queue"
+                        : !host.get_instance_proc_addr ? "get_instance_proc_addr"
+                                                       : nullptr;
+  if (missing) throw Error(std::string("HostDevice: ") + missing + " is not given");
+  if (bool(host.lock_queue) != bool(host.unlock_queue))
+    throw Error("HostDevice: lock_queue and unlock_queue go together (one is given without the other)");
+  d.vki.vkGetInstanceProcAddr = host.get_instance_proc_addr;
+  detail::load_instance_functions(d.vki, host.instance);
+  d.instance = host.instance;
+  d.physical = host.physical_device;
+
+  const auto physical = detail::enumerate_physical_devices(d.vki, d.instance);
+  const auto at = std::find(physical.begin(), physical.end(), host.physical_device);
+  if (at == physical.end()) throw Error("HostDevice: physical_device is not one of the instance's physical devices");
+  d.info = detail::describe_device(d.vki, d.physical, static_cast<uint32_t>(at - physical.begin()));
+  if (d.info.api_version < VK_API_VERSION_1_1) {
+    throw Error("HostDevice: \"" + d.info.name + "\" supports Vulkan " + d.info.api_version_string +
+                "; vkalex needs 1.1 or later");
+  }
+  const auto families = detail::queue_families(d.vki, d.physical);
+  if (host.queue_family >= families.size()) {
+    throw Error("HostDevice: queue_family " + std::to_string(host.queue_family) + " is out of range (\"" +
+                d.info.name + "\" has " + std::to_string(families.size()) + ")");
+  }
+  if (!(families[host.queue_family].queueFlags & VK_QUEUE_COMPUTE_BIT)) {
+    throw Error("HostDevice: queue family " + std::to_string(host.queue_family) + " of \"" + d.info.name +
+                "\" has no compute (VK_QUEUE_COMPUTE_BIT); vkalex needs a compute queue");
+  }
+  if (host.storage_buffer_16bit && !d.info.storage_buffer_16bit) {
+    throw Error("HostDevice: storage_buffer_16bit is set, but \"" + d.info.name +
+                "\" does not support 16-bit storage buffers");
+  }
+  d.info.storage_buffer_16bit = host.storage_buffer_16bit;
+  d.device = host.device;
+  d.queue_family = host.queue_family;
+  d.queue = host.queue;
+  d.lock_queue = host.lock_queue;
+  d.unlock_queue = host.unlock_queue;
+  detail::load_device_functions(d.vk, host.get_device_proc_addr ? host.get_device_proc_addr : d.vki.vkGetDeviceProcAddr,
+                                d.device);
+  detail::finish_context(d, options);
 }
 
 Context::~Context() {

@@ -1,6 +1,7 @@
 // Internal: the Vulkan objects behind a Context, the memory allocator and the pipelines.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -118,14 +119,33 @@ struct ValidationLog {
   std::vector<std::string> messages;
 };
 
-struct DeviceImpl {
+// The Vulkan objects the engine created itself (a Context of its own), destroyed with it. A
+// Context on a host's device has none: its handles are borrowed, and nothing destroys them.
+struct OwnedVulkan {
+  InstanceTable vki;
   VkInstance instance = VK_NULL_HANDLE;
   VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  PFN_vkDestroyDevice destroy_device = nullptr;
+  OwnedVulkan() = default;
+  OwnedVulkan(const OwnedVulkan&) = delete;
+  OwnedVulkan& operator=(const OwnedVulkan&) = delete;
+  ~OwnedVulkan();
+};
+
+struct DeviceImpl {
+  // Declared first, so destroyed last: after the destructor's body has destroyed the engine's
+  // objects on the device. Null on a host's device.
+  std::unique_ptr<OwnedVulkan> owned;
+  VkInstance instance = VK_NULL_HANDLE;
   VkPhysicalDevice physical = VK_NULL_HANDLE;
   VkDevice device = VK_NULL_HANDLE;
-  VolkDeviceTable vk{};  // device-level functions of this device, not volk's globals
+  InstanceTable vki;  // the instance's functions (vulkan.hpp: the engine has no global ones)
+  DeviceTable vk;     // this device's functions
   uint32_t queue_family = 0;
   VkQueue queue = VK_NULL_HANDLE;
+  // The host's lock around submits to a queue it shares (HostDevice); empty otherwise.
+  std::function<void()> lock_queue, unlock_queue;
   DeviceInfo info;
   VkPhysicalDeviceLimits limits{};
   VkPhysicalDeviceMemoryProperties memory_properties{};
@@ -143,6 +163,9 @@ struct DeviceImpl {
   VkCommandBuffer transfer_cmd = VK_NULL_HANDLE;
   VkFence transfer_fence = VK_NULL_HANDLE;
 
+  // vkQueueSubmit of one batch on the queue, inside the host's lock where there is one.
+  VkResult submit(const VkSubmitInfo& info, VkFence fence);
+
   ~DeviceImpl();
 };
 
@@ -155,9 +178,10 @@ inline constexpr const char* kNoCacheDir = "off: neither XDG_CACHE_HOME nor HOME
 std::string device_file(const std::string& dir, const char* prefix, const DeviceInfo& info, const char* extension);
 
 // Instance creation and device description (instance.cpp).
-VkInstance create_instance(bool validation, ValidationLog* log, VkDebugUtilsMessengerEXT* messenger);
-DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index);
-std::vector<VkPhysicalDevice> enumerate_physical_devices(VkInstance instance);
-void load_vulkan_loader();
+// create_instance fills `vki` with the system loader's and the new instance's functions.
+VkInstance create_instance(bool validation, ValidationLog* log, VkDebugUtilsMessengerEXT* messenger,
+                           InstanceTable& vki);
+DeviceInfo describe_device(const InstanceTable& vki, VkPhysicalDevice device, uint32_t index);
+std::vector<VkPhysicalDevice> enumerate_physical_devices(const InstanceTable& vki, VkInstance instance);
 
 }  // namespace vkalex::detail

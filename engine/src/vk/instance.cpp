@@ -65,11 +65,11 @@ std::string driver_version_string(uint32_t vendor, uint32_t v) {
   return api_version_string(v);
 }
 
-bool has_extension(VkPhysicalDevice device, const char* name) {
+bool has_extension(const InstanceTable& vki, VkPhysicalDevice device, const char* name) {
   uint32_t count = 0;
-  vkEnumerateDeviceExtensionProperties(device, nullptr, &count, nullptr);
+  vki.vkEnumerateDeviceExtensionProperties(device, nullptr, &count, nullptr);
   std::vector<VkExtensionProperties> props(count);
-  vkEnumerateDeviceExtensionProperties(device, nullptr, &count, props.data());
+  vki.vkEnumerateDeviceExtensionProperties(device, nullptr, &count, props.data());
   for (const auto& p : props)
     if (std::strcmp(p.extensionName, name) == 0) return true;
   return false;
@@ -85,11 +85,11 @@ VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
   return VK_FALSE;
 }
 
-bool layer_available(const char* name) {
+bool layer_available(const InstanceTable& loader, const char* name) {
   uint32_t count = 0;
-  vkEnumerateInstanceLayerProperties(&count, nullptr);
+  loader.vkEnumerateInstanceLayerProperties(&count, nullptr);
   std::vector<VkLayerProperties> layers(count);
-  vkEnumerateInstanceLayerProperties(&count, layers.data());
+  loader.vkEnumerateInstanceLayerProperties(&count, layers.data());
   for (const auto& l : layers)
     if (std::strcmp(l.layerName, name) == 0) return true;
   return false;
@@ -97,19 +97,14 @@ bool layer_available(const char* name) {
 
 }  // namespace
 
-void load_vulkan_loader() {
-  static const VkResult result = volkInitialize();
-  if (result != VK_SUCCESS) {
-    throw Error(std::string("no Vulkan loader found (libvulkan.so.1 could not be loaded). "
-                            "Install libvulkan1 and a driver; ") + kNoDeviceHint,
-                vk_result_name(result));
+VkInstance create_instance(bool validation, ValidationLog* log, VkDebugUtilsMessengerEXT* messenger,
+                           InstanceTable& vki) {
+  uint32_t loader_version = 0;
+  try {
+    vki = system_loader(&loader_version);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + ". Install libvulkan1 and a driver; " + kNoDeviceHint);
   }
-}
-
-VkInstance create_instance(bool validation, ValidationLog* log,
-                           VkDebugUtilsMessengerEXT* messenger) {
-  load_vulkan_loader();
-  const uint32_t loader_version = volkGetInstanceVersion();
   if (loader_version < VK_API_VERSION_1_1) {
     throw Error("the Vulkan loader supports only Vulkan " + api_version_string(loader_version) +
                 "; vkalex needs 1.1 or later");
@@ -125,7 +120,7 @@ VkInstance create_instance(bool validation, ValidationLog* log,
   VkDebugUtilsMessengerCreateInfoEXT messenger_info{
       VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
   if (validation) {
-    if (!layer_available("VK_LAYER_KHRONOS_validation")) {
+    if (!layer_available(vki, "VK_LAYER_KHRONOS_validation")) {
       throw Error("validation was asked for, but VK_LAYER_KHRONOS_validation is not installed "
                   "(Debian: apt-get install vulkan-validationlayers)");
     }
@@ -159,41 +154,49 @@ VkInstance create_instance(bool validation, ValidationLog* log,
   }
 
   VkInstance instance = VK_NULL_HANDLE;
-  VkResult result = vkCreateInstance(&info, nullptr, &instance);
+  VkResult result = vki.vkCreateInstance(&info, nullptr, &instance);
   if (result == VK_ERROR_INCOMPATIBLE_DRIVER) {
     throw Error(std::string("the Vulkan loader found no driver (vkCreateInstance: "
                             "VK_ERROR_INCOMPATIBLE_DRIVER). ") + kNoDeviceHint,
                 vk_result_name(result));
   }
   vk_check(result, "vkCreateInstance");
-  volkLoadInstanceOnly(instance);
+  try {
+    load_instance_functions(vki, instance);
+  } catch (...) {
+    if (auto destroy = reinterpret_cast<PFN_vkDestroyInstance>(vki.vkGetInstanceProcAddr(instance, "vkDestroyInstance")))
+      destroy(instance, nullptr);
+    throw;
+  }
 
   if (validation) {
-    result = vkCreateDebugUtilsMessengerEXT(instance, &messenger_info, nullptr, messenger);
+    result = vki.vkCreateDebugUtilsMessengerEXT
+                 ? vki.vkCreateDebugUtilsMessengerEXT(instance, &messenger_info, nullptr, messenger)
+                 : VK_ERROR_EXTENSION_NOT_PRESENT;
     if (result != VK_SUCCESS) {
-      vkDestroyInstance(instance, nullptr);
+      vki.vkDestroyInstance(instance, nullptr);
       vk_check(result, "vkCreateDebugUtilsMessengerEXT");
     }
   }
   return instance;
 }
 
-std::vector<VkPhysicalDevice> enumerate_physical_devices(VkInstance instance) {
+std::vector<VkPhysicalDevice> enumerate_physical_devices(const InstanceTable& vki, VkInstance instance) {
   uint32_t count = 0;
-  vk_check(vkEnumeratePhysicalDevices(instance, &count, nullptr), "vkEnumeratePhysicalDevices");
+  vk_check(vki.vkEnumeratePhysicalDevices(instance, &count, nullptr), "vkEnumeratePhysicalDevices");
   std::vector<VkPhysicalDevice> devices(count);
-  vk_check(vkEnumeratePhysicalDevices(instance, &count, devices.data()),
+  vk_check(vki.vkEnumeratePhysicalDevices(instance, &count, devices.data()),
            "vkEnumeratePhysicalDevices");
   devices.resize(count);
   return devices;
 }
 
-DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
+DeviceInfo describe_device(const InstanceTable& vki, VkPhysicalDevice device, uint32_t index) {
   DeviceInfo info;
   info.index = index;
 
   VkPhysicalDeviceProperties base{};
-  vkGetPhysicalDeviceProperties(device, &base);
+  vki.vkGetPhysicalDeviceProperties(device, &base);
   const bool v12 = base.apiVersion >= VK_API_VERSION_1_2;
 
   VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
@@ -202,8 +205,8 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
   VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
   props.pNext = &id;
   id.pNext = &subgroup;
-  if (v12 || has_extension(device, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME)) subgroup.pNext = &driver;
-  vkGetPhysicalDeviceProperties2(device, &props);
+  if (v12 || has_extension(vki, device, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME)) subgroup.pNext = &driver;
+  vki.vkGetPhysicalDeviceProperties2(device, &props);
 
   VkPhysicalDeviceFeatures2 features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   VkPhysicalDevice16BitStorageFeatures storage16{
@@ -211,17 +214,17 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
   VkPhysicalDeviceShaderFloat16Int8Features float16{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
   features.pNext = &storage16;
-  if (v12 || has_extension(device, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME))
+  if (v12 || has_extension(vki, device, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME))
     storage16.pNext = &float16;
-  vkGetPhysicalDeviceFeatures2(device, &features);
+  vki.vkGetPhysicalDeviceFeatures2(device, &features);
 
   VkPhysicalDeviceMemoryProperties memory{};
-  vkGetPhysicalDeviceMemoryProperties(device, &memory);
+  vki.vkGetPhysicalDeviceMemoryProperties(device, &memory);
 
   uint32_t family_count = 0;
-  vkGetPhysicalDeviceQueueFamilyProperties(device, &family_count, nullptr);
+  vki.vkGetPhysicalDeviceQueueFamilyProperties(device, &family_count, nullptr);
   std::vector<VkQueueFamilyProperties> families(family_count);
-  vkGetPhysicalDeviceQueueFamilyProperties(device, &family_count, families.data());
+  vki.vkGetPhysicalDeviceQueueFamilyProperties(device, &family_count, families.data());
 
   info.name = base.deviceName;
   info.vendor_id = base.vendorID;
@@ -265,7 +268,7 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
     VkPhysicalDeviceMaintenance3Properties m3{
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
     p2.pNext = &m3;
-    vkGetPhysicalDeviceProperties2(device, &p2);
+    vki.vkGetPhysicalDeviceProperties2(device, &p2);
     info.max_memory_allocation_size = m3.maxMemoryAllocationSize;
   }
   info.max_push_constants_size = base.limits.maxPushConstantsSize;
@@ -277,25 +280,25 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
   info.min_texel_buffer_offset_alignment = base.limits.minTexelBufferOffsetAlignment;
   info.min_subgroup_size = info.max_subgroup_size = info.subgroup_size;
   const bool v13 = base.apiVersion >= VK_API_VERSION_1_3;
-  if (v13 || has_extension(device, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) {
+  if (v13 || has_extension(vki, device, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME)) {
     VkPhysicalDeviceSubgroupSizeControlFeaturesEXT control{
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
     VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
     f2.pNext = &control;
-    vkGetPhysicalDeviceFeatures2(device, &f2);
+    vki.vkGetPhysicalDeviceFeatures2(device, &f2);
     VkPhysicalDeviceSubgroupSizeControlPropertiesEXT range{
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
     VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
     p2.pNext = &range;
-    vkGetPhysicalDeviceProperties2(device, &p2);
+    vki.vkGetPhysicalDeviceProperties2(device, &p2);
     info.subgroup_size_control = control.subgroupSizeControl == VK_TRUE && control.computeFullSubgroups == VK_TRUE;
     if (info.subgroup_size_control) {
       info.min_subgroup_size = range.minSubgroupSize;
       info.max_subgroup_size = range.maxSubgroupSize;
     }
   }
-  info.cooperative_matrix = has_extension(device, "VK_KHR_cooperative_matrix") ||
-                            has_extension(device, "VK_NV_cooperative_matrix");
+  info.cooperative_matrix = has_extension(vki, device, "VK_KHR_cooperative_matrix") ||
+                            has_extension(vki, device, "VK_NV_cooperative_matrix");
   // llvmpipe (lavapipe) ends every loop of an invocation once 65,535 iterations have run in
   // all (gallivm's guard against infinite loops) and reports nothing; Mesa 22.3 measured here.
   const bool llvmpipe = info.driver_id == VK_DRIVER_ID_MESA_LLVMPIPE ||
@@ -308,16 +311,17 @@ DeviceInfo describe_device(VkPhysicalDevice device, uint32_t index) {
 
 std::vector<DeviceInfo> list_devices() {
   VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
-  VkInstance instance = detail::create_instance(false, nullptr, &messenger);
+  detail::InstanceTable vki;
+  VkInstance instance = detail::create_instance(false, nullptr, &messenger, vki);
   std::vector<DeviceInfo> out;
   try {
-    auto devices = detail::enumerate_physical_devices(instance);
-    for (uint32_t i = 0; i < devices.size(); ++i) out.push_back(detail::describe_device(devices[i], i));
+    auto devices = detail::enumerate_physical_devices(vki, instance);
+    for (uint32_t i = 0; i < devices.size(); ++i) out.push_back(detail::describe_device(vki, devices[i], i));
   } catch (...) {
-    vkDestroyInstance(instance, nullptr);
+    vki.vkDestroyInstance(instance, nullptr);
     throw;
   }
-  vkDestroyInstance(instance, nullptr);
+  vki.vkDestroyInstance(instance, nullptr);
   return out;
 }
 

@@ -139,7 +139,7 @@ void PipelineStore::load() {
           // The driver's own header must name this very device and driver build.
           VkPipelineCacheHeaderVersionOne vh{};
           VkPhysicalDeviceProperties props{};
-          vkGetPhysicalDeviceProperties(d.physical, &props);
+          d.vki.vkGetPhysicalDeviceProperties(d.physical, &props);
           if (blob.size() < sizeof vh) {
             status_ = "ignored: too short";
             blob.clear();

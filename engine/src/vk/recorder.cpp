@@ -408,7 +408,7 @@ void Recorder::submit() {
   VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
   submit.commandBufferCount = 1;
   submit.pCommandBuffers = &r.cmd;
-  vk_check(dev.vk.vkQueueSubmit(dev.queue, 1, &submit, r.fence), "vkQueueSubmit");
+  vk_check(dev.submit(submit, r.fence), "vkQueueSubmit");
   r.in_flight = true;
   ++r.submits;
 }

@@ -19,7 +19,7 @@ bool overlap(const BufferAccess& a, const BufferAccess& b) {
 
 }  // namespace
 
-void record_completion_barrier(const VolkDeviceTable& vk, VkCommandBuffer cmd) {
+void record_completion_barrier(const DeviceTable& vk, VkCommandBuffer cmd) {
   VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
   barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |

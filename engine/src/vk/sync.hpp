@@ -10,7 +10,7 @@ namespace vkalex::detail {
 // Makes every write of the command buffer so far visible to all later commands (in this or
 // later submissions on the queue) and to the host. Ends every command buffer the engine
 // submits, so that work in separate submissions never needs a semaphore to be ordered.
-void record_completion_barrier(const VolkDeviceTable& vk, VkCommandBuffer cmd);
+void record_completion_barrier(const DeviceTable& vk, VkCommandBuffer cmd);
 
 // One command's use of a byte range of a buffer.
 struct BufferAccess {

@@ -1,0 +1,296 @@
+// A Context on a Vulkan device the test creates itself, the way a game or tool would: through
+// the Vulkan loader it links directly (tests/CMakeLists.txt links Vulkan::Vulkan).
+#include <vulkan/vulkan.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "vkalex/host_vulkan.hpp"
+
+using namespace vkalex;
+
+namespace {
+
+VKAPI_ATTR VkBool32 VKAPI_CALL collect(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                       VkDebugUtilsMessageTypeFlagsEXT,
+                                       const VkDebugUtilsMessengerCallbackDataEXT* data, void* user) {
+  if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT)
+    static_cast<std::vector<std::string>*>(user)->push_back(data->pMessage ? data->pMessage : "?");
+  return VK_FALSE;
+}
+
+bool has_layer(const char* name) {
+  uint32_t n = 0;
+  vkEnumerateInstanceLayerProperties(&n, nullptr);
+  std::vector<VkLayerProperties> layers(n);
+  vkEnumerateInstanceLayerProperties(&n, layers.data());
+  for (const auto& l : layers)
+    if (std::strcmp(l.layerName, name) == 0) return true;
+  return false;
+}
+
+// What a host owns: an instance with the validation layer (when installed) reporting into
+// `messages`, the device the engine would choose by default, a compute queue.
+struct Host {
+  std::vector<std::string> messages;
+  VkInstance instance = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  VkPhysicalDevice physical = VK_NULL_HANDLE;
+  VkDevice device = VK_NULL_HANDLE;
+  VkQueue queue = VK_NULL_HANDLE;
+  uint32_t family = 0;
+  bool storage16_supported = false;
+
+  explicit Host(bool enable_storage16) {
+    VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+    app.apiVersion = VK_API_VERSION_1_1;
+    VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ci.pApplicationInfo = &app;
+    const char* layer = "VK_LAYER_KHRONOS_validation";
+    const char* ext = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+    const bool validation = has_layer(layer);
+    if (validation) {
+      ci.enabledLayerCount = 1;
+      ci.ppEnabledLayerNames = &layer;
+      ci.enabledExtensionCount = 1;
+      ci.ppEnabledExtensionNames = &ext;
+    }
+    REQUIRE(vkCreateInstance(&ci, nullptr, &instance) == VK_SUCCESS);
+    if (validation) {
+      VkDebugUtilsMessengerCreateInfoEXT mi{VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
+      mi.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+      mi.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT;
+      mi.pfnUserCallback = collect;
+      mi.pUserData = &messages;
+      auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
+          vkGetInstanceProcAddr(instance, "vkCreateDebugUtilsMessengerEXT"));
+      REQUIRE(create(instance, &mi, nullptr, &messenger) == VK_SUCCESS);
+    }
+    uint32_t n = 0;
+    vkEnumeratePhysicalDevices(instance, &n, nullptr);
+    std::vector<VkPhysicalDevice> all(n);
+    vkEnumeratePhysicalDevices(instance, &n, all.data());
+    physical = all.at(select_device(list_devices(), ""));
+
+    uint32_t families = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(physical, &families, nullptr);
+    std::vector<VkQueueFamilyProperties> props(families);
+    vkGetPhysicalDeviceQueueFamilyProperties(physical, &families, props.data());
+    while (family < families && !(props[family].queueFlags & VK_QUEUE_COMPUTE_BIT)) ++family;
+    REQUIRE(family < families);
+
+    VkPhysicalDevice16BitStorageFeatures s16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &s16;
+    vkGetPhysicalDeviceFeatures2(physical, &f2);
+    storage16_supported = s16.storageBuffer16BitAccess == VK_TRUE;
+    s16.storageBuffer16BitAccess = enable_storage16 && storage16_supported ? VK_TRUE : VK_FALSE;
+    const float priority = 1.0f;
+    VkDeviceQueueCreateInfo qi{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+    qi.queueFamilyIndex = family;
+    qi.queueCount = 1;
+    qi.pQueuePriorities = &priority;
+    VkPhysicalDevice16BitStorageFeatures enabled{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    enabled.storageBuffer16BitAccess = s16.storageBuffer16BitAccess;
+    VkDeviceCreateInfo di{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    di.pNext = &enabled;
+    di.queueCreateInfoCount = 1;
+    di.pQueueCreateInfos = &qi;
+    REQUIRE(vkCreateDevice(physical, &di, nullptr, &device) == VK_SUCCESS);
+    vkGetDeviceQueue(device, family, 0, &queue);
+  }
+
+  HostDevice describe() const {
+    HostDevice h;
+    h.instance = instance;
+    h.physical_device = physical;
+    h.device = device;
+    h.queue_family = family;
+    h.queue = queue;
+    h.get_instance_proc_addr = vkGetInstanceProcAddr;
+    return h;
+  }
+
+  // The host's own use of its device after the engine is gone.
+  void use_device() {
+    REQUIRE(vkDeviceWaitIdle(device) == VK_SUCCESS);
+    VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bi.size = 1024;
+    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+    VkBuffer buffer = VK_NULL_HANDLE;
+    REQUIRE(vkCreateBuffer(device, &bi, nullptr, &buffer) == VK_SUCCESS);
+    vkDestroyBuffer(device, buffer, nullptr);
+  }
+
+  // Destroys the device and instance; the validation layer reports any object the engine
+  // left on the device.
+  void destroy() {
+    if (device) vkDestroyDevice(device, nullptr);
+    device = VK_NULL_HANDLE;
+    if (messenger) {
+      auto destroy_messenger = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
+          vkGetInstanceProcAddr(instance, "vkDestroyDebugUtilsMessengerEXT"));
+      destroy_messenger(instance, messenger, nullptr);
+    }
+    messenger = VK_NULL_HANDLE;
+    if (instance) vkDestroyInstance(instance, nullptr);
+    instance = VK_NULL_HANDLE;
+  }
+  ~Host() { destroy(); }
+};
+
+// The host's vkGetDeviceProcAddr, wrapped so that the engine's vkQueueSubmit calls are seen:
+// each must come while the host's queue mutex is held (the engine took the host's lock).
+std::mutex* g_queue_mutex = nullptr;
+PFN_vkQueueSubmit g_real_submit = nullptr;
+int g_submits = 0, g_unlocked_submits = 0;
+
+VKAPI_ATTR VkResult VKAPI_CALL watched_submit(VkQueue q, uint32_t n, const VkSubmitInfo* info, VkFence fence) {
+  ++g_submits;
+  if (g_queue_mutex->try_lock()) {
+    ++g_unlocked_submits;
+    g_queue_mutex->unlock();
+  }
+  return g_real_submit(q, n, info, fence);
+}
+
+VKAPI_ATTR PFN_vkVoidFunction VKAPI_CALL watched_proc_addr(VkDevice device, const char* name) {
+  if (std::strcmp(name, "vkQueueSubmit") == 0) {
+    g_real_submit = reinterpret_cast<PFN_vkQueueSubmit>(vkGetDeviceProcAddr(device, name));
+    return reinterpret_cast<PFN_vkVoidFunction>(watched_submit);
+  }
+  return vkGetDeviceProcAddr(device, name);
+}
+
+const char* const kSmall = R"({
+  "name": "small", "input": {"channels": 3, "height": 19, "width": 19},
+  "preprocess": {"resize": 19, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+  "classes": 6,
+  "layers": [
+    {"name": "c1", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1, "weight": "c1.w", "bias": "c1.b"},
+    {"type": "relu"},
+    {"type": "lrn", "size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2},
+    {"type": "max_pool", "kernel": 3, "stride": 2},
+    {"type": "flatten"},
+    {"name": "f1", "type": "linear", "out_features": 6, "weight": "f1.w", "bias": "f1.b"},
+    {"type": "softmax"}
+  ]})";
+
+}  // namespace
+
+TEST_CASE("a Context on the host's Vulkan device runs a net as one of its own does, and leaves the device to the host",
+          "[context][host]") {
+  Host host(false);
+  const ModelDesc m = parse_model(kSmall, "small", ".");
+  const auto params = random_parameters(m, test::seed());
+  const Shape s = m.input_shape(3);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 1, 2.0f));
+
+  int locks = 0, unlocks = 0;
+  std::mutex queue_mutex;
+  HostDevice h = host.describe();
+  h.lock_queue = [&] { queue_mutex.lock(); ++locks; };
+  h.unlock_queue = [&] { ++unlocks; queue_mutex.unlock(); };
+  h.get_device_proc_addr = watched_proc_addr;
+  g_queue_mutex = &queue_mutex;
+  g_submits = g_unlocked_submits = 0;
+  ForwardResult on_host;
+  {
+    Context ctx(h, test::options());
+    CHECK(ctx.device().name == test::gpu().device().name);
+    Net net(ctx, m);
+    net.set_parameters(params);
+    on_host = net.forward(x);
+    on_host = net.forward(x);  // replayed
+    const Tensor t = ctx.tensor({5});
+    ctx.upload(t, std::vector<float>{1, 2, 3, 4, 5});
+    CHECK(ctx.download(t) == std::vector<float>{1, 2, 3, 4, 5});
+  }
+  // Every submit of the engine (through the host's functions) came inside the host's lock, and
+  // every lock was released.
+  CHECK(g_submits > 0);
+  CHECK(g_unlocked_submits == 0);
+  CHECK(locks >= g_submits);
+  CHECK(locks == unlocks);
+
+  Context own(test::options());
+  Net net(own, m);
+  net.set_parameters(params);
+  const ForwardResult on_own = net.forward(x);
+  // The same kernels on the same driver: the same numbers, bit for bit.
+  CHECK(on_host.logits == on_own.logits);
+  CHECK(on_host.probabilities == on_own.probabilities);
+  test::require_no_validation_messages(own);
+
+  host.use_device();
+  host.destroy();
+  for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
+  CHECK(host.messages.empty());
+}
+
+TEST_CASE("a host device that lacks what the engine needs, or a missing handle, is refused by name",
+          "[context][host][errors]") {
+  Host host(false);
+  HostDevice h = host.describe();
+  SECTION("missing handles and functions") {
+    HostDevice bad = h;
+    bad.device = VK_NULL_HANDLE;
+    CHECK_THROWS_WITH(Context(bad, test::options()), Catch::Contains("device is not given"));
+    bad = h;
+    bad.get_instance_proc_addr = nullptr;
+    CHECK_THROWS_WITH(Context(bad, test::options()), Catch::Contains("get_instance_proc_addr is not given"));
+    bad = h;
+    bad.lock_queue = [] {};
+    CHECK_THROWS_WITH(Context(bad, test::options()), Catch::Contains("lock_queue and unlock_queue go together"));
+  }
+  SECTION("a queue family out of range") {
+    h.queue_family = 1000;
+    CHECK_THROWS_WITH(Context(h, test::options()), Catch::Contains("queue_family 1000 is out of range"));
+  }
+  SECTION("16-bit storage: only where the host enabled it, and only where the device has it") {
+    if (host.storage16_supported) {
+      // Not enabled by the host: an fp16 net is refused as on a device without it.
+      Context ctx(h, test::options());
+      CHECK_FALSE(ctx.device().storage_buffer_16bit);
+      const ModelDesc m = parse_model(kSmall, "small", ".");
+      CHECK_THROWS_WITH(Net(ctx, m, {.storage = DType::F16}), Catch::Contains("16-bit"));
+    } else {
+      h.storage_buffer_16bit = true;
+      CHECK_THROWS_WITH(Context(h, test::options()), Catch::Contains("does not support 16-bit storage buffers"));
+    }
+  }
+  host.destroy();
+  for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
+  CHECK(host.messages.empty());
+}
+
+TEST_CASE("an fp16 net runs on a host device that enabled 16-bit storage", "[context][host]") {
+  Host host(true);
+  if (!host.storage16_supported) {
+    SUCCEED("this device has no 16-bit storage buffers (the refusal is tested above)");
+    return;
+  }
+  HostDevice h = host.describe();
+  h.storage_buffer_16bit = true;
+  const ModelDesc m = parse_model(kSmall, "small", ".");
+  const Shape s = m.input_shape(2);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 2, 2.0f));
+  {
+    Context ctx(h, test::options());
+    Net net(ctx, m, {.storage = DType::F16});
+    net.set_parameters(random_parameters(m, test::seed()));
+    const ForwardResult r = net.forward(x);
+    const ForwardResult want = net.forward_cpu(x);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < r.probabilities.size(); ++i) {
+      num += (r.probabilities[i] - want.probabilities[i]) * (r.probabilities[i] - want.probabilities[i]);
+      den += want.probabilities[i] * want.probabilities[i];
+    }
+    CHECK(std::sqrt(num / den) <= 1e-2);
+  }
+  host.destroy();
+  CHECK(host.messages.empty());
+}
