@@ -52,7 +52,14 @@ struct Host {
     const char* layer = "VK_LAYER_KHRONOS_validation";
     const char* ext = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     const bool validation = has_layer(layer);
+    // Synchronization validation too: a barrier missing between the host's commands and the
+    // engine's in one command buffer is reported.
+    const VkValidationFeatureEnableEXT sync = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT features{VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT};
+    features.enabledValidationFeatureCount = 1;
+    features.pEnabledValidationFeatures = &sync;
     if (validation) {
+      ci.pNext = &features;
       ci.enabledLayerCount = 1;
       ci.ppEnabledLayerNames = &layer;
       ci.enabledExtensionCount = 1;
@@ -293,4 +300,229 @@ TEST_CASE("an fp16 net runs on a host device that enabled 16-bit storage", "[con
   }
   host.destroy();
   CHECK(host.messages.empty());
+}
+
+namespace {
+
+// A buffer of the host's own in host-visible memory, mapped.
+struct HostOwnedBuffer {
+  VkDevice device = VK_NULL_HANDLE;
+  VkBuffer buffer = VK_NULL_HANDLE;
+  VkDeviceMemory memory = VK_NULL_HANDLE;
+  void* mapped = nullptr;
+  VkBufferUsageFlags usage = 0;
+  VkDeviceSize size = 0;
+
+  HostOwnedBuffer(const Host& host, VkDeviceSize bytes, VkBufferUsageFlags usage_flags)
+      : device(host.device), usage(usage_flags), size(bytes) {
+    VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bi.size = bytes;
+    bi.usage = usage;
+    REQUIRE(vkCreateBuffer(device, &bi, nullptr, &buffer) == VK_SUCCESS);
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(device, buffer, &req);
+    VkPhysicalDeviceMemoryProperties mp;
+    vkGetPhysicalDeviceMemoryProperties(host.physical, &mp);
+    const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    uint32_t type = 0;
+    while (type < mp.memoryTypeCount &&
+           !((req.memoryTypeBits & (1u << type)) && (mp.memoryTypes[type].propertyFlags & want) == want))
+      ++type;
+    REQUIRE(type < mp.memoryTypeCount);
+    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    ai.allocationSize = req.size;
+    ai.memoryTypeIndex = type;
+    REQUIRE(vkAllocateMemory(device, &ai, nullptr, &memory) == VK_SUCCESS);
+    REQUIRE(vkBindBufferMemory(device, buffer, memory, 0) == VK_SUCCESS);
+    REQUIRE(vkMapMemory(device, memory, 0, VK_WHOLE_SIZE, 0, &mapped) == VK_SUCCESS);
+  }
+  HostOwnedBuffer(const HostOwnedBuffer&) = delete;
+  ~HostOwnedBuffer() {
+    if (memory) vkFreeMemory(device, memory, nullptr);
+    if (buffer) vkDestroyBuffer(device, buffer, nullptr);
+  }
+  float* floats(VkDeviceSize byte_offset = 0) const {
+    return reinterpret_cast<float*>(static_cast<char*>(mapped) + byte_offset);
+  }
+};
+
+// The host's command pool, one command buffer and a fence.
+struct HostCommands {
+  VkDevice device;
+  VkCommandPool pool = VK_NULL_HANDLE;
+  VkCommandBuffer cmd = VK_NULL_HANDLE;
+  VkFence fence = VK_NULL_HANDLE;
+  explicit HostCommands(const Host& host) : device(host.device) {
+    VkCommandPoolCreateInfo pi{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    pi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pi.queueFamilyIndex = host.family;
+    REQUIRE(vkCreateCommandPool(device, &pi, nullptr, &pool) == VK_SUCCESS);
+    VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    ai.commandPool = pool;
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    REQUIRE(vkAllocateCommandBuffers(device, &ai, &cmd) == VK_SUCCESS);
+    VkFenceCreateInfo fi{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    REQUIRE(vkCreateFence(device, &fi, nullptr, &fence) == VK_SUCCESS);
+  }
+  void begin() {
+    REQUIRE(vkResetCommandBuffer(cmd, 0) == VK_SUCCESS);
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    REQUIRE(vkBeginCommandBuffer(cmd, &bi) == VK_SUCCESS);
+  }
+  // Ends, submits on `queue` and waits on the fence.
+  void submit_and_wait(VkQueue queue) {
+    REQUIRE(vkEndCommandBuffer(cmd) == VK_SUCCESS);
+    REQUIRE(vkResetFences(device, 1, &fence) == VK_SUCCESS);
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd;
+    REQUIRE(vkQueueSubmit(queue, 1, &si, fence) == VK_SUCCESS);
+    REQUIRE(vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX) == VK_SUCCESS);
+  }
+  ~HostCommands() {
+    vkDestroyFence(device, fence, nullptr);
+    vkDestroyCommandPool(device, pool, nullptr);
+  }
+};
+
+constexpr VkBufferUsageFlags kAllUsage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                                         VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+
+}  // namespace
+
+TEST_CASE("a Net and a Trainer share their device: the Context and the Net may go first", "[context][host][lifetime]") {
+  const ModelDesc m = parse_model(kSmall, "small", ".");
+  const auto params = random_parameters(m, test::seed());
+  const Shape s = m.input_shape(4);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 1, 2.0f));
+  const std::vector<uint32_t> labels{0, 5, 2, 3};
+  StepParams sp;
+  sp.seed = 3;
+
+  // Reference: everything alive throughout.
+  Context ref_ctx(test::options());
+  Net ref_net(ref_ctx, m);
+  ref_net.set_parameters(params);
+  const ForwardResult want = ref_net.forward(x);
+  Trainer ref_trainer(ref_ctx, ref_net, 4);
+  const StepStats want_step = ref_trainer.step(x, labels, sp);
+  const auto want_params = ref_net.parameters();
+
+  std::unique_ptr<Net> net;
+  {
+    Context ctx(test::options());
+    net = std::make_unique<Net>(ctx, m);
+    net->set_parameters(params);
+  }  // the Context handle is gone; the Net's device is not
+  CHECK(net->forward(x).probabilities == want.probabilities);
+
+  // A moved Context: the new handle works, the moved-from one is refused by name.
+  Context a(test::options());
+  Context b = std::move(a);
+  CHECK_THROWS_WITH(Net(a, m), Catch::Contains("moved from"));
+  CHECK_THROWS_WITH(a.tensor({4}), Catch::Contains("moved from"));
+  Net other(b, m);
+  // A Trainer on a device other than its net's is refused.
+  CHECK_THROWS_WITH(Trainer(b, *net, 4), Catch::Contains("not the device"));
+
+  // The Trainer outlives its Net: the step still updates the parameters it shared with it.
+  Net moved = std::move(*net);
+  net.reset();
+  Trainer trainer(moved, 4);
+  const Tensor conv_weight = moved.parameter_tensor("c1.w");
+  Context device = moved.context().share();
+  CHECK_THROWS_WITH(b.download(conv_weight), Catch::Contains("another device"));
+  { Net gone = std::move(moved); }
+  const StepStats got = trainer.step(x, labels, sp);
+  CHECK(got.loss == want_step.loss);
+  CHECK(got.correct == want_step.correct);
+  CHECK(device.download(conv_weight) == want_params.at("c1.w").data);
+  test::require_no_validation_messages(ref_ctx);
+}
+
+TEST_CASE("a Net records its forward pass into the host's command buffer, reading the host's buffer, between the host's commands",
+          "[context][host]") {
+  const ModelDesc m = parse_model(kSmall, "small", ".");
+  const auto params = random_parameters(m, test::seed());
+  const uint32_t batch = 3;
+  const Shape s = m.input_shape(batch);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 1, 2.0f));
+  const uint64_t in_bytes = s.numel() * 4, out_bytes = uint64_t(batch) * m.classes * 4;
+
+  // The engine's own device, the engine's own buffers.
+  Context own(test::options());
+  Net own_net(own, m);
+  own_net.set_parameters(params);
+  const ForwardResult want = own_net.forward(x);
+
+  Host host(false);
+  {
+    HostOwnedBuffer upload(host, in_bytes, VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
+    // The input lives 256 bytes into a buffer of the host's; the host fills it with its own copy.
+    HostOwnedBuffer input(host, 256 + in_bytes, kAllUsage);
+    HostOwnedBuffer readback(host, 2 * out_bytes + 64, VK_BUFFER_USAGE_TRANSFER_DST_BIT);
+    std::memcpy(upload.mapped, x.data.data(), in_bytes);
+    std::memset(input.mapped, 0xff, 256 + in_bytes);  // NaN until the host's copy lands
+    std::memset(readback.mapped, 0, readback.size);
+
+    Context ctx(host.describe(), test::options());
+    Net net(ctx, m);
+    net.set_parameters(params);
+    net.set_input(wrap_buffer(ctx, {input.buffer, 256, in_bytes, input.usage}, s));
+    CHECK(net.batch() == batch);
+    CHECK_THROWS_WITH(net.prepare(batch + 1), Catch::Contains("holds batch 3"));
+    const HostBuffer logits = buffer_of(net.logits()), probs = buffer_of(net.probabilities());
+    CHECK(logits.size == out_bytes);
+
+    HostCommands hc(host);
+    for (int frame = 0; frame < 2; ++frame) {  // the same recording, recorded into two frames
+      hc.begin();
+      const VkBufferCopy in{0, 256, in_bytes};
+      vkCmdCopyBuffer(hc.cmd, upload.buffer, input.buffer, 1, &in);
+      record_commands(net.host_recording(), hc.cmd);
+      const VkBufferCopy out[2] = {{logits.offset, 0, out_bytes}, {probs.offset, out_bytes, out_bytes}};
+      vkCmdCopyBuffer(hc.cmd, logits.buffer, readback.buffer, 1, &out[0]);
+      vkCmdCopyBuffer(hc.cmd, probs.buffer, readback.buffer, 1, &out[1]);
+      hc.submit_and_wait(host.queue);
+      // What the host's own commands read after the engine's: bit for bit the engine-owned
+      // device's result.
+      const float* got = readback.floats();
+      CHECK(std::memcmp(got, want.logits.data(), out_bytes) == 0);
+      CHECK(std::memcmp(got + batch * m.classes, want.probabilities.data(), out_bytes) == 0);
+      std::memset(readback.mapped, 0, readback.size);
+    }
+    const ForwardResult read = net.read_output();
+    CHECK(read.probabilities == want.probabilities);
+    // The engine's own submissions on the same host buffer, and forward() uploading into it.
+    CHECK(net.run().probabilities == want.probabilities);
+    std::memset(input.mapped, 0xff, 256 + in_bytes);
+    CHECK(net.forward(x).logits == want.logits);
+
+    // A buffer the host made without texel or transfer use is refused where that use comes.
+    HostOwnedBuffer storage_only(host, in_bytes, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT);
+    const Tensor t = wrap_buffer(ctx, {storage_only.buffer, 0, in_bytes, storage_only.usage}, s);
+    CHECK_THROWS_WITH(ctx.upload(t, x.data), Catch::Contains("VK_BUFFER_USAGE_TRANSFER_DST_BIT"));
+    CHECK_THROWS_WITH(ctx.download(t), Catch::Contains("VK_BUFFER_USAGE_TRANSFER_SRC_BIT"));
+    CHECK_THROWS_WITH(wrap_buffer(ctx, {input.buffer, 4, in_bytes, input.usage}, s),
+                      Catch::Contains("minStorageBufferOffsetAlignment"));
+    CHECK_THROWS_WITH(wrap_buffer(ctx, {input.buffer, 0, in_bytes - 4, input.usage}, s), Catch::Contains("needs " + std::to_string(in_bytes)));
+    CHECK_THROWS_WITH(wrap_buffer(ctx, {VK_NULL_HANDLE, 0, in_bytes, input.usage}, s), Catch::Contains("VK_NULL_HANDLE"));
+    CHECK_THROWS_WITH(net.set_input(wrap_buffer(ctx, {input.buffer, 0, in_bytes, input.usage}, Shape{batch, 3, 19, 18})),
+                      Catch::Contains("is not [N, 3, 19, 19]"));
+    CHECK_THROWS_WITH(net.set_input(wrap_buffer(own, {input.buffer, 0, in_bytes, input.usage}, s)),
+                      Catch::Contains("another device"));
+    CHECK_THROWS_WITH(record_commands(net.host_recording(), VK_NULL_HANDLE), Catch::Contains("VK_NULL_HANDLE"));
+
+    // The host's device and queue are the host's again: its own work after vkalex's.
+    hc.begin();
+    vkCmdFillBuffer(hc.cmd, readback.buffer, 0, 64, 0x3f800000u);
+    hc.submit_and_wait(host.queue);
+    CHECK(readback.floats()[15] == 1.0f);
+  }
+  host.use_device();
+  host.destroy();
+  for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
+  CHECK(host.messages.empty());
+  test::require_no_validation_messages(own);
 }

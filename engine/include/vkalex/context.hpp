@@ -142,9 +142,17 @@ struct ContextOptions {
 class Tensor;
 struct HostDevice;  // vkalex/host_vulkan.hpp
 
-// Owns the Vulkan instance, the chosen device, its compute queue, memory and pipelines.
-// Tensors and Recorders made from a Context keep its device alive, so they may outlive it.
-// A Context is not thread-safe: record and submit from one thread at a time.
+// A handle on a device: the Vulkan instance, the chosen device, its compute queue, memory and
+// pipelines. Everything made from a Context (Nets, Trainers, Tensors, Recorders, and other
+// handles from share()) shares ownership of the device, so each may outlive the Context it was
+// made from: the device is released (pipeline cache saved, the engine's Vulkan objects
+// destroyed, and on a device of the engine's own, the device and instance) when the last of
+// them goes. A moved-from Context has no device; using it throws Error.
+//
+// Threads: a device, with everything made from it, is used by one thread at a time (record,
+// submit, upload, download, forward, step); different devices are independent. Only the
+// queue's submits are shared with a host (HostDevice::lock_queue), and the validation log and
+// the pipeline cache have their own locks.
 class Context {
  public:
   explicit Context(const ContextOptions& options = {});
@@ -159,6 +167,9 @@ class Context {
   Context& operator=(Context&&) noexcept;
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
+
+  // Another handle on the same device.
+  Context share() const;
 
   const DeviceInfo& device() const;
 
@@ -189,15 +200,17 @@ class Context {
   // Where the pipeline cache lives (empty when off), and why it was not loaded, if it was not.
   std::string pipeline_cache_path() const;
   std::string pipeline_cache_status() const;
-  // Saves the pipeline cache now (also done when the Context is destroyed).
+  // Saves the pipeline cache now (also done when the device is released).
   void save_pipeline_cache();
   // Where this device's tuning file is (whether or not it exists; empty when the tuning file
   // is off), and what became of it: "loaded", "no tuning file yet", "off..." or "ignored: why".
   std::string tuning_file_path() const;
   std::string tuning_file_status() const;
 
-  detail::DeviceImpl& impl() const { return *impl_; }
+  // Engine internals. impl() throws Error on a moved-from Context.
+  detail::DeviceImpl& impl() const;
   const std::shared_ptr<detail::DeviceImpl>& shared_impl() const { return impl_; }
+  explicit Context(std::shared_ptr<detail::DeviceImpl> impl);
 
  private:
   std::shared_ptr<detail::DeviceImpl> impl_;

@@ -43,13 +43,16 @@ struct NetOptions {
 
 class Net {
  public:
-  // Allocates the parameters on `context`, which must outlive the Net. Throws Error for a
-  // storage type other than F32 and F16, and for F16 on a device without 16-bit storage.
+  // Allocates the parameters on `context`'s device, which the Net shares: the Context may be
+  // destroyed first. Throws Error for a moved-from Context, a storage type other than F32 and
+  // F16, and F16 on a device without 16-bit storage.
   Net(Context& context, ModelDesc model, NetOptions options = {});
   ~Net();
   Net(Net&&) noexcept;
   Net& operator=(Net&&) noexcept;
 
+  // The Net's own handle on its device.
+  Context& context() { return context_; }
   const ModelDesc& model() const { return model_; }
   const NetOptions& options() const { return options_; }
 
@@ -75,6 +78,29 @@ class Net {
   // Runs the recorded forward pass on `input` ([batch, C, H, W]): one upload, one submit,
   // one download of logits and probabilities together.
   ForwardResult forward(const HostTensor& input);
+  // Runs the recorded forward pass on what input() holds now (a host's buffer the host
+  // filled, see set_input), and downloads the output.
+  ForwardResult run();
+
+  // Reads the input from `input` from now on, without a copy: a [N, C, H, W] tensor of the
+  // net's storage type on its device, e.g. the host's own buffer (wrap_buffer in
+  // vkalex/host_vulkan.hpp). N becomes the batch (prepare() with another batch is then an
+  // error); forward() uploads into it. An empty Tensor goes back to an input of the Net's own.
+  void set_input(const Tensor& input);
+  // The tensors the recorded pass reads and writes (valid after prepare(), forward() or
+  // set_input(); they change when the batch does): [N, C, H, W] input, [N, classes] outputs.
+  // The host's commands may read the outputs (buffer_of in vkalex/host_vulkan.hpp).
+  const Tensor& input() const;
+  const Tensor& logits() const;
+  const Tensor& probabilities() const;
+  // The forward pass alone (no staging copies, no timestamps): the input() tensor to logits()
+  // and probabilities(), for the host to record into its own command buffer with
+  // record_commands (vkalex/host_vulkan.hpp), which documents the barriers around it and how
+  // long it stays valid. Recorded on the first call after each prepare().
+  const Recorder& host_recording();
+  // Downloads logits and probabilities as the device holds them now: after the host's
+  // submission of host_recording() has finished (the host waited on its fence).
+  ForwardResult read_output();
   // The same network on the CPU reference (slow; for checking). Its sums are in double; the
   // activations between ops are rounded to float as the GPU stores them, or kept in double
   // with `double_activations`. The two differ by what fp32 activations cost at this input:
@@ -95,8 +121,10 @@ class Net {
  private:
   struct State;
   void check_input(const HostTensor& input) const;
+  void record_pass(Recorder& rec);
+  ForwardResult unpack(const std::vector<float>& output) const;
 
-  Context* context_;
+  mutable Context context_;  // downloads in const members
   ModelDesc model_;
   NetOptions options_;
   std::unique_ptr<State> state_;

@@ -38,9 +38,12 @@ struct ForwardRecord {
 class Trainer {
  public:
   // Allocates gradients, momentum (zero) and training activations for `batch` images and
-  // records the step. `net` and `context` must outlive the Trainer; the step updates the
-  // net's parameters in place, so net.forward() evaluates the trained weights.
+  // records the step. The step updates the net's parameters in place, so net.forward()
+  // evaluates the trained weights. The Trainer shares the device and the net's parameter
+  // memory: the Net and any Context may be destroyed (or moved) first.
   // Throws Error for a net with fp16 storage (NetOptions::storage): training keeps f32.
+  Trainer(Net& net, uint32_t batch, const RecorderOptions& options = {});
+  // The same; throws Error unless `context` is a handle on the net's device.
   Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptions& options = {});
   ~Trainer();
 
@@ -64,8 +67,8 @@ class Trainer {
 
  private:
   struct State;
-  Context* context_;
-  Net* net_;
+  mutable Context context_;  // downloads in const members
+  ModelDesc model_;
   uint32_t batch_;
   std::unique_ptr<State> state_;
   size_t submits_ = 0;

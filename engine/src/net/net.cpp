@@ -5,6 +5,7 @@
 #include <set>
 
 #include "net/cpu_walk.hpp"
+#include "vk/device.hpp"
 #include "vkalex/random.hpp"
 #include "vkalex/error.hpp"
 
@@ -39,10 +40,13 @@ struct Net::State {
   Tensor logits, probabilities;    // views of output
   Tensor input_staging, output_staging;  // host-visible copies where device memory is not
   std::unique_ptr<Recorder> recorder;
+  // The pass alone, without staging copies, for a host's command buffer (made on request).
+  std::unique_ptr<Recorder> host_recorder;
+  Tensor external_input;  // set_input(): the input tensor, whatever the batch
 };
 
 Net::Net(Context& context, ModelDesc model, NetOptions options)
-    : context_(&context), model_(std::move(model)), options_(options), state_(std::make_unique<State>()) {
+    : context_(context.share()), model_(std::move(model)), options_(options), state_(std::make_unique<State>()) {
   if (options_.storage != DType::F32 && options_.storage != DType::F16) {
     throw Error("Net " + model_.name + ": storage must be f32 or f16, not " + dtype_name(options_.storage));
   }
@@ -51,7 +55,7 @@ Net::Net(Context& context, ModelDesc model, NetOptions options)
                 context.device().name + "\" does not have");
   }
   for (const auto& [name, shape] : parameter_shapes(model_)) {
-    state_->params.emplace(name, context_->tensor(shape, options_.storage));
+    state_->params.emplace(name, context_.tensor(shape, options_.storage));
   }
 }
 
@@ -74,7 +78,7 @@ std::vector<std::string> Net::load_weights(const SafeTensors& weights) {
       throw Error(weights.path() + ": tensor \"" + name + "\" is " + e.dtype + "; vkalex reads F32, F16 and BF16");
     }
   }
-  for (auto& [name, tensor] : state_->params) context_->upload(tensor, weights.read(name).data);
+  for (auto& [name, tensor] : state_->params) context_.upload(tensor, weights.read(name).data);
   std::vector<std::string> extra;
   for (const auto& e : weights.entries())
     if (!state_->params.count(e.name)) extra.push_back(e.name);
@@ -93,13 +97,13 @@ void Net::set_parameters(const std::map<std::string, HostTensor>& parameters) {
   for (const auto& [name, t] : parameters) {
     if (!state_->params.count(name)) throw Error("set_parameters: model " + model_.name + " has no tensor \"" + name + "\"");
   }
-  for (auto& [name, tensor] : state_->params) context_->upload(tensor, parameters.at(name).data);
+  for (auto& [name, tensor] : state_->params) context_.upload(tensor, parameters.at(name).data);
 }
 
 std::map<std::string, HostTensor> Net::parameters() const {
   std::map<std::string, HostTensor> out;
   for (const auto& [name, tensor] : state_->params) {
-    out.emplace(name, HostTensor(tensor.shape(), context_->download(tensor)));
+    out.emplace(name, HostTensor(tensor.shape(), context_.download(tensor)));
   }
   return out;
 }
@@ -112,25 +116,42 @@ const Tensor& Net::parameter_tensor(const std::string& name) const {
 
 void Net::prepare(uint32_t batch) {
   if (batch == 0) throw Error("Net: batch size must be at least 1");
-  if (batch == batch_) return;
   State& s = *state_;
-  Context& ctx = *context_;
+  if (!s.external_input.empty() && batch != s.external_input.shape()[0]) {
+    throw Error("Net " + model_.name + ": the input tensor given to set_input() holds batch " +
+                std::to_string(s.external_input.shape()[0]) + ", not " + std::to_string(batch));
+  }
+  if (batch == batch_) return;
+  Context& ctx = context_;
   s.recorder.reset();
+  s.host_recorder.reset();
   s.activations.clear();
   batch_ = 0;
 
   s.plan = lower(model_, batch, ctx.device(), options_.storage);
   const DType st = options_.storage;
   const uint64_t esize = dtype_size(st);
-  s.input = ctx.tensor(model_.input_shape(batch), st);
+  s.input = s.external_input.empty() ? ctx.tensor(model_.input_shape(batch), st) : s.external_input;
   const uint64_t out_elems = uint64_t(batch) * model_.classes;
   const uint64_t probs_offset = align_up(out_elems * esize);
   s.output = ctx.tensor(Shape{static_cast<uint32_t>((probs_offset / esize) + out_elems)}, st);
   s.logits = s.output.view(0, Shape{batch, model_.classes}, st);
   s.probabilities = s.output.view(probs_offset, Shape{batch, model_.classes}, st);
+  s.input_staging = s.output_staging = Tensor();
   if (!ctx.direct_host_access()) {
-    s.input_staging = ctx.staging_tensor(s.input.shape(), st);
+    // A host's input buffer is filled by the host, or by upload() through its own staging.
+    if (s.external_input.empty()) s.input_staging = ctx.staging_tensor(s.input.shape(), st);
     s.output_staging = ctx.staging_tensor(s.output.shape(), st);
+  }
+  for (const PlanOp& op : s.plan.ops) {
+    switch (op.kind) {
+      case OpKind::Conv2d:
+      case OpKind::Linear:
+      case OpKind::Relu:
+      case OpKind::Lrn:
+      case OpKind::MaxPool: s.activations.push_back(ctx.tensor(op.out, st)); break;
+      default: s.activations.emplace_back(); break;  // made while recording
+    }
   }
 
   RecorderOptions options;
@@ -139,57 +160,94 @@ void Net::prepare(uint32_t batch) {
   Recorder& rec = *s.recorder;
   rec.begin();
   if (!s.input_staging.empty()) rec.copy(s.input_staging, s.input);
-  Tensor cur = s.input;
-  for (const PlanOp& op : s.plan.ops) {
-    Tensor y;
-    const Tensor* bias = op.bias.empty() ? nullptr : &s.params.at(op.bias);
-    rec.set_scope(op.name);
-    switch (op.kind) {
-      case OpKind::Conv2d:
-        y = ctx.tensor(op.out, st);
-        ops::conv2d(rec, cur, s.params.at(op.weight), bias, y, op.conv);
-        break;
-      case OpKind::Linear:
-        y = ctx.tensor(op.out, st);
-        ops::linear(rec, cur, s.params.at(op.weight), bias, y, op.relu);
-        break;
-      case OpKind::Relu:
-        y = ctx.tensor(op.out, st);
-        ops::relu(rec, cur, y);
-        break;
-      case OpKind::Lrn:
-        y = ctx.tensor(op.out, st);
-        ops::lrn(rec, cur, y, op.lrn);
-        break;
-      case OpKind::MaxPool:
-        y = ctx.tensor(op.out, st);
-        ops::max_pool(rec, cur, y, nullptr, op.pool);
-        break;
-      case OpKind::Dropout:
-        y = ops::dropout_inference(rec, cur);
-        break;
-      case OpKind::Reshape:
-        y = cur.reshaped(op.out);
-        break;
-      case OpKind::Softmax:
-        rec.copy(cur, s.logits);
-        ops::softmax(rec, cur, s.probabilities);
-        y = s.probabilities;
-        break;
-    }
-    s.activations.push_back(y);
-    cur = y;
-  }
+  record_pass(rec);
   if (!s.output_staging.empty()) rec.copy(s.output, s.output_staging);
   rec.end();
   batch_ = batch;
   ++records_;
 }
 
+void Net::record_pass(Recorder& rec) {
+  State& s = *state_;
+  Tensor cur = s.input;
+  for (size_t i = 0; i < s.plan.ops.size(); ++i) {
+    const PlanOp& op = s.plan.ops[i];
+    Tensor& y = s.activations[i];
+    const Tensor* bias = op.bias.empty() ? nullptr : &s.params.at(op.bias);
+    rec.set_scope(op.name);
+    switch (op.kind) {
+      case OpKind::Conv2d: ops::conv2d(rec, cur, s.params.at(op.weight), bias, y, op.conv); break;
+      case OpKind::Linear: ops::linear(rec, cur, s.params.at(op.weight), bias, y, op.relu); break;
+      case OpKind::Relu: ops::relu(rec, cur, y); break;
+      case OpKind::Lrn: ops::lrn(rec, cur, y, op.lrn); break;
+      case OpKind::MaxPool: ops::max_pool(rec, cur, y, nullptr, op.pool); break;
+      case OpKind::Dropout: y = ops::dropout_inference(rec, cur); break;
+      case OpKind::Reshape: y = cur.reshaped(op.out); break;
+      case OpKind::Softmax:
+        rec.copy(cur, s.logits);
+        ops::softmax(rec, cur, s.probabilities);
+        y = s.probabilities;
+        break;
+    }
+    cur = y;
+  }
+}
+
+void Net::set_input(const Tensor& input) {
+  if (input.empty()) {
+    if (!state_->external_input.empty()) batch_ = 0;  // back to a tensor of the Net's own
+    state_->external_input = Tensor();
+    return;
+  }
+  const Shape& sh = input.shape();
+  if (sh.rank() != 4 || sh[0] == 0 || sh[1] != model_.channels || sh[2] != model_.height || sh[3] != model_.width) {
+    throw Error("Net " + model_.name + ": set_input: tensor " + sh.str() + " is not [N, " + std::to_string(model_.channels) +
+                ", " + std::to_string(model_.height) + ", " + std::to_string(model_.width) + "]");
+  }
+  if (input.dtype() != options_.storage) {
+    throw Error("Net " + model_.name + ": set_input: tensor is " + dtype_name(input.dtype()) + ", the net stores " +
+                dtype_name(options_.storage));
+  }
+  if (input.allocation().device != context_.shared_impl()) {
+    throw Error("Net " + model_.name + ": set_input: the tensor is on another device");
+  }
+  state_->external_input = input;
+  batch_ = 0;
+  prepare(sh[0]);
+}
+
+const Tensor& Net::input() const {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": no input tensor before prepare(), forward() or set_input()");
+  return state_->input;
+}
+const Tensor& Net::logits() const {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": no output before prepare(), forward() or set_input()");
+  return state_->logits;
+}
+const Tensor& Net::probabilities() const {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": no output before prepare(), forward() or set_input()");
+  return state_->probabilities;
+}
+
+const Recorder& Net::host_recording() {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": nothing to record before prepare() or set_input()");
+  State& s = *state_;
+  if (!s.host_recorder) {
+    auto rec = std::make_unique<Recorder>(context_);
+    rec->begin();
+    record_pass(*rec);
+    rec->end();
+    s.host_recorder = std::move(rec);
+  }
+  return *s.host_recorder;
+}
+
 void Net::set_timestamps(bool on) {
   if (on == timestamps_) return;
   timestamps_ = on;
-  batch_ = 0;  // re-record at the next forward()
+  const uint32_t b = batch_;
+  batch_ = 0;  // re-record, now where the batch is known, else at the next forward()
+  if (b) prepare(b);
 }
 
 std::vector<DispatchTiming> Net::timings() const {
@@ -215,11 +273,28 @@ ForwardResult Net::forward(const HostTensor& input) {
   check_input(input);
   prepare(input.shape[0]);
   State& s = *state_;
-  Context& ctx = *context_;
-  ctx.upload(s.input_staging.empty() ? s.input : s.input_staging, input.data);
+  context_.upload(s.input_staging.empty() ? s.input : s.input_staging, input.data);
+  return run();
+}
+
+ForwardResult Net::run() {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": run() needs an input: prepare() or set_input() first");
+  State& s = *state_;
   s.recorder->run();
   ++submits_;
-  const std::vector<float> out = ctx.download(s.output_staging.empty() ? s.output : s.output_staging);
+  // The recording itself copied the output to staging where the device memory is not mapped.
+  ForwardResult r = unpack(context_.download(s.output_staging.empty() ? s.output : s.output_staging));
+  r.gpu_ms = s.recorder->gpu_time_ms();
+  return r;
+}
+
+ForwardResult Net::read_output() {
+  if (batch_ == 0) throw Error("Net " + model_.name + ": no output before prepare(), forward() or set_input()");
+  return unpack(context_.download(state_->output));
+}
+
+ForwardResult Net::unpack(const std::vector<float>& out) const {
+  const State& s = *state_;
   ForwardResult r;
   r.batch = batch_;
   r.classes = model_.classes;
@@ -227,7 +302,6 @@ ForwardResult Net::forward(const HostTensor& input) {
   r.logits.assign(out.begin(), out.begin() + n);
   const uint64_t off = (s.probabilities.offset() - s.output.offset()) / dtype_size(options_.storage);
   r.probabilities.assign(out.begin() + off, out.begin() + off + n);
-  r.gpu_ms = s.recorder->gpu_time_ms();
   return r;
 }
 
@@ -254,7 +328,7 @@ ForwardResult walk_cpu(const Plan& plan, BasicHostTensor<T> cur, const std::map<
 ForwardResult Net::forward_cpu(const HostTensor& input, bool double_activations) const {
   check_input(input);
   const auto params = parameters();
-  const Plan plan = lower(model_, input.shape[0], context_->device());
+  const Plan plan = lower(model_, input.shape[0], context_.device());
   if (!double_activations) return walk_cpu(plan, input, params, model_.classes);
   std::map<std::string, HostTensor64> params64;
   for (const auto& [name, t] : params) params64.emplace(name, widen(t));

@@ -121,14 +121,21 @@ struct Trainer::State {
 };
 
 Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptions& options)
-    : context_(&context), net_(&net), batch_(batch), state_(std::make_unique<State>()) {
+    : Trainer(net, batch, options) {
+  if (context.shared_impl() != net.context().shared_impl()) {
+    throw Error("Trainer: the Context given is not the device net " + net.model().name + " is on");
+  }
+}
+
+Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
+    : context_(net.context().share()), model_(net.model()), batch_(batch), state_(std::make_unique<State>()) {
   if (batch == 0) throw Error("Trainer: batch size must be at least 1");
   if (net.options().storage != DType::F32) {
     throw Error("Trainer: net " + net.model().name + " has fp16 storage, which is for inference; train with f32 storage");
   }
   const ModelDesc& m = net.model();
   State& s = *state_;
-  Context& ctx = context;
+  Context& ctx = context_;
   s.plan = lower(m, batch, ctx.device());
   const Plan& plan = s.plan;
   s.images = ctx.tensor(m.input_shape(batch));
@@ -148,6 +155,8 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
     s.momentum.emplace(name, v);
   }
 
+  // The net's parameters, kept alive with the recording that updates them: the Net may go first.
+  for (const auto& [name, shape] : parameter_shapes(m)) s.keep.push_back(net.parameter_tensor(name));
   s.recorder = std::make_unique<Recorder>(ctx, options);
   Recorder& rec = *s.recorder;
   rec.begin();
@@ -295,10 +304,10 @@ Trainer::~Trainer() = default;
 std::vector<DispatchTiming> Trainer::timings() const { return state_->recorder->timings(); }
 
 StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params) {
-  const ModelDesc& m = net_->model();
+  const ModelDesc& m = model_;
   check_batch(m, images, labels, batch_);
   State& s = *state_;
-  Context& ctx = *context_;
+  Context& ctx = context_;
   const bool staged = !s.images_staging.empty();
   ctx.upload(staged ? s.images_staging : s.images, images.data);
   ctx.upload(staged ? s.labels_staging : s.labels, labels);
@@ -319,14 +328,14 @@ const Plan& Trainer::plan() const { return state_->plan; }
 
 ForwardRecord Trainer::last_forward() const {
   ForwardRecord r;
-  for (const auto& [name, t] : state_->outputs) r.outputs.emplace(name, HostTensor(t.shape(), context_->download(t)));
-  for (const auto& [name, t] : state_->argmax) r.argmax.emplace(name, context_->download_u32(t));
+  for (const auto& [name, t] : state_->outputs) r.outputs.emplace(name, HostTensor(t.shape(), context_.download(t)));
+  for (const auto& [name, t] : state_->argmax) r.argmax.emplace(name, context_.download_u32(t));
   return r;
 }
 
 std::map<std::string, HostTensor> Trainer::momentum() const {
   std::map<std::string, HostTensor> out;
-  for (const auto& [name, t] : state_->momentum) out.emplace(name, HostTensor(t.shape(), context_->download(t)));
+  for (const auto& [name, t] : state_->momentum) out.emplace(name, HostTensor(t.shape(), context_.download(t)));
   return out;
 }
 
@@ -338,7 +347,7 @@ void Trainer::set_momentum(const std::map<std::string, HostTensor>& momentum) {
       throw Error("set_momentum: tensor \"" + name + "\" has shape " + it->second.shape.str() + ", needs " + t.shape().str());
     }
   }
-  for (auto& [name, t] : state_->momentum) context_->upload(t, momentum.at(name).data);
+  for (auto& [name, t] : state_->momentum) context_.upload(t, momentum.at(name).data);
 }
 
 StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& params,

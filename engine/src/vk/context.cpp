@@ -19,6 +19,11 @@ DeviceImpl::~DeviceImpl() {
     lock_queue ? lock_queue() : void();
     vk.vkQueueWaitIdle(queue);
     unlock_queue ? unlock_queue() : void();
+    try {
+      pipelines.save();
+    } catch (...) {
+      // A cache that cannot be written only costs compile time on the next start.
+    }
     pipelines.destroy();
     allocator.destroy();
     if (transfer_fence) vk.vkDestroyFence(device, transfer_fence, nullptr);
@@ -70,8 +75,9 @@ void run_transfer(DeviceImpl& d, F&& record) {
            "vkWaitForFences (transfer)");
 }
 
-void check_size(const Tensor& t, uint64_t bytes, const char* what) {
+void check_size(const std::shared_ptr<DeviceImpl>& device, const Tensor& t, uint64_t bytes, const char* what) {
   if (t.empty()) throw Error(std::string(what) + ": the tensor is empty (never allocated)");
+  if (t.allocation().device != device) throw Error(std::string(what) + ": the tensor is on another device");
   if (t.bytes() != bytes) {
     throw Error(std::string(what) + ": tensor " + t.shape().str() + " holds " +
                 std::to_string(t.bytes()) + " bytes but " + std::to_string(bytes) +
@@ -87,6 +93,7 @@ void write_bytes(DeviceImpl& d, const std::shared_ptr<DeviceImpl>& shared, const
     std::memcpy(p + t.offset(), src, bytes);
     return;
   }
+  require_usage(a, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "upload");
   auto staging = d.allocator.allocate(shared, MemoryKind::Staging, bytes);
   std::memcpy(staging->mapped(), src, bytes);
   run_transfer(d, [&](VkCommandBuffer cmd) {
@@ -103,6 +110,7 @@ void read_bytes(DeviceImpl& d, const std::shared_ptr<DeviceImpl>& shared, const 
     std::memcpy(dst, p + t.offset(), bytes);
     return;
   }
+  require_usage(a, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "download");
   auto staging = d.allocator.allocate(shared, MemoryKind::Staging, bytes);
   run_transfer(d, [&](VkCommandBuffer cmd) {
     VkBufferCopy region{a.offset + t.offset(), staging->offset, bytes};
@@ -306,27 +314,30 @@ Context::Context(const HostDevice& host, const ContextOptions& options) : impl_(
   detail::finish_context(d, options);
 }
 
-Context::~Context() {
-  if (impl_) {
-    try {
-      impl_->pipelines.save();
-    } catch (...) {
-      // A cache that cannot be written only costs compile time on the next start.
-    }
-  }
+Context::Context(std::shared_ptr<detail::DeviceImpl> impl) : impl_(std::move(impl)) {
+  if (!impl_) throw Error("this Context was moved from: it no longer has a device");
 }
+
+Context::~Context() = default;
 
 Context::Context(Context&&) noexcept = default;
 Context& Context::operator=(Context&&) noexcept = default;
 
-const DeviceInfo& Context::device() const { return impl_->info; }
+detail::DeviceImpl& Context::impl() const {
+  if (!impl_) throw Error("this Context was moved from: it no longer has a device");
+  return *impl_;
+}
 
-bool Context::direct_host_access() const { return impl_->allocator.device_memory_mapped(); }
+Context Context::share() const { return Context(impl_); }
+
+const DeviceInfo& Context::device() const { return impl().info; }
+
+bool Context::direct_host_access() const { return impl().allocator.device_memory_mapped(); }
 
 Tensor Context::tensor(const Shape& shape, DType dtype) {
   const uint64_t bytes = shape.numel() * dtype_size(dtype);
   Tensor t;
-  t.alloc_ = impl_->allocator.allocate(impl_, detail::MemoryKind::Device, bytes);
+  t.alloc_ = impl().allocator.allocate(impl_, detail::MemoryKind::Device, bytes);
   t.shape_ = shape;
   t.dtype_ = dtype;
   return t;
@@ -334,7 +345,7 @@ Tensor Context::tensor(const Shape& shape, DType dtype) {
 
 Tensor Context::staging_tensor(const Shape& shape, DType dtype) {
   Tensor t;
-  t.alloc_ = impl_->allocator.allocate(impl_, detail::MemoryKind::Staging, shape.numel() * dtype_size(dtype));
+  t.alloc_ = impl().allocator.allocate(impl_, detail::MemoryKind::Staging, shape.numel() * dtype_size(dtype));
   t.shape_ = shape;
   t.dtype_ = dtype;
   return t;
@@ -348,72 +359,73 @@ void Context::upload(const Tensor& t, std::span<const float> data) {
     }
     std::vector<uint16_t> halves(data.size());
     for (size_t i = 0; i < data.size(); ++i) halves[i] = float_to_half(data[i]);
-    detail::check_size(t, halves.size() * sizeof(uint16_t), "upload");
-    detail::write_bytes(*impl_, impl_, t, halves.data(), t.bytes());
+    detail::check_size(impl_, t, halves.size() * sizeof(uint16_t), "upload");
+    detail::write_bytes(impl(), impl_, t, halves.data(), t.bytes());
     return;
   }
-  detail::check_size(t, data.size_bytes(), "upload");
+  detail::check_size(impl_, t, data.size_bytes(), "upload");
   if (t.dtype() != DType::F32) throw Error("upload: float data given for a u32 tensor");
-  detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
+  detail::write_bytes(impl(), impl_, t, data.data(), data.size_bytes());
 }
 
 void Context::upload(const Tensor& t, std::span<const uint32_t> data) {
-  detail::check_size(t, data.size_bytes(), "upload");
+  detail::check_size(impl_, t, data.size_bytes(), "upload");
   if (t.dtype() != DType::U32) throw Error("upload: uint32 data given for an f32 tensor");
-  detail::write_bytes(*impl_, impl_, t, data.data(), data.size_bytes());
+  detail::write_bytes(impl(), impl_, t, data.data(), data.size_bytes());
 }
 
 std::vector<float> Context::download(const Tensor& t) {
   if (t.dtype() == DType::F16) {
     std::vector<uint16_t> halves(t.numel());
-    detail::check_size(t, halves.size() * sizeof(uint16_t), "download");
-    detail::read_bytes(*impl_, impl_, t, halves.data(), t.bytes());
+    detail::check_size(impl_, t, halves.size() * sizeof(uint16_t), "download");
+    detail::read_bytes(impl(), impl_, t, halves.data(), t.bytes());
     std::vector<float> out(halves.size());
     for (size_t i = 0; i < halves.size(); ++i) out[i] = half_to_float(halves[i]);
     return out;
   }
   if (t.dtype() != DType::F32) throw Error("download: the tensor is u32; use download_u32");
   std::vector<float> out(t.numel());
-  detail::check_size(t, out.size() * sizeof(float), "download");
-  detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());
+  detail::check_size(impl_, t, out.size() * sizeof(float), "download");
+  detail::read_bytes(impl(), impl_, t, out.data(), t.bytes());
   return out;
 }
 
 std::vector<uint32_t> Context::download_u32(const Tensor& t) {
   if (t.dtype() != DType::U32) throw Error(std::string("download_u32: the tensor is ") + dtype_name(t.dtype()) + "; use download");
   std::vector<uint32_t> out(t.numel());
-  detail::check_size(t, out.size() * sizeof(uint32_t), "download_u32");
-  detail::read_bytes(*impl_, impl_, t, out.data(), t.bytes());
+  detail::check_size(impl_, t, out.size() * sizeof(uint32_t), "download_u32");
+  detail::read_bytes(impl(), impl_, t, out.data(), t.bytes());
   return out;
 }
 
 void Context::fill(const Tensor& t, float value) {
-  detail::check_size(t, t.bytes(), "fill");
+  detail::check_size(impl_, t, t.bytes(), "fill");
   if (t.bytes() == 0) return;
   if (t.dtype() == DType::F16) {  // vkCmdFillBuffer writes whole 32-bit words
     const std::vector<uint16_t> halves(t.numel(), float_to_half(value));
-    detail::write_bytes(*impl_, impl_, t, halves.data(), t.bytes());
+    detail::write_bytes(impl(), impl_, t, halves.data(), t.bytes());
     return;
   }
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
   const auto& a = t.allocation();
-  detail::run_transfer(*impl_, [&](VkCommandBuffer cmd) {
-    impl_->vk.vkCmdFillBuffer(cmd, a.buffer(), a.offset + t.offset(), t.bytes(), bits);
+  detail::require_usage(a, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "fill");
+  detail::run_transfer(impl(), [&](VkCommandBuffer cmd) {
+    impl().vk.vkCmdFillBuffer(cmd, a.buffer(), a.offset + t.offset(), t.bytes(), bits);
   });
 }
 
 std::vector<std::string> Context::take_validation_messages() {
-  if (!impl_->validation) return {};
-  std::lock_guard lock(impl_->validation->mutex);
-  return std::exchange(impl_->validation->messages, {});
+  if (!impl().validation) return {};
+  std::lock_guard lock(impl().validation->mutex);
+  return std::exchange(impl().validation->messages, {});
 }
 
-std::string Context::pipeline_cache_path() const { return impl_->pipelines.path(); }
-std::string Context::pipeline_cache_status() const { return impl_->pipelines.status(); }
-void Context::save_pipeline_cache() { impl_->pipelines.save(); }
-std::string Context::tuning_file_path() const { return impl_->tuning_path; }
-std::string Context::tuning_file_status() const { return impl_->tuning_status; }
+std::string Context::pipeline_cache_path() const { return impl().pipelines.path(); }
+std::string Context::pipeline_cache_status() const { return impl().pipelines.status(); }
+void Context::save_pipeline_cache() { impl().pipelines.save(); }
+std::string Context::tuning_file_path() const { return impl().tuning_path; }
+std::string Context::tuning_file_status() const { return impl().tuning_status; }
 
 Tensor Tensor::reshaped(const Shape& shape) const {
   if (shape.numel() != numel()) {
@@ -451,6 +463,45 @@ bool Tensor::aliases(const Tensor& other) const {
 const detail::Allocation& Tensor::allocation() const {
   if (!alloc_) throw Error("tensor is empty (never allocated)");
   return *alloc_;
+}
+
+}  // namespace vkalex
+
+namespace vkalex {
+
+Tensor wrap_buffer(Context& context, const HostBuffer& buffer, const Shape& shape, DType dtype) {
+  auto& d = context.impl();
+  const uint64_t bytes = shape.numel() * dtype_size(dtype);
+  const std::string what = "wrap_buffer (" + shape.str() + " " + dtype_name(dtype) + ")";
+  if (buffer.buffer == VK_NULL_HANDLE) throw Error(what + ": the buffer is VK_NULL_HANDLE");
+  if (bytes == 0) throw Error(what + ": the shape has no elements");
+  if (buffer.size < bytes) {
+    throw Error(what + ": the buffer range holds " + std::to_string(buffer.size) + " bytes, the tensor needs " +
+                std::to_string(bytes));
+  }
+  if (buffer.offset % d.info.min_storage_buffer_offset_alignment != 0) {
+    throw Error(what + ": offset " + std::to_string(buffer.offset) + " is not a multiple of the device's minStorageBufferOffsetAlignment (" +
+                std::to_string(d.info.min_storage_buffer_offset_alignment) + ")");
+  }
+  if (buffer.offset > UINT64_MAX - buffer.size) throw Error(what + ": offset + size overflows");
+  auto a = std::make_shared<detail::Allocation>();
+  a->borrowed = std::make_unique<detail::MemoryBlock>();
+  a->borrowed->buffer = buffer.buffer;
+  a->borrowed->size = buffer.offset + buffer.size;
+  a->borrowed->usage = buffer.usage;
+  a->block = a->borrowed.get();
+  a->device = context.shared_impl();
+  a->kind = detail::MemoryKind::Device;
+  a->offset = buffer.offset;
+  a->size = bytes;
+  a->id = d.allocator.next_id();
+  return detail::TensorAccess::make(std::move(a), shape, dtype);
+}
+
+HostBuffer buffer_of(const Tensor& tensor) {
+  if (tensor.empty()) throw Error("buffer_of: the tensor is empty (never allocated)");
+  const auto& a = tensor.allocation();
+  return {a.buffer(), a.offset + tensor.offset(), tensor.bytes(), a.block->usage};
 }
 
 }  // namespace vkalex

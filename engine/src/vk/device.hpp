@@ -29,6 +29,7 @@ struct MemoryBlock {
   std::map<VkDeviceSize, VkDeviceSize> free_ranges;  // offset -> size, coalesced
   VkDeviceSize used = 0;
   bool dedicated = false;               // made for one allocation larger than a block
+  VkBufferUsageFlags usage = 0;         // what `buffer` was created for
 };
 
 // A range of a MemoryBlock. Returns itself to the allocator when destroyed.
@@ -39,10 +40,28 @@ struct Allocation {
   VkDeviceSize offset = 0;  // within block->buffer
   VkDeviceSize size = 0;
   uint64_t id = 0;          // unique per allocation, for tracking hazards
+  // A range of the host's own buffer (wrap_buffer): `block` is this, describing the host's
+  // VkBuffer; nothing is returned to the allocator, nothing is destroyed.
+  std::unique_ptr<MemoryBlock> borrowed;
 
   VkBuffer buffer() const { return block->buffer; }
   std::byte* mapped() const { return block->mapped ? block->mapped + offset : nullptr; }
   ~Allocation();
+};
+
+// Throws Error naming `what` and the missing flags unless `a`'s buffer has every `usage` bit
+// (only a host's buffer can lack one).
+void require_usage(const Allocation& a, VkBufferUsageFlags usage, const std::string& what);
+
+// Makes Tensors from allocations (Tensor's members are private; this is its friend).
+struct TensorAccess {
+  static Tensor make(std::shared_ptr<Allocation> alloc, const Shape& shape, DType dtype) {
+    Tensor t;
+    t.alloc_ = std::move(alloc);
+    t.shape_ = shape;
+    t.dtype_ = dtype;
+    return t;
+  }
 };
 
 // Sub-allocates tensors from few large blocks: some drivers allow only 4096 allocations.
@@ -55,6 +74,11 @@ class Allocator {
                                        VkDeviceSize size);
   void release(Allocation& allocation);
   bool device_memory_mapped() const { return device_mapped_; }
+  // A fresh allocation id (for a host's buffer, which the allocator does not hand out).
+  uint64_t next_id() {
+    std::lock_guard lock(mutex_);
+    return next_id_++;
+  }
 
  private:
   MemoryBlock* new_block(MemoryKind kind, VkDeviceSize size, bool dedicated);

@@ -53,7 +53,21 @@ int pick_type(const VkPhysicalDeviceMemoryProperties& mp, uint32_t allowed, Memo
 }  // namespace
 
 Allocation::~Allocation() {
-  if (device && block) device->allocator.release(*this);
+  if (device && block && !borrowed) device->allocator.release(*this);
+}
+
+void require_usage(const Allocation& a, VkBufferUsageFlags usage, const std::string& what) {
+  if ((a.block->usage & usage) == usage) return;
+  std::string names;
+  const std::pair<VkBufferUsageFlags, const char*> bits[] = {
+      {VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, "STORAGE_BUFFER"},
+      {VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT, "UNIFORM_TEXEL_BUFFER"},
+      {VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "TRANSFER_SRC"},
+      {VK_BUFFER_USAGE_TRANSFER_DST_BIT, "TRANSFER_DST"}};
+  for (const auto& [bit, name] : bits) {
+    if ((usage & bit) && !(a.block->usage & bit)) names += std::string(names.empty() ? "" : ", ") + "VK_BUFFER_USAGE_" + name + "_BIT";
+  }
+  throw Error(what + ": the host's buffer was not created with " + names);
 }
 
 void Allocator::init(DeviceImpl* device, bool map_device_memory) {
@@ -116,6 +130,7 @@ MemoryBlock* Allocator::new_block(MemoryKind kind, VkDeviceSize size, bool dedic
   auto block = std::make_unique<MemoryBlock>();
   block->size = size;
   block->dedicated = dedicated;
+  block->usage = kUsage[k];
   VkBufferCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
   info.size = size;
   info.usage = kUsage[k];

@@ -3,11 +3,13 @@
 #include "vkalex/recorder.hpp"
 
 #include <cstring>
+#include <functional>
 
 #include "vk/device.hpp"
 #include "vk/dispatch.hpp"
 #include "vk/sync.hpp"
 #include "vkalex/error.hpp"
+#include "vkalex/host_vulkan.hpp"
 
 namespace vkalex {
 namespace detail {
@@ -38,6 +40,9 @@ struct RecorderImpl {
   double gpu_ms = 0;
 
   HazardTracker tracker;
+  // Every command of the recording but the timestamps, to record it again into a host's
+  // command buffer (record_commands in vkalex/host_vulkan.hpp).
+  std::vector<std::function<void(const DeviceTable&, VkCommandBuffer)>> log;
   std::vector<Tensor> scratch;  // workspaces of the ops in the current recording
   enum class State { Empty, Recording, Recorded } state = State::Empty;
   bool in_flight = false;
@@ -92,13 +97,21 @@ struct RecorderImpl {
     return set;
   }
 
+  // Records a command into the recorder's command buffer and keeps it in the log.
+  template <typename F>
+  void emit(F&& command) {
+    command(dev->vk, cmd);
+    log.emplace_back(std::forward<F>(command));
+  }
+
   // Records the barrier these accesses need, then (if timing) the opening timestamp.
   void before_command(const std::vector<BufferAccess>& accesses, const char* label) {
     auto barrier = tracker.before(accesses);
     if (barrier.needed()) {
-      dev->vk.vkCmdPipelineBarrier(cmd, barrier.src_stages, barrier.dst_stages, 0, 0, nullptr,
-                                   static_cast<uint32_t>(barrier.buffers.size()),
-                                   barrier.buffers.data(), 0, nullptr);
+      emit([b = std::move(barrier)](const DeviceTable& vk, VkCommandBuffer c) {
+        vk.vkCmdPipelineBarrier(c, b.src_stages, b.dst_stages, 0, 0, nullptr, static_cast<uint32_t>(b.buffers.size()),
+                                b.buffers.data(), 0, nullptr);
+      });
       ++barriers;
     }
     if (timestamps) {
@@ -172,16 +185,6 @@ BufferAccess access_of(const Tensor& t, uint64_t offset, uint64_t size, VkPipeli
 
 const DeviceInfo& recorder_device(const Recorder& rec) { return rec.impl().dev->info; }
 
-struct TensorAccess {
-  static Tensor make(std::shared_ptr<Allocation> alloc, const Shape& shape, DType dtype) {
-    Tensor t;
-    t.alloc_ = std::move(alloc);
-    t.shape_ = shape;
-    t.dtype_ = dtype;
-    return t;
-  }
-};
-
 Tensor recorder_scratch(Recorder& rec, const Shape& shape, DType dtype) {
   auto& r = rec.impl();
   r.require_recording("an op's workspace");
@@ -249,6 +252,9 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
       throw Error(std::string(d.label) + ": binding " + std::to_string(i) +
                   " is a staging tensor; ops read and write device tensors only");
     }
+    require_usage(a, b.texel != Texel::None ? VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT : VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
+                  std::string(d.label) + ": binding " + std::to_string(i) +
+                      (b.texel != Texel::None ? " (a texel buffer)" : " (a storage buffer)"));
     const uint64_t size = b.size ? b.size : t.bytes() - b.offset;
     const uint64_t offset = a.offset + t.offset() + b.offset;
     if (b.offset + size > t.bytes() || size == 0) {
@@ -313,12 +319,17 @@ void record_dispatch(Recorder& rec, const Dispatch& d) {
   dev.vk.vkUpdateDescriptorSets(dev.device, static_cast<uint32_t>(writes.size()), writes.data(), 0, nullptr);
 
   r.before_command(accesses, d.label);
-  dev.vk.vkCmdBindPipeline(r.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.pipeline);
-  dev.vk.vkCmdBindDescriptorSets(r.cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &set, 0, nullptr);
-  if (d.push_bytes) {
-    dev.vk.vkCmdPushConstants(r.cmd, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d.push_bytes, d.push);
-  }
-  dev.vk.vkCmdDispatch(r.cmd, d.groups[0], d.groups[1], d.groups[2]);
+  std::vector<std::byte> push(d.push_bytes);
+  if (d.push_bytes) std::memcpy(push.data(), d.push, d.push_bytes);
+  r.emit([p = pipeline.pipeline, layout = pipeline.layout, set, push = std::move(push), groups = d.groups](
+             const DeviceTable& vk, VkCommandBuffer c) {
+    vk.vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, p);
+    vk.vkCmdBindDescriptorSets(c, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &set, 0, nullptr);
+    if (!push.empty()) {
+      vk.vkCmdPushConstants(c, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, static_cast<uint32_t>(push.size()), push.data());
+    }
+    vk.vkCmdDispatch(c, groups[0], groups[1], groups[2]);
+  });
   r.after_command();
   ++r.dispatches;
 }
@@ -374,6 +385,7 @@ void Recorder::begin() {
   r.scope.clear();
   r.timings.clear();
   r.tracker.reset();
+  r.log.clear();
   r.scratch.clear();
   r.dispatches = r.barriers = r.submits = 0;
   VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
@@ -435,7 +447,11 @@ void Recorder::fill(const Tensor& tensor, float value) {
     }
   }
   r.before_command({detail::access_of(tensor, 0, tensor.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)}, "fill");
-  r.dev->vk.vkCmdFillBuffer(r.cmd, a.buffer(), a.offset + tensor.offset(), tensor.bytes(), bits);
+  detail::require_usage(a, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "fill");
+  r.emit([buf = a.buffer(), off = a.offset + tensor.offset(), size = tensor.bytes(), bits](const detail::DeviceTable& vk,
+                                                                                          VkCommandBuffer c) {
+    vk.vkCmdFillBuffer(c, buf, off, size, bits);
+  });
   r.after_command();
 }
 
@@ -457,8 +473,35 @@ void Recorder::copy(const Tensor& src, const Tensor& dst) {
   const auto& sa = src.allocation();
   const auto& da = dst.allocation();
   VkBufferCopy region{sa.offset + src.offset(), da.offset + dst.offset(), src.bytes()};
-  r.dev->vk.vkCmdCopyBuffer(r.cmd, sa.buffer(), da.buffer(), 1, &region);
+  detail::require_usage(sa, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "copy (source)");
+  detail::require_usage(da, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "copy (destination)");
+  r.emit([src = sa.buffer(), dst = da.buffer(), region](const detail::DeviceTable& vk, VkCommandBuffer c) {
+    vk.vkCmdCopyBuffer(c, src, dst, 1, &region);
+  });
   r.after_command();
+}
+
+void record_commands(const Recorder& recording, VkCommandBuffer cmd) {
+  const auto& r = recording.impl();
+  if (r.state != detail::RecorderImpl::State::Recorded) {
+    throw Error("record_commands: the recording is not finished (begin(), ops, end())");
+  }
+  if (cmd == VK_NULL_HANDLE) throw Error("record_commands: the command buffer is VK_NULL_HANDLE");
+  const auto& vk = r.dev->vk;
+  VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  before.srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT;
+  before.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                         VK_ACCESS_TRANSFER_WRITE_BIT;
+  vk.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0,
+                          nullptr, 0, nullptr);
+  for (const auto& command : r.log) command(vk, cmd);
+  VkMemoryBarrier after{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  after.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+  after.dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT | VK_ACCESS_HOST_READ_BIT;
+  vk.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                          VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &after, 0, nullptr, 0,
+                          nullptr);
 }
 
 std::vector<DispatchTiming> Recorder::timings() const { return impl_->timings; }
