@@ -327,23 +327,15 @@ int main(int argc, char** argv) {
 
     vkalex::Trainer trainer(ctx, net, opt.batch);
     if (!opt.resume.empty()) {
-      const vkalex::SafeTensors ck(opt.resume);
-      const auto& meta = ck.metadata();
-      auto need = [&](const char* key) -> const std::string& {
-        auto it = meta.find(key);
-        if (it == meta.end()) die(opt.resume + ": not a vkalex checkpoint (no \"" + key + "\" in its metadata)");
-        return it->second;
-      };
-      if (need("model") != model.name) die(opt.resume + " is a checkpoint of " + meta.at("model") + ", not " + model.name);
-      const nlohmann::json state = nlohmann::json::parse(need("state"));
+      // Checks the file, the model and every tensor before loading any (vkalex::load_checkpoint).
+      const auto meta = vkalex::load_checkpoint(opt.resume, net, trainer);
+      auto it = meta.find("state");
+      if (it == meta.end()) die(opt.resume + ": a checkpoint without train's \"state\" (not written by train)");
+      const nlohmann::json state = nlohmann::json::parse(it->second);
       if (state.at("seed").get<uint64_t>() != opt.seed || state.at("batch").get<uint32_t>() != opt.batch ||
           state.at("limit").get<uint64_t>() != opt.limit) {
         die(opt.resume + " was made with another --seed, --batch or --limit; resuming needs the same");
       }
-      net.load_weights(ck);
-      std::map<std::string, vkalex::HostTensor> momentum;
-      for (const auto& [name, shape] : vkalex::parameter_shapes(model)) momentum.emplace(name, ck.read("momentum/" + name));
-      trainer.set_momentum(momentum);
       step = state.at("step");
       lr = state.at("lr");
       best_test_loss = state.at("best_test_loss").is_null() ? INFINITY : state.at("best_test_loss").get<double>();
@@ -359,8 +351,6 @@ int main(int argc, char** argv) {
     }
 
     auto save_checkpoint = [&](double seconds) {
-      std::map<std::string, vkalex::HostTensor> tensors = net.parameters();
-      for (auto& [name, t] : trainer.momentum()) tensors.emplace("momentum/" + name, std::move(t));
       nlohmann::json hist = nlohmann::json::array();
       for (const auto& m : history) hist.push_back(to_json(m));
       const nlohmann::json state = {{"step", step}, {"lr", lr}, {"seed", opt.seed}, {"batch", opt.batch},
@@ -368,8 +358,7 @@ int main(int argc, char** argv) {
                                     {"best_test_loss", std::isfinite(best_test_loss) ? nlohmann::json(best_test_loss) : nlohmann::json()},
                                     {"bad_epochs", bad_epochs}, {"epoch_loss", epoch_loss},
                                     {"epoch_correct", epoch_correct}, {"seconds", seconds}, {"history", hist}};
-      vkalex::save_safetensors(out + "/checkpoint.safetensors", tensors,
-                               {{"model", model.name}, {"format", "vkalex checkpoint 1"}, {"state", state.dump()}});
+      vkalex::save_checkpoint(out + "/checkpoint.safetensors", net, trainer, {{"state", state.dump()}});
     };
 
     const bool tty = ::isatty(STDERR_FILENO);

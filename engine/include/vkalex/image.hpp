@@ -27,6 +27,11 @@ constexpr uint32_t kMaxImageSide = 32768;
 // and for dimensions beyond the limits above.
 Image load_image(const std::string& path, uint32_t channels);
 
+// The image with `channels` channels (1 or 3), converted as load_image converts: gray repeated
+// into RGB, RGB to gray by stb's integer luma ((77 R + 150 G + 29 B) >> 8). Throws Error for
+// a channel count other than 1 and 3, or pixels that do not match the size.
+Image convert_channels(const Image& image, uint32_t channels);
+
 // How a model wants its input prepared (from its description).
 struct Preprocess {
   uint32_t resize = 256;  // shorter side resized to this (bilinear) ...

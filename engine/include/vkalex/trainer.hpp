@@ -75,6 +75,16 @@ class Trainer {
   size_t records_ = 0;
 };
 
+// Checkpoints: the net's parameters and the trainer's momentum (as "momentum/<name>") in one
+// safetensors file, written whole or not at all, with metadata "format" ("vkalex checkpoint 1"),
+// "model" (the model's name) and `metadata` besides.
+void save_checkpoint(const std::string& path, const Net& net, const Trainer& trainer,
+                     std::map<std::string, std::string> metadata = {});
+// Loads a checkpoint into `net` and `trainer` after checking its format, its model and every
+// tensor (nothing changes where one is wrong); returns its metadata. Throws Error naming the
+// file and the problem.
+std::map<std::string, std::string> load_checkpoint(const std::string& path, Net& net, Trainer& trainer);
+
 // The same step on the CPU reference (for checking): updates `parameters` and `momentum`.
 //
 // A ReLU whose input is within rounding of 0, or a max pool whose two largest values are

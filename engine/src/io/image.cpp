@@ -43,6 +43,29 @@ Image load_image(const std::string& path, uint32_t channels) {
   return img;
 }
 
+Image convert_channels(const Image& image, uint32_t channels) {
+  if ((channels != 1 && channels != 3) || (image.channels != 1 && image.channels != 3)) {
+    throw Error("convert_channels: images have 1 or 3 channels, not " + std::to_string(image.channels) + " -> " +
+                std::to_string(channels));
+  }
+  const uint64_t n = uint64_t(image.width) * image.height;
+  if (image.pixels.size() != n * image.channels) {
+    throw Error("convert_channels: " + std::to_string(image.pixels.size()) + " bytes are not " + std::to_string(image.width) +
+                "x" + std::to_string(image.height) + "x" + std::to_string(image.channels));
+  }
+  if (channels == image.channels) return image;
+  Image out{image.width, image.height, channels, std::vector<uint8_t>(n * channels)};
+  const uint8_t* p = image.pixels.data();
+  for (uint64_t i = 0; i < n; ++i) {
+    if (channels == 1) {
+      out.pixels[i] = uint8_t((p[3 * i] * 77 + p[3 * i + 1] * 150 + p[3 * i + 2] * 29) >> 8);
+    } else {
+      out.pixels[3 * i] = out.pixels[3 * i + 1] = out.pixels[3 * i + 2] = p[i];
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // Weights of a triangle (bilinear) filter from `in` samples to `out`. When shrinking, the

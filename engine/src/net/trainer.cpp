@@ -424,4 +424,43 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
   return stats;
 }
 
+namespace {
+constexpr const char* kCheckpointFormat = "vkalex checkpoint 1";
+}
+
+void save_checkpoint(const std::string& path, const Net& net, const Trainer& trainer,
+                     std::map<std::string, std::string> metadata) {
+  std::map<std::string, HostTensor> tensors = net.parameters();
+  for (auto& [name, t] : trainer.momentum()) tensors.emplace("momentum/" + name, std::move(t));
+  metadata["format"] = kCheckpointFormat;
+  metadata["model"] = net.model().name;
+  save_safetensors(path, tensors, metadata);
+}
+
+std::map<std::string, std::string> load_checkpoint(const std::string& path, Net& net, Trainer& trainer) {
+  const SafeTensors ck(path);
+  const auto& meta = ck.metadata();
+  auto it = meta.find("format");
+  if (it == meta.end() || it->second != kCheckpointFormat) {
+    throw Error(path + ": not a vkalex checkpoint (its metadata has no \"format\": \"" + kCheckpointFormat + "\")");
+  }
+  it = meta.find("model");
+  if (it == meta.end() || it->second != net.model().name) {
+    throw Error(path + " is a checkpoint of " + (it == meta.end() ? std::string("an unnamed model") : it->second) +
+                ", not " + net.model().name);
+  }
+  std::map<std::string, HostTensor> momentum;
+  for (const auto& [name, shape] : parameter_shapes(net.model())) {
+    const std::string key = "momentum/" + name;
+    if (!ck.contains(key)) throw Error(path + ": tensor \"" + key + "\" is missing");
+    if (ck.entry(key).shape != shape) {
+      throw Error(path + ": tensor \"" + key + "\" has shape " + ck.entry(key).shape.str() + ", needs " + shape.str());
+    }
+    momentum.emplace(name, ck.read(key));
+  }
+  net.load_weights(ck);  // checks every parameter before uploading any
+  trainer.set_momentum(momentum);
+  return meta;
+}
+
 }  // namespace vkalex
