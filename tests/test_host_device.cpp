@@ -2,8 +2,12 @@
 // the Vulkan loader it links directly (tests/CMakeLists.txt links Vulkan::Vulkan).
 #include <vulkan/vulkan.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
+#include <numeric>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -525,4 +529,99 @@ TEST_CASE("a Net records its forward pass into the host's command buffer, readin
   for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
   CHECK(host.messages.empty());
   test::require_no_validation_messages(own);
+}
+
+TEST_CASE("the host's queue lock keeps the engine's submits and another thread's apart", "[context][host][threads]") {
+  Host host(false);
+  const ModelDesc m = parse_model(kSmall, "small", ".");
+  const auto params = random_parameters(m, test::seed());
+  const Shape s = m.input_shape(2);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 1, 2.0f));
+  std::mutex queue_mutex;
+  HostDevice h = host.describe();
+  h.lock_queue = [&] { queue_mutex.lock(); };
+  h.unlock_queue = [&] { queue_mutex.unlock(); };
+  h.get_device_proc_addr = watched_proc_addr;
+  g_queue_mutex = &queue_mutex;
+  g_submits = g_unlocked_submits = 0;
+  {
+    HostOwnedBuffer target(host, 4096, VK_BUFFER_USAGE_TRANSFER_DST_BIT);
+    HostCommands hc(host);
+    Context ctx(h, test::options());
+    Net net(ctx, m);
+    net.set_parameters(params);
+    const ForwardResult want = net.forward(x);
+    std::atomic<bool> stop{false};
+    std::atomic<int> host_submits{0};
+    // The host's render thread: its own submissions on the same queue, under its own lock.
+    std::thread other([&] {
+      hc.begin();
+      vkCmdFillBuffer(hc.cmd, target.buffer, 0, 4096, 0x40000000u);
+      REQUIRE(vkEndCommandBuffer(hc.cmd) == VK_SUCCESS);
+      VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+      si.commandBufferCount = 1;
+      si.pCommandBuffers = &hc.cmd;
+      while (!stop) {
+        REQUIRE(vkResetFences(host.device, 1, &hc.fence) == VK_SUCCESS);
+        {
+          std::lock_guard lock(queue_mutex);
+          REQUIRE(vkQueueSubmit(host.queue, 1, &si, hc.fence) == VK_SUCCESS);
+        }
+        REQUIRE(vkWaitForFences(host.device, 1, &hc.fence, VK_TRUE, UINT64_MAX) == VK_SUCCESS);
+        ++host_submits;
+      }
+    });
+    int same = 0;
+    for (int i = 0; i < 8; ++i) same += net.forward(x).probabilities == want.probabilities;
+    stop = true;
+    other.join();
+    CHECK(same == 8);
+    CHECK(host_submits > 0);
+    CHECK(target.floats()[1023] == 2.0f);
+  }
+  CHECK(g_submits > 0);
+  CHECK(g_unlocked_submits == 0);
+  host.destroy();
+  for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
+  CHECK(host.messages.empty());
+}
+
+TEST_CASE("embed and embed-c print the top 5 of the engine's own forward pass", "[host][cli]") {
+  const ModelDesc m = load_model(std::string(VKALEX_MODEL_DIR) + "/alexnet-fashion.json");
+  const auto labels = load_labels(m.labels_path, m.classes);
+  Net net(test::gpu(), m);
+  net.load_weights(SafeTensors(m.weights_path));
+  const std::string data = std::string(VKALEX_TEST_DATA_DIR) + "/../../samples/data/";
+  for (const char* file : {"fashion-test-0004-shirt.png", "fashion-test-0013-dress.png"}) {
+    const std::string image = data + file;
+    const ForwardResult r = net.forward(preprocess_image(load_image(image, 1), m.preprocess, 1, m.height, m.width));
+    std::vector<uint32_t> order(m.classes);
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return r.probabilities[a] > r.probabilities[b]; });
+    std::string want;
+    char line[128];
+    for (int i = 0; i < 5; ++i) {
+      std::snprintf(line, sizeof line, "  %-24s %.4f\n", labels[order[i]].c_str(), r.probabilities[order[i]]);
+      want += line;
+    }
+    for (const char* exe : {VKALEX_EMBED_EXE, VKALEX_EMBED_C_EXE}) {
+      INFO(exe << " " << file);
+      const auto [code, out] = test::run_command(std::string(exe) + " " + image, false);
+      CHECK(code == 0);
+      CHECK(out.substr(out.find('\n') + 1) == want);
+    }
+  }
+  for (const char* exe : {VKALEX_EMBED_EXE, VKALEX_EMBED_C_EXE}) {
+    INFO(exe);
+    const auto missing = test::run_command(std::string(exe) + " /nonexistent.png");
+    CHECK(missing.first == 1);
+    CHECK_THAT(missing.second, Catch::Contains("/nonexistent.png"));
+    const auto bad_flag = test::run_command(std::string(exe) + " --frobnicate x.png");
+    CHECK(bad_flag.first == 1);
+    CHECK_THAT(bad_flag.second, Catch::Contains("unknown option --frobnicate"));
+    const auto help = test::run_command(std::string(exe) + " --help");
+    CHECK(help.first == 0);
+    CHECK_THAT(help.second, Catch::Contains("usage:"));
+  }
 }

@@ -8,7 +8,7 @@
 # model files by itself. For the shared library also: its SONAME, and that it exports the
 # public API only (no Vulkan, stb or nlohmann symbol, nothing outside namespace vkalex); for
 # the static one, that it defines no global vk* symbol. The consumer calls the Vulkan loader
-# itself too, as a host does.
+# itself too, as a host does; a second consumer, in C99, uses the C API only (vkalex/vkalex.h).
 set -euo pipefail
 src=$(cd "$1" && pwd) build=$(cd "$2" && pwd) work=$3
 rm -rf "$work" && mkdir -p "$work" && work=$(cd "$work" && pwd)
@@ -23,7 +23,8 @@ check_prefix() {
   for f in include/vkalex/vkalex.hpp include/vkalex/export.hpp "$libdir"/cmake/vkalex/vkalex-config.cmake \
            "$libdir"/cmake/vkalex/vkalex-config-version.cmake "$libdir"/pkgconfig/vkalex.pc \
            share/vkalex/model/alexnet-fashion.json share/vkalex/model/alexnet-fashion.safetensors \
-           share/vkalex/model/fashion_classes.txt bin/vkalex-classify bin/vkalex-train bin/vkalex-bench bin/vkalex-info; do
+           share/vkalex/model/fashion_classes.txt bin/vkalex-classify bin/vkalex-train bin/vkalex-bench bin/vkalex-info \
+           include/vkalex/vkalex.h include/vkalex/host_vulkan.hpp bin/vkalex-embed bin/vkalex-embed-c; do
     [ -e "$prefix/$f" ] || fail "$kind: $f is not installed"
   done
   if grep -rl '#include "\(vk\|ops\|net\|io\|cpu\|base\|check\)/' "$prefix/include"; then
@@ -37,6 +38,7 @@ check_prefix() {
   model_dir=$(cat "$work/consumer-$kind/model_dir.txt")
   [ "$model_dir" = "$prefix/share/vkalex/model" ] || fail "$kind: VKALEX_MODEL_DIR is $model_dir"
   "$work/consumer-$kind/consumer" "$model_dir" "$image" "$expected"
+  "$work/consumer-$kind/consumer_c" "$model_dir" "$image" "$expected"
 
   # pkg-config (a static library needs its own dependencies listed: --static)
   local static=()
@@ -45,8 +47,14 @@ check_prefix() {
   flags=$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --cflags --libs "${static[@]}" vkalex)
   # shellcheck disable=SC2086
   g++ -std=c++20 -O1 "$src/tests/install/consumer.cpp" -o "$work/consumer-pc-$kind" $flags -lvulkan
-  LD_LIBRARY_PATH="$prefix/$libdir" "$work/consumer-pc-$kind" \
-    "$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --variable=modeldir vkalex)" "$image" "$expected"
+  local pc_model_dir
+  pc_model_dir=$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --variable=modeldir vkalex)
+  LD_LIBRARY_PATH="$prefix/$libdir" "$work/consumer-pc-$kind" "$pc_model_dir" "$image" "$expected"
+  # The C API from C99, linked by the C compiler driver with pkg-config's flags alone.
+  # shellcheck disable=SC2086
+  gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -I/usr/include/stb "$src/tests/install/consumer_c.c" \
+    -o "$work/consumer-c-pc-$kind" $flags -lstb
+  LD_LIBRARY_PATH="$prefix/$libdir" "$work/consumer-c-pc-$kind" "$pc_model_dir" "$image" "$expected"
 
   # The prefix moved elsewhere: classify finds its library and models beside itself, and no
   # installed program names the source or build tree.
@@ -57,6 +65,10 @@ check_prefix() {
   done
   out=$("$moved/bin/vkalex-classify" --top 1 "$image")
   echo "$out" | grep -q "$expected" || fail "$kind: the moved vkalex-classify said: $out"
+  for p in vkalex-embed vkalex-embed-c; do
+    out=$("$moved/bin/$p" "$image")
+    echo "$out" | sed -n 2p | grep -q "$expected" || fail "$kind: the moved $p said: $out"
+  done
   VKALEX_MODEL_DIR=/nonexistent "$moved/bin/vkalex-classify" "$image" >/dev/null 2>"$work/err.txt" &&
     fail "$kind: classify with VKALEX_MODEL_DIR=/nonexistent succeeded"
   grep -q "/nonexistent/alexnet-fashion.json" "$work/err.txt" || fail "$kind: unclear error: $(cat "$work/err.txt")"
@@ -85,14 +97,19 @@ soname=$(objdump -p "$lib" | awk '$1 == "SONAME" {print $2}')
 [ "$soname" = libvkalex.so.0.1 ] || fail "shared: SONAME is '$soname', not libvkalex.so.0.1"
 # Every defined dynamic symbol is vkalex's (or the typeinfo and templates of its types).
 # (type A: the version node VKALEX_0.1 of vkalex.map)
-nm -D --defined-only --demangle "$lib" | awk '$2 != "A"' | cut -d' ' -f3- > "$work/exports.txt"
+# (names carry their version: vkalex_version@@VKALEX_0.1)
+nm -D --defined-only --demangle "$lib" | awk '$2 != "A"' | cut -d' ' -f3- | sed 's/@@*VKALEX_[0-9.]*$//' > "$work/exports.txt"
 [ -s "$work/exports.txt" ] || fail "shared: exports nothing"
 if grep -E '^(vk[A-Z]|volk|stbi|stb_)|nlohmann' "$work/exports.txt" > "$work/leaks.txt"; then
   fail "shared: exports symbols that are not vkalex's: $(head -5 "$work/leaks.txt")"
 fi
-if grep -vE 'vkalex::' "$work/exports.txt" > "$work/foreign.txt"; then
-  fail "shared: exports symbols outside namespace vkalex: $(head -5 "$work/foreign.txt")"
+if grep -vE 'vkalex::|^vkalex_[a-z0-9_]+$' "$work/exports.txt" > "$work/foreign.txt"; then
+  fail "shared: exports symbols outside namespace vkalex and the C API: $(head -5 "$work/foreign.txt")"
 fi
-echo "shared: $(wc -l < "$work/exports.txt") symbols exported, all of namespace vkalex"
+# Every function vkalex.h declares is exported.
+for f in $(grep -oE 'VKALEX_C_API [^(]*\(' "$src/engine/include/vkalex/vkalex.h" | grep -oE 'vkalex_[a-z0-9_]+ ?\(' | tr -d ' ('); do
+  grep -qx "$f" "$work/exports.txt" || fail "shared: the C API's $f is not exported"
+done
+echo "shared: $(wc -l < "$work/exports.txt") symbols exported: namespace vkalex and the C API ($(grep -c '^vkalex_' "$work/exports.txt") functions)"
 check_prefix shared "$work/prefix-shared" "$libdir"
 echo "check_install: all passed"
