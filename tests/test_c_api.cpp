@@ -196,6 +196,27 @@ TEST_CASE("the C API refuses null pointers, wrong sizes, dead handles and bad fi
   CHECK_THAT(last_error(ctx), Catch::Contains("out is null"));
 
   REQUIRE(vkalex_net_create(ctx, kFashion.c_str(), nullptr, &net) == VKALEX_OK);
+  // Inside the host's frame: nothing to record or read before an input, and the input checked.
+  CHECK(vkalex_net_record_forward(net, reinterpret_cast<void*>(0x1)) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK_THAT(last_error(ctx), Catch::Contains("no input yet"));
+  vkalex_buffer_range range{};
+  CHECK(vkalex_net_output_buffers(net, &range, nullptr) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK(vkalex_net_output_buffers(net, nullptr, nullptr) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK(vkalex_net_record_forward(net, nullptr) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK_THAT(last_error(ctx), Catch::Contains("command_buffer is null"));
+  CHECK(vkalex_net_set_input_buffer(net, &range, 0, 1) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK_THAT(last_error(ctx), Catch::Contains("VK_NULL_HANDLE"));
+  range = {0x1234, 4, 28 * 28 * 4};
+  CHECK(vkalex_net_set_input_buffer(net, &range, 0, 1) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK_THAT(last_error(ctx), Catch::Contains("minStorageBufferOffsetAlignment"));
+  range = {0x1234, 0, 28 * 28 * 4 - 1};
+  CHECK(vkalex_net_set_input_buffer(net, &range, 0, 1) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK(vkalex_net_set_input_buffer(net, nullptr, 0, 1) == VKALEX_ERROR_INVALID_ARGUMENT);
+  float few[10];
+  CHECK(vkalex_net_read_output(net, few, nullptr, 10) == VKALEX_ERROR_INVALID_ARGUMENT);
+  std::vector<uint8_t> rgb(3 * 28 * 28);
+  CHECK(vkalex_net_preprocess_rgb8(net, rgb.data(), rgb.size(), 28, 28, 1, few, 10) == VKALEX_ERROR_INVALID_ARGUMENT);
+  CHECK_THAT(last_error(ctx), Catch::Contains("input_count 10"));
   // Wrong sizes and null pointers.
   std::vector<float> x(2 * 28 * 28), out(20);
   CHECK(vkalex_forward(net, x.data(), x.size() - 1, 2, nullptr, out.data(), out.size()) == VKALEX_ERROR_INVALID_ARGUMENT);

@@ -1,7 +1,11 @@
 /* embed-c: the embed sample's host through vkalex's C API (vkalex/vkalex.h), in C99. The
- * program creates its own Vulkan instance, device and queue with the plain loader, hands them
- * to vkalex (vkalex_context_create_host), classifies one image (decoded with stb_image into
- * RGB8) and prints the top 5 classes; then destroys vkalex's objects and, after them, its own. */
+ * program creates its own Vulkan instance, device, queue, buffers and command buffer with the
+ * plain loader and hands them to vkalex (vkalex_context_create_host); vkalex prepares one image
+ * (decoded with stb_image into RGB8) into the host's upload buffer, and records the forward
+ * pass into the host's command buffer between the host's own copies in and out; the host
+ * submits, waits on its fence and prints the top 5 classes from its own read-back buffer. Then
+ * it destroys vkalex's objects and, after them, its own. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +60,42 @@ static void default_model(char* path, size_t size) {
   }
 }
 
+/* A buffer of the host's in host-visible, coherent memory, mapped. */
+typedef struct host_buffer {
+  VkBuffer buffer;
+  VkDeviceMemory memory;
+  void* mapped;
+} host_buffer;
+
+static int make_buffer(VkPhysicalDevice physical, VkDevice device, VkDeviceSize size, VkBufferUsageFlags usage,
+                       host_buffer* b) {
+  VkBufferCreateInfo bi = {VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+  VkMemoryRequirements req;
+  VkPhysicalDeviceMemoryProperties mp;
+  VkMemoryAllocateInfo ai = {VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+  const VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+  uint32_t type = 0;
+  bi.size = size;
+  bi.usage = usage;
+  if (vkCreateBuffer(device, &bi, NULL, &b->buffer) != VK_SUCCESS) return 1;
+  vkGetBufferMemoryRequirements(device, b->buffer, &req);
+  vkGetPhysicalDeviceMemoryProperties(physical, &mp);
+  while (type < mp.memoryTypeCount &&
+         !((req.memoryTypeBits & (1u << type)) && (mp.memoryTypes[type].propertyFlags & want) == want))
+    ++type;
+  if (type == mp.memoryTypeCount) return 1;
+  ai.allocationSize = req.size;
+  ai.memoryTypeIndex = type;
+  if (vkAllocateMemory(device, &ai, NULL, &b->memory) != VK_SUCCESS) return 1;
+  if (vkBindBufferMemory(device, b->buffer, b->memory, 0) != VK_SUCCESS) return 1;
+  return vkMapMemory(device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->mapped) != VK_SUCCESS;
+}
+
+static void free_buffer(VkDevice device, host_buffer* b) {
+  if (b->memory) vkFreeMemory(device, b->memory, NULL);
+  if (b->buffer) vkDestroyBuffer(device, b->buffer, NULL);
+}
+
 int main(int argc, char** argv) {
   char model[4096];
   const char* image = NULL;
@@ -68,7 +108,10 @@ int main(int argc, char** argv) {
   vkalex_context* ctx = NULL;
   vkalex_net* net = NULL;
   unsigned char* pixels = NULL;
-  float* probabilities = NULL;
+  const float* probabilities = NULL;
+  host_buffer upload = {0}, input = {0}, readback = {0};
+  VkCommandPool pool = VK_NULL_HANDLE;
+  VkFence fence = VK_NULL_HANDLE;
 
   default_model(model, sizeof model);
   for (i = 1; i < argc; ++i) {
@@ -140,6 +183,18 @@ int main(int argc, char** argv) {
   { /* vkalex on them. */
     vkalex_host_device host;
     vkalex_net_info info;
+    vkalex_buffer_range in_range, probs;
+    VkCommandPoolCreateInfo pi = {VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    VkCommandBufferAllocateInfo ai = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    VkCommandBufferBeginInfo bi = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VkFenceCreateInfo fi = {VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VkSubmitInfo si = {VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    VkMemoryBarrier to_host = {VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    VkBufferCopy region;
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    const VkBufferUsageFlags input_usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                                           VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    size_t in_count, in_bytes, out_bytes;
     int w = 0, h = 0, n = 0;
     uint32_t k, c, best[5];
     char name[256], device_name[256];
@@ -158,12 +213,60 @@ int main(int argc, char** argv) {
       fprintf(stderr, "embed-c: %s: cannot decode: %s\n", image, stbi_failure_reason());
       goto done;
     }
-    probabilities = malloc(info.classes * sizeof *probabilities);
-    if (!probabilities) goto done;
-    if (failed(vkalex_classify_rgb8(net, pixels, (size_t)w * (size_t)h * 3, (uint32_t)w, (uint32_t)h, 1, probabilities,
-                                    info.classes),
-               ctx, "vkalex_classify_rgb8"))
+
+    /* The host's buffers: upload (vkalex prepares the image into it), input (read in place by
+     * the forward pass), read-back. */
+    in_count = (size_t)info.channels * info.height * info.width;
+    in_bytes = in_count * sizeof(float);
+    out_bytes = info.classes * sizeof(float);
+    if (make_buffer(physical, device, in_bytes, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, &upload) ||
+        make_buffer(physical, device, in_bytes, input_usage, &input) ||
+        make_buffer(physical, device, out_bytes, VK_BUFFER_USAGE_TRANSFER_DST_BIT, &readback)) {
+      fprintf(stderr, "embed-c: cannot make the host's buffers\n");
       goto done;
+    }
+    if (failed(vkalex_net_preprocess_rgb8(net, pixels, (size_t)w * (size_t)h * 3, (uint32_t)w, (uint32_t)h, 1,
+                                          (float*)upload.mapped, in_count),
+               ctx, "vkalex_net_preprocess_rgb8"))
+      goto done;
+    in_range.buffer = (uint64_t)(uintptr_t)input.buffer;
+    in_range.offset = 0;
+    in_range.size = in_bytes;
+    if (failed(vkalex_net_set_input_buffer(net, &in_range, input_usage, 1), ctx, "vkalex_net_set_input_buffer")) goto done;
+    if (failed(vkalex_net_output_buffers(net, NULL, &probs), ctx, "vkalex_net_output_buffers")) goto done;
+
+    /* The host's command buffer: its copy in, vkalex's forward pass, its copy out. */
+    pi.queueFamilyIndex = family;
+    ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    ai.commandBufferCount = 1;
+    if (vkCreateCommandPool(device, &pi, NULL, &pool) != VK_SUCCESS) goto done;
+    ai.commandPool = pool;
+    if (vkAllocateCommandBuffers(device, &ai, &cmd) != VK_SUCCESS || vkCreateFence(device, &fi, NULL, &fence) != VK_SUCCESS)
+      goto done;
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    if (vkBeginCommandBuffer(cmd, &bi) != VK_SUCCESS) goto done;
+    region.srcOffset = 0;
+    region.dstOffset = 0;
+    region.size = in_bytes;
+    vkCmdCopyBuffer(cmd, upload.buffer, input.buffer, 1, &region);
+    if (failed(vkalex_net_record_forward(net, cmd), ctx, "vkalex_net_record_forward")) goto done;
+    region.srcOffset = probs.offset;
+    region.size = out_bytes;
+    vkCmdCopyBuffer(cmd, (VkBuffer)(uintptr_t)probs.buffer, readback.buffer, 1, &region);
+    to_host.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0, NULL, 0,
+                         NULL);
+    if (vkEndCommandBuffer(cmd) != VK_SUCCESS) goto done;
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd;
+    if (vkQueueSubmit(queue, 1, &si, fence) != VK_SUCCESS ||
+        vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX) != VK_SUCCESS) {
+      fprintf(stderr, "embed-c: the host's submission failed\n");
+      goto done;
+    }
+    probabilities = (const float*)readback.mapped;
+
     if (failed(vkalex_context_device_name(ctx, device_name, sizeof device_name, NULL), ctx, "device name")) goto done;
     printf("%s (on the host's device \"%s\", through the C API):\n", image, device_name);
     for (k = 0; k < 5 && k < info.classes; ++k) { /* the top 5, largest first */
@@ -180,11 +283,15 @@ int main(int argc, char** argv) {
   }
 
 done:
-  free(probabilities);
   if (pixels) stbi_image_free(pixels);
   /* vkalex's objects first, then the host's own. */
   if (net && failed(vkalex_net_destroy(net), ctx, "vkalex_net_destroy")) status = 1;
   if (ctx && failed(vkalex_context_destroy(ctx), ctx, "vkalex_context_destroy")) status = 1;
+  if (fence) vkDestroyFence(device, fence, NULL);
+  if (pool) vkDestroyCommandPool(device, pool, NULL);
+  free_buffer(device, &upload);
+  free_buffer(device, &input);
+  free_buffer(device, &readback);
   if (device) vkDestroyDevice(device, NULL);
   if (instance) vkDestroyInstance(instance, NULL);
   return status;

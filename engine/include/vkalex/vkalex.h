@@ -134,11 +134,51 @@ VKALEX_C_API vkalex_status vkalex_classify_rgb8(vkalex_net* net, const uint8_t* 
                                                 uint32_t width, uint32_t height, uint32_t count,
                                                 float* probabilities, size_t probabilities_count);
 
+/* Prepares `count` RGB8 images as vkalex_classify_rgb8 does, into the float input it would
+ * run: `input` gets input_count == count * channels * height * width values. */
+VKALEX_C_API vkalex_status vkalex_net_preprocess_rgb8(vkalex_net* net, const uint8_t* pixels, size_t pixels_size,
+                                                      uint32_t width, uint32_t height, uint32_t count, float* input,
+                                                      size_t input_count);
+
 /* The forward pass on a float tensor [batch, channels, height, width] (input_count values),
  * writing logits and/or probabilities ([batch, classes] each, output_count values; either
  * pointer may be null, not both). */
 VKALEX_C_API vkalex_status vkalex_forward(vkalex_net* net, const float* input, size_t input_count, uint32_t batch,
                                           float* logits, float* probabilities, size_t output_count);
+
+/* Inside the host's frame (see vkalex/host_vulkan.hpp for the rules and the barriers).
+ * Vulkan handles are passed as integers: a VkBuffer as (uint64_t)(uintptr_t)buffer where
+ * handles are pointers (64-bit), as itself where they are uint64_t (32-bit); a VkCommandBuffer
+ * as a pointer. */
+typedef struct vkalex_buffer_range {
+  uint64_t buffer; /* VkBuffer */
+  uint64_t offset; /* bytes */
+  uint64_t size;   /* bytes */
+} vkalex_buffer_range;
+
+/* From now on the net reads its input, `batch` images of float32 [batch, channels, height,
+ * width], in place from the host's buffer range (offset a multiple of the device's
+ * minStorageBufferOffsetAlignment; `usage`: the VkBufferUsageFlags it was created with, at least
+ * STORAGE_BUFFER | UNIFORM_TEXEL_BUFFER for the forward pass, TRANSFER_DST for vkalex_forward to
+ * upload into it). vkalex_forward and vkalex_classify_rgb8 then need that batch. */
+VKALEX_C_API vkalex_status vkalex_net_set_input_buffer(vkalex_net* net, const vkalex_buffer_range* input,
+                                                       uint32_t usage, uint32_t batch);
+
+/* Records the forward pass (input buffer to outputs, with an opening and a closing barrier)
+ * into the host's VkCommandBuffer, which is recording, outside a render pass, from a pool of
+ * the context's queue family. The host submits it; the recording stays valid until the input
+ * buffer or the batch changes or the net is destroyed. */
+VKALEX_C_API vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer);
+
+/* Where the outputs of the recorded pass are ([batch, classes] float32 each), for the host's
+ * own commands to read. Either pointer may be null. */
+VKALEX_C_API vkalex_status vkalex_net_output_buffers(vkalex_net* net, vkalex_buffer_range* logits,
+                                                     vkalex_buffer_range* probabilities);
+
+/* Copies the outputs as the device holds them now (after the host's submission has finished)
+ * into logits and/or probabilities (output_count == batch * classes each; either may be null). */
+VKALEX_C_API vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* probabilities,
+                                                  size_t output_count);
 
 /* Sets every parameter to a seeded initialisation: 0 = the paper's (weights N(0, 0.01),
  * biases 0 or the description's "init_bias"), 1 = He (N(0, 2 / fan_in), biases 0). */

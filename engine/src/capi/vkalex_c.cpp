@@ -153,6 +153,36 @@ std::shared_ptr<T> registry_ref(T& object) {
   return map_of(&object).at(&object);
 }
 
+// VkBuffer to and from the C API's integer: a pointer on 64-bit platforms, uint64_t on 32-bit
+// (the C-style cast is the conversion that exists in both cases).
+VkBuffer to_vk_buffer(uint64_t v) { return (VkBuffer)v; }  // NOLINT(google-readability-casting)
+uint64_t from_vk_buffer(VkBuffer b) { return (uint64_t)b; }  // NOLINT(google-readability-casting)
+
+// `count` RGB8 images checked and prepared as the model's description says, as one batch.
+vkalex::HostTensor prepare_rgb8(const vkalex::ModelDesc& m, const uint8_t* pixels, size_t pixels_size, uint32_t width,
+                                uint32_t height, uint32_t count) {
+  require(pixels != nullptr, "pixels is null");
+  require(count > 0, "count is 0");
+  require(width > 0 && height > 0 && width <= vkalex::kMaxImageSide && height <= vkalex::kMaxImageSide &&
+              uint64_t(width) * height <= vkalex::kMaxImagePixels,
+          "an image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels is beyond the limit (" +
+              std::to_string(vkalex::kMaxImageSide) + " a side, " + std::to_string(vkalex::kMaxImagePixels) +
+              " in all)");
+  const uint64_t image_bytes = uint64_t(width) * height * 3;
+  require(count <= UINT64_MAX / image_bytes && pixels_size == image_bytes * count,
+          "pixels_size " + std::to_string(pixels_size) + " is not count * width * height * 3 = " + std::to_string(count) +
+              " * " + std::to_string(width) + " * " + std::to_string(height) + " * 3");
+  const uint64_t per_image = uint64_t(m.channels) * m.height * m.width;
+  vkalex::HostTensor batch(m.input_shape(count));
+  for (uint32_t i = 0; i < count; ++i) {
+    vkalex::Image img{width, height, 3, std::vector<uint8_t>(pixels + i * image_bytes, pixels + (i + 1) * image_bytes)};
+    const vkalex::HostTensor x =
+        vkalex::preprocess_image(vkalex::convert_channels(img, m.channels), m.preprocess, m.channels, m.height, m.width);
+    std::copy(x.data.begin(), x.data.end(), batch.data.begin() + i * per_image);
+  }
+  return batch;
+}
+
 void copy_text(const std::string& text, char* buffer, size_t size, size_t* length) {
   if (length) *length = text.size();
   if (!buffer || size == 0) return;
@@ -350,31 +380,25 @@ vkalex_status vkalex_classify_rgb8(vkalex_net* net, const uint8_t* pixels, size_
                                    size_t probabilities_count) {
   return with_handle(net, "vkalex_classify_rgb8", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     const auto& m = n.net->model();
-    require(pixels != nullptr, "pixels is null");
     require(probabilities != nullptr, "probabilities is null");
-    require(count > 0, "count is 0");
-    require(width > 0 && height > 0 && width <= vkalex::kMaxImageSide && height <= vkalex::kMaxImageSide &&
-                uint64_t(width) * height <= vkalex::kMaxImagePixels,
-            "an image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels is beyond the limit (" +
-                std::to_string(vkalex::kMaxImageSide) + " a side, " + std::to_string(vkalex::kMaxImagePixels) +
-                " in all)");
-    const uint64_t image_bytes = uint64_t(width) * height * 3;
-    require(count <= UINT64_MAX / image_bytes && pixels_size == image_bytes * count,
-            "pixels_size " + std::to_string(pixels_size) + " is not count * width * height * 3 = " +
-                std::to_string(count) + " * " + std::to_string(width) + " * " + std::to_string(height) + " * 3");
     require(probabilities_count == uint64_t(count) * m.classes,
             "probabilities_count " + std::to_string(probabilities_count) + " is not count * classes = " +
                 std::to_string(uint64_t(count) * m.classes));
-    const uint64_t per_image = uint64_t(m.channels) * m.height * m.width;
-    vkalex::HostTensor batch(m.input_shape(count));
-    for (uint32_t i = 0; i < count; ++i) {
-      vkalex::Image img{width, height, 3, std::vector<uint8_t>(pixels + i * image_bytes, pixels + (i + 1) * image_bytes)};
-      const vkalex::HostTensor x =
-          vkalex::preprocess_image(vkalex::convert_channels(img, m.channels), m.preprocess, m.channels, m.height, m.width);
-      std::copy(x.data.begin(), x.data.end(), batch.data.begin() + i * per_image);
-    }
-    const vkalex::ForwardResult r = n.net->forward(batch);
+    const vkalex::ForwardResult r = n.net->forward(prepare_rgb8(m, pixels, pixels_size, width, height, count));
     std::copy(r.probabilities.begin(), r.probabilities.end(), probabilities);
+  });
+}
+
+vkalex_status vkalex_net_preprocess_rgb8(vkalex_net* net, const uint8_t* pixels, size_t pixels_size, uint32_t width,
+                                         uint32_t height, uint32_t count, float* input, size_t input_count) {
+  return with_handle(net, "vkalex_net_preprocess_rgb8", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
+    const auto& m = n.net->model();
+    require(input != nullptr, "input is null");
+    const uint64_t want = m.input_shape(count).numel();
+    require(input_count == want, "input_count " + std::to_string(input_count) + " is not count * channels * height * width = " +
+                                     std::to_string(want));
+    const vkalex::HostTensor x = prepare_rgb8(m, pixels, pixels_size, width, height, count);
+    std::copy(x.data.begin(), x.data.end(), input);
   });
 }
 
@@ -392,6 +416,56 @@ vkalex_status vkalex_forward(vkalex_net* net, const float* input, size_t input_c
             "output_count " + std::to_string(output_count) + " is not batch * classes = " +
                 std::to_string(uint64_t(batch) * m.classes));
     const vkalex::ForwardResult r = n.net->forward(vkalex::HostTensor(shape, std::vector<float>(input, input + input_count)));
+    if (logits) std::copy(r.logits.begin(), r.logits.end(), logits);
+    if (probabilities) std::copy(r.probabilities.begin(), r.probabilities.end(), probabilities);
+  });
+}
+
+vkalex_status vkalex_net_set_input_buffer(vkalex_net* net, const vkalex_buffer_range* input, uint32_t usage,
+                                          uint32_t batch) {
+  return with_handle(net, "vkalex_net_set_input_buffer", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
+    require(input != nullptr, "input is null");
+    require(input->buffer != 0, "input->buffer is VK_NULL_HANDLE");
+    require(batch > 0, "batch is 0");
+    const vkalex::HostBuffer b{to_vk_buffer(input->buffer), input->offset, input->size, usage};
+    try {
+      n.net->set_input(vkalex::wrap_buffer(n.net->context(), b, n.net->model().input_shape(batch)));
+    } catch (const Error& e) {
+      fail(VKALEX_ERROR_INVALID_ARGUMENT, e.what());
+    }
+  });
+}
+
+vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer) {
+  return with_handle(net, "vkalex_net_record_forward", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
+    require(command_buffer != nullptr, "command_buffer is null");
+    require(n.net->batch() != 0, "the net has no input yet: vkalex_net_set_input_buffer first");
+    vkalex::record_commands(n.net->host_recording(), static_cast<VkCommandBuffer>(command_buffer));
+  });
+}
+
+vkalex_status vkalex_net_output_buffers(vkalex_net* net, vkalex_buffer_range* logits,
+                                        vkalex_buffer_range* probabilities) {
+  return with_handle(net, "vkalex_net_output_buffers", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
+    require(logits || probabilities, "logits and probabilities are both null");
+    require(n.net->batch() != 0, "the net has no input yet: vkalex_net_set_input_buffer first");
+    auto range = [](const vkalex::Tensor& t) {
+      const vkalex::HostBuffer b = vkalex::buffer_of(t);
+      return vkalex_buffer_range{from_vk_buffer(b.buffer), b.offset, b.size};
+    };
+    if (logits) *logits = range(n.net->logits());
+    if (probabilities) *probabilities = range(n.net->probabilities());
+  });
+}
+
+vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* probabilities, size_t output_count) {
+  return with_handle(net, "vkalex_net_read_output", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
+    require(logits || probabilities, "logits and probabilities are both null");
+    require(n.net->batch() != 0, "the net has no input yet: vkalex_net_set_input_buffer first");
+    const uint64_t want = uint64_t(n.net->batch()) * n.net->model().classes;
+    require(output_count == want, "output_count " + std::to_string(output_count) + " is not batch * classes = " +
+                                      std::to_string(want));
+    const vkalex::ForwardResult r = n.net->read_output();
     if (logits) std::copy(r.logits.begin(), r.logits.end(), logits);
     if (probabilities) std::copy(r.probabilities.begin(), r.probabilities.end(), probabilities);
   });
