@@ -56,6 +56,19 @@ check_prefix() {
     -o "$work/consumer-c-pc-$kind" $flags -lstb
   LD_LIBRARY_PATH="$prefix/$libdir" "$work/consumer-c-pc-$kind" "$pc_model_dir" "$image" "$expected"
 
+  # The README's two examples, compiled as its "Embedding" section says.
+  readme_example classify.cpp > "$work/readme-$kind.cpp"
+  readme_example classify.c > "$work/readme-$kind.c"
+  # shellcheck disable=SC2086
+  g++ -std=c++20 "$work/readme-$kind.cpp" -o "$work/readme-cpp-$kind" $flags
+  # shellcheck disable=SC2086
+  gcc -std=c99 -Wall -Wextra -Wpedantic -Werror "$work/readme-$kind.c" -o "$work/readme-c-$kind" -I/usr/include/stb \
+    $flags -lstb
+  for exe in "$work/readme-cpp-$kind" "$work/readme-c-$kind"; do
+    out=$(LD_LIBRARY_PATH="$prefix/$libdir" "$exe" "$pc_model_dir/alexnet-fashion.json" "$image")
+    echo "$out" | grep -q "^$expected 0\.99" || fail "$kind: the README's example $exe said: $out"
+  done
+
   # The prefix moved elsewhere: classify finds its library and models beside itself, and no
   # installed program names the source or build tree.
   local moved=$work/moved-$kind
@@ -73,6 +86,16 @@ check_prefix() {
     fail "$kind: classify with VKALEX_MODEL_DIR=/nonexistent succeeded"
   grep -q "/nonexistent/alexnet-fashion.json" "$work/err.txt" || fail "$kind: unclear error: $(cat "$work/err.txt")"
   echo "$kind: ok"
+}
+
+# The code block after "<!-- example: NAME" in the README.
+readme_example() {
+  local code
+  code=$(awk -v tag="<!-- example: $1 " 'index($0, tag) == 1 {found = 1; next}
+    found && /^```/ {if (inside) exit; inside = 1; next}
+    inside {print}' "$src/README.md")
+  [ -n "$code" ] || fail "the README has no example $1"
+  printf '%s\n' "$code"
 }
 
 libdir_of() { grep -m1 '^CMAKE_INSTALL_LIBDIR:' "$1/CMakeCache.txt" | cut -d= -f2; }

@@ -37,8 +37,11 @@ struct HostDevice {
   // physical device supports.
   bool storage_buffer_16bit = false;
   // Where other threads of the host submit to the same queue: called around each of the
-  // engine's vkQueueSubmit calls (lock before, unlock after, also when the submit fails).
-  // Both or neither.
+  // engine's vkQueueSubmit calls (lock before, unlock after, also when the submit fails), on
+  // the thread that called the engine, and around its vkQueueWaitIdle when the device is
+  // released. Both or neither. The engine's other Vulkan calls need no lock of the host's:
+  // they are on objects of its own (command pools, fences, descriptor pools, memory).
+  // Besides that vkQueueWaitIdle the engine waits only on its own fences, never on the device.
   std::function<void()> lock_queue, unlock_queue;
 };
 

@@ -41,6 +41,9 @@ struct NetOptions {
   DType storage = DType::F32;
 };
 
+// Threads: a Net is used by one thread at a time, and not at the same time as anything else on
+// its device (see Context); it may move between threads. Different devices' Nets run in
+// parallel.
 class Net {
  public:
   // Allocates the parameters on `context`'s device, which the Net shares: the Context may be

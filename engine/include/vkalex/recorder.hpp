@@ -33,6 +33,7 @@ struct DispatchTiming {
 // buffer memory barrier only where a command reads or overwrites memory that an earlier
 // command of the same recording wrote (or overwrites what one read).
 // Tensors recorded must stay alive as long as the recording is replayed.
+// Threads: as its Context (one thread at a time per device).
 class Recorder {
  public:
   explicit Recorder(Context& context, const RecorderOptions& options = {});

@@ -35,6 +35,7 @@ struct ForwardRecord {
   std::map<std::string, std::vector<uint32_t>> argmax;
 };
 
+// Threads: as a Net (one thread at a time per device, see Context).
 class Trainer {
  public:
   // Allocates gradients, momentum (zero) and training activations for `batch` images and
