@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <numeric>
@@ -13,6 +15,7 @@
 
 #include "common.hpp"
 #include "vkalex/host_vulkan.hpp"
+#include "vkalex/vkalex.h"
 
 using namespace vkalex;
 
@@ -500,6 +503,15 @@ TEST_CASE("a Net records its forward pass into the host's command buffer, readin
     CHECK(read.probabilities == want.probabilities);
     // The engine's own submissions on the same host buffer, and forward() uploading into it.
     CHECK(net.run().probabilities == want.probabilities);
+    // The host's copy into the input in a submission of its own, then the engine's: the
+    // engine's submission opens with a barrier that makes the host's write visible.
+    std::memset(input.mapped, 0xff, 256 + in_bytes);
+    hc.begin();
+    const VkBufferCopy refill{0, 256, in_bytes};
+    vkCmdCopyBuffer(hc.cmd, upload.buffer, input.buffer, 1, &refill);
+    hc.submit_and_wait(host.queue);
+    CHECK(net.run().probabilities == want.probabilities);
+    CHECK(net.run().probabilities == want.probabilities);
     std::memset(input.mapped, 0xff, 256 + in_bytes);
     CHECK(net.forward(x).logits == want.logits);
 
@@ -517,6 +529,19 @@ TEST_CASE("a Net records its forward pass into the host's command buffer, readin
     CHECK_THROWS_WITH(net.set_input(wrap_buffer(own, {input.buffer, 0, in_bytes, input.usage}, s)),
                       Catch::Contains("another device"));
     CHECK_THROWS_WITH(record_commands(net.host_recording(), VK_NULL_HANDLE), Catch::Contains("VK_NULL_HANDLE"));
+    // A buffer the pass cannot read (no storage or texel use) is refused when the pass is
+    // recorded; the net keeps the input it had, recorded again.
+    HostOwnedBuffer transfer_only(host, in_bytes, VK_BUFFER_USAGE_TRANSFER_DST_BIT);
+    CHECK_THROWS_WITH(net.set_input(wrap_buffer(ctx, {transfer_only.buffer, 0, in_bytes, transfer_only.usage}, s)),
+                      Catch::Contains("_BUFFER_BIT"));
+    CHECK(net.batch() == batch);
+    CHECK(buffer_of(net.input()).buffer == input.buffer);
+    CHECK(net.run().probabilities == want.probabilities);
+    // An empty tensor: back to an input of the net's own, for any batch.
+    net.set_input(Tensor());
+    CHECK_THROWS_WITH(net.run(), Catch::Contains("needs an input"));
+    CHECK(net.forward(x).probabilities == want.probabilities);
+    CHECK(buffer_of(net.input()).buffer != input.buffer);
 
     // The host's device and queue are the host's again: its own work after vkalex's.
     hc.begin();
@@ -624,4 +649,88 @@ TEST_CASE("embed and embed-c print the top 5 of the engine's own forward pass", 
     CHECK(help.first == 0);
     CHECK_THAT(help.second, Catch::Contains("usage:"));
   }
+}
+
+namespace {
+
+// Holds the first engine submit after `armed` inside the host's queue lock for a while, so that
+// other threads can be made to wait for the call that submits.
+struct SubmitGate {
+  std::mutex m;
+  std::condition_variable cv;
+  bool armed = false, inside = false;
+
+  static void lock(void* user) {
+    auto& g = *static_cast<SubmitGate*>(user);
+    std::unique_lock l(g.m);
+    if (!g.armed) return;
+    g.armed = false;
+    g.inside = true;
+    g.cv.notify_all();
+    l.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  static void unlock(void*) {}
+  void wait_inside() {
+    std::unique_lock l(m);
+    cv.wait(l, [&] { return inside; });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("C API: a destroy while other threads' calls run or wait on the net waits for them, refuses the waiting one "
+          "and frees the engine's objects before it returns",
+          "[capi][host][threads]") {
+  Host host(false);
+  SubmitGate gate;
+  vkalex_host_device h{};
+  h.instance = host.instance;
+  h.physical_device = host.physical;
+  h.device = host.device;
+  h.queue_family = host.family;
+  h.queue = host.queue;
+  h.get_instance_proc_addr = reinterpret_cast<vkalex_void_function>(vkGetInstanceProcAddr);
+  h.lock_queue = SubmitGate::lock;
+  h.unlock_queue = SubmitGate::unlock;
+  h.user = &gate;
+  vkalex_context* ctx = nullptr;
+  REQUIRE(vkalex_context_create_host(&h, nullptr, &ctx) == VKALEX_OK);
+  vkalex_net* net = nullptr;
+  const std::string model = std::string(VKALEX_MODEL_DIR) + "/alexnet-fashion.json";
+  REQUIRE(vkalex_net_create(ctx, model.c_str(), nullptr, &net) == VKALEX_OK);
+  const std::vector<float> x = random_uniform(28 * 28, test::seed(), 1.0f);
+  std::vector<float> probs(10);
+
+  {
+    std::lock_guard l(gate.m);
+    gate.armed = true;
+  }
+  vkalex_status running = VKALEX_ERROR_FAILED, waiting = VKALEX_OK;
+  std::string waiting_error;
+  // The running call: inside the context's lock, held at its submit.
+  std::thread a([&] { running = vkalex_forward(net, x.data(), x.size(), 1, nullptr, probs.data(), probs.size()); });
+  gate.wait_inside();
+  // The waiting call: the net was live when it began, and is destroyed before it gets the lock.
+  std::thread c([&] {
+    vkalex_net_info info{};
+    waiting = vkalex_net_get_info(net, &info);
+    char message[512];
+    vkalex_last_error(nullptr, message, sizeof message);
+    waiting_error = message;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(vkalex_net_destroy(net) == VKALEX_OK);  // after the running call, whichever order
+  CHECK(vkalex_context_destroy(ctx) == VKALEX_OK);
+  // Nothing of the engine's is left on the host's device: its validation layer says so when
+  // the host destroys the device, at once, while the other threads may still be returning.
+  host.destroy();
+  a.join();
+  c.join();
+  CHECK(running == VKALEX_OK);
+  CHECK(waiting == VKALEX_ERROR_INVALID_HANDLE);
+  CHECK_THAT(waiting_error, Catch::Contains("destroyed"));
+  CHECK(vkalex_forward(net, x.data(), x.size(), 1, nullptr, probs.data(), probs.size()) == VKALEX_ERROR_INVALID_HANDLE);
+  for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
+  CHECK(host.messages.empty());
 }

@@ -73,9 +73,10 @@ HostBuffer buffer_of(const Tensor& tensor);
 
 // Records a finished recording's commands (every command but timestamps; e.g. a Net's
 // host_recording()) into the host's command buffer `cmd`, which must be in the recording state,
-// outside a render pass, from a pool of a queue family with compute (the Context's family, or
-// one that shares its memory: any family of the same VkDevice). The host then submits it, as
-// often as it likes, to any queue of that family.
+// outside a render pass, from a pool of the Context's queue family (the engine's buffers are
+// VK_SHARING_MODE_EXCLUSIVE and owned by that family; a buffer of the host's given to
+// wrap_buffer must be usable by it too: exclusive to it, or concurrent with it among its
+// families). The host then submits it, as often as it likes, to any queue of that family.
 //
 // Barriers recorded around the commands, so the host needs none of its own for the engine:
 //   before: a global memory barrier from every stage and write of the host's earlier commands

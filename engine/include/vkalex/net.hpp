@@ -89,6 +89,8 @@ class Net {
   // net's storage type on its device, e.g. the host's own buffer (wrap_buffer in
   // vkalex/host_vulkan.hpp). N becomes the batch (prepare() with another batch is then an
   // error); forward() uploads into it. An empty Tensor goes back to an input of the Net's own.
+  // Throws Error where the tensor does not fit (shape, type, device, a usage bit the pass
+  // needs); the net keeps its previous input then.
   void set_input(const Tensor& input);
   // The tensors the recorded pass reads and writes (valid after prepare(), forward() or
   // set_input(); they change when the batch does): [N, C, H, W] input, [N, classes] outputs.

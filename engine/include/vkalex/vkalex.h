@@ -28,6 +28,13 @@
 #define VKALEX_C_API
 #endif
 
+/* In C++ the functions are declared noexcept: none lets an exception out. */
+#if defined(__cplusplus)
+#define VKALEX_NOEXCEPT noexcept
+#else
+#define VKALEX_NOEXCEPT
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -48,16 +55,16 @@ typedef struct vkalex_net vkalex_net;
 typedef struct vkalex_trainer vkalex_trainer;
 
 /* "VKALEX_OK", "VKALEX_ERROR_INVALID_ARGUMENT", ...; "unknown status" for other values. */
-VKALEX_C_API const char* vkalex_status_name(vkalex_status status);
+VKALEX_C_API const char* vkalex_status_name(vkalex_status status) VKALEX_NOEXCEPT;
 
 /* The library's version, e.g. "0.1.0". */
-VKALEX_C_API const char* vkalex_version(void);
+VKALEX_C_API const char* vkalex_version(void) VKALEX_NOEXCEPT;
 
 /* Copies the last error message of `context` (or, with a null context, of the calling thread's
  * calls that had no valid context) into `buffer`, cut to `size` - 1 bytes and NUL-terminated
  * (nothing is written where buffer is null or size is 0). Returns the message's full length
  * without the NUL: 0 where there is no error yet. A successful call does not clear it. */
-VKALEX_C_API size_t vkalex_last_error(const vkalex_context* context, char* buffer, size_t size);
+VKALEX_C_API size_t vkalex_last_error(const vkalex_context* context, char* buffer, size_t size) VKALEX_NOEXCEPT;
 
 /* Options for a context; all zero (or a null pointer) means the defaults. */
 typedef struct vkalex_context_options {
@@ -69,7 +76,7 @@ typedef struct vkalex_context_options {
 } vkalex_context_options;
 
 /* A context on a Vulkan device of the engine's own (it creates the instance and device). */
-VKALEX_C_API vkalex_status vkalex_context_create(const vkalex_context_options* options, vkalex_context** out);
+VKALEX_C_API vkalex_status vkalex_context_create(const vkalex_context_options* options, vkalex_context** out) VKALEX_NOEXCEPT;
 
 /* Generic function pointer, for the host's Vulkan functions below. */
 typedef void (*vkalex_void_function)(void);
@@ -87,7 +94,8 @@ typedef struct vkalex_host_device {
   vkalex_void_function get_device_proc_addr;   /* PFN_vkGetDeviceProcAddr, or null */
   int storage_buffer_16bit; /* nonzero where the host enabled storageBuffer16BitAccess */
   /* Optional, both or neither: called around each of the engine's vkQueueSubmit calls where
-   * other threads of the host submit to the same queue. */
+   * other threads of the host submit to the same queue, and around the vkQueueWaitIdle with
+   * which vkalex_context_destroy waits for the engine's work. */
   void (*lock_queue)(void* user);
   void (*unlock_queue)(void* user);
   void* user;
@@ -95,35 +103,38 @@ typedef struct vkalex_host_device {
 
 /* A context on the host's device. */
 VKALEX_C_API vkalex_status vkalex_context_create_host(const vkalex_host_device* host,
-                                                      const vkalex_context_options* options, vkalex_context** out);
+                                                      const vkalex_context_options* options, vkalex_context** out) VKALEX_NOEXCEPT;
 
-/* Destroys a context (waits for its work). VKALEX_ERROR_IN_USE while a net made on it lives. */
-VKALEX_C_API vkalex_status vkalex_context_destroy(vkalex_context* context);
+/* Destroys a context: waits for a call about it still running on another thread, then for its
+ * work on the device, and releases every object of the engine's before it returns (the host may
+ * then destroy its own device). VKALEX_ERROR_IN_USE while a net made on it lives. */
+VKALEX_C_API vkalex_status vkalex_context_destroy(vkalex_context* context) VKALEX_NOEXCEPT;
 
 /* The device's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)", copied as vkalex_last_error does
  * (*length, where not null, receives its full length). */
 VKALEX_C_API vkalex_status vkalex_context_device_name(vkalex_context* context, char* buffer, size_t size,
-                                                      size_t* length);
+                                                      size_t* length) VKALEX_NOEXCEPT;
 
 /* A network from a model description (a .json file, e.g. model/alexnet2012.json) with its
  * weights (safetensors): a null `weights_path` takes the description's own "weights" file. */
 VKALEX_C_API vkalex_status vkalex_net_create(vkalex_context* context, const char* model_path,
-                                             const char* weights_path, vkalex_net** out);
+                                             const char* weights_path, vkalex_net** out) VKALEX_NOEXCEPT;
 
-/* Destroys a net. VKALEX_ERROR_IN_USE while a trainer made for it lives. */
-VKALEX_C_API vkalex_status vkalex_net_destroy(vkalex_net* net);
+/* Destroys a net (after a call about it still running on another thread, released before it
+ * returns; so for trainers). VKALEX_ERROR_IN_USE while a trainer made for it lives. */
+VKALEX_C_API vkalex_status vkalex_net_destroy(vkalex_net* net) VKALEX_NOEXCEPT;
 
 typedef struct vkalex_net_info {
   uint32_t channels, height, width; /* one image of the input */
   uint32_t classes;                 /* outputs per image */
 } vkalex_net_info;
 
-VKALEX_C_API vkalex_status vkalex_net_get_info(vkalex_net* net, vkalex_net_info* out);
+VKALEX_C_API vkalex_status vkalex_net_get_info(vkalex_net* net, vkalex_net_info* out) VKALEX_NOEXCEPT;
 
 /* The name of class `index` from the description's "labels" file, copied as vkalex_last_error
  * does. VKALEX_ERROR_FAILED where the model has no labels file. */
 VKALEX_C_API vkalex_status vkalex_net_class_name(vkalex_net* net, uint32_t index, char* buffer, size_t size,
-                                                 size_t* length);
+                                                 size_t* length) VKALEX_NOEXCEPT;
 
 /* Classifies `count` images of width x height RGB8 pixels (rows top to bottom, R G B
  * interleaved, images one after another: pixels_size == count * width * height * 3), each
@@ -132,19 +143,19 @@ VKALEX_C_API vkalex_status vkalex_net_class_name(vkalex_net* net, uint32_t index
  * image-major. */
 VKALEX_C_API vkalex_status vkalex_classify_rgb8(vkalex_net* net, const uint8_t* pixels, size_t pixels_size,
                                                 uint32_t width, uint32_t height, uint32_t count,
-                                                float* probabilities, size_t probabilities_count);
+                                                float* probabilities, size_t probabilities_count) VKALEX_NOEXCEPT;
 
 /* Prepares `count` RGB8 images as vkalex_classify_rgb8 does, into the float input it would
  * run: `input` gets input_count == count * channels * height * width values. */
 VKALEX_C_API vkalex_status vkalex_net_preprocess_rgb8(vkalex_net* net, const uint8_t* pixels, size_t pixels_size,
                                                       uint32_t width, uint32_t height, uint32_t count, float* input,
-                                                      size_t input_count);
+                                                      size_t input_count) VKALEX_NOEXCEPT;
 
 /* The forward pass on a float tensor [batch, channels, height, width] (input_count values),
  * writing logits and/or probabilities ([batch, classes] each, output_count values; either
  * pointer may be null, not both). */
 VKALEX_C_API vkalex_status vkalex_forward(vkalex_net* net, const float* input, size_t input_count, uint32_t batch,
-                                          float* logits, float* probabilities, size_t output_count);
+                                          float* logits, float* probabilities, size_t output_count) VKALEX_NOEXCEPT;
 
 /* Inside the host's frame (see vkalex/host_vulkan.hpp for the rules and the barriers).
  * Vulkan handles are passed as integers: a VkBuffer as (uint64_t)(uintptr_t)buffer where
@@ -160,37 +171,39 @@ typedef struct vkalex_buffer_range {
  * width], in place from the host's buffer range (offset a multiple of the device's
  * minStorageBufferOffsetAlignment; `usage`: the VkBufferUsageFlags it was created with, at least
  * STORAGE_BUFFER | UNIFORM_TEXEL_BUFFER for the forward pass, TRANSFER_DST for vkalex_forward to
- * upload into it). vkalex_forward and vkalex_classify_rgb8 then need that batch. */
+ * upload into it). vkalex_forward and vkalex_classify_rgb8 then need that batch. Every successful
+ * call records the pass anew: a command buffer recorded with vkalex_net_record_forward before it
+ * must not be submitted again. A failed call leaves the net's previous input in place. */
 VKALEX_C_API vkalex_status vkalex_net_set_input_buffer(vkalex_net* net, const vkalex_buffer_range* input,
-                                                       uint32_t usage, uint32_t batch);
+                                                       uint32_t usage, uint32_t batch) VKALEX_NOEXCEPT;
 
 /* Records the forward pass (input buffer to outputs, with an opening and a closing barrier)
  * into the host's VkCommandBuffer, which is recording, outside a render pass, from a pool of
  * the context's queue family. The host submits it; the recording stays valid until the input
  * buffer or the batch changes or the net is destroyed. */
-VKALEX_C_API vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer);
+VKALEX_C_API vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer) VKALEX_NOEXCEPT;
 
 /* Where the outputs of the recorded pass are ([batch, classes] float32 each), for the host's
  * own commands to read. Either pointer may be null. */
 VKALEX_C_API vkalex_status vkalex_net_output_buffers(vkalex_net* net, vkalex_buffer_range* logits,
-                                                     vkalex_buffer_range* probabilities);
+                                                     vkalex_buffer_range* probabilities) VKALEX_NOEXCEPT;
 
 /* Copies the outputs as the device holds them now (after the host's submission has finished)
  * into logits and/or probabilities (output_count == batch * classes each; either may be null). */
 VKALEX_C_API vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* probabilities,
-                                                  size_t output_count);
+                                                  size_t output_count) VKALEX_NOEXCEPT;
 
 /* Sets every parameter to a seeded initialisation: 0 = the paper's (weights N(0, 0.01),
  * biases 0 or the description's "init_bias"), 1 = He (N(0, 2 / fan_in), biases 0). */
-VKALEX_C_API vkalex_status vkalex_net_initialize(vkalex_net* net, int init, uint64_t seed);
+VKALEX_C_API vkalex_status vkalex_net_initialize(vkalex_net* net, int init, uint64_t seed) VKALEX_NOEXCEPT;
 
 /* Writes the net's parameters to a safetensors file (whole or not at all). */
-VKALEX_C_API vkalex_status vkalex_net_save_weights(vkalex_net* net, const char* path);
+VKALEX_C_API vkalex_status vkalex_net_save_weights(vkalex_net* net, const char* path) VKALEX_NOEXCEPT;
 
 /* A trainer of `net` for batches of `batch` images: SGD with momentum and weight decay, one
  * recorded step replayed. The step updates the net's parameters in place. */
-VKALEX_C_API vkalex_status vkalex_trainer_create(vkalex_net* net, uint32_t batch, vkalex_trainer** out);
-VKALEX_C_API vkalex_status vkalex_trainer_destroy(vkalex_trainer* trainer);
+VKALEX_C_API vkalex_status vkalex_trainer_create(vkalex_net* net, uint32_t batch, vkalex_trainer** out) VKALEX_NOEXCEPT;
+VKALEX_C_API vkalex_status vkalex_trainer_destroy(vkalex_trainer* trainer) VKALEX_NOEXCEPT;
 
 typedef struct vkalex_step_params {
   float lr;           /* learning rate, > 0 */
@@ -210,12 +223,12 @@ typedef struct vkalex_step_stats {
  * `labels` (labels_count == batch, each < classes). `stats` may be null. */
 VKALEX_C_API vkalex_status vkalex_train_step(vkalex_trainer* trainer, const float* images, size_t images_count,
                                              const uint32_t* labels, size_t labels_count,
-                                             const vkalex_step_params* params, vkalex_step_stats* stats);
+                                             const vkalex_step_params* params, vkalex_step_stats* stats) VKALEX_NOEXCEPT;
 
 /* A checkpoint: the net's parameters and the trainer's momentum in one safetensors file
  * (written whole or not at all), which load checks against the model before changing anything. */
-VKALEX_C_API vkalex_status vkalex_checkpoint_save(vkalex_trainer* trainer, const char* path);
-VKALEX_C_API vkalex_status vkalex_checkpoint_load(vkalex_trainer* trainer, const char* path);
+VKALEX_C_API vkalex_status vkalex_checkpoint_save(vkalex_trainer* trainer, const char* path) VKALEX_NOEXCEPT;
+VKALEX_C_API vkalex_status vkalex_checkpoint_load(vkalex_trainer* trainer, const char* path) VKALEX_NOEXCEPT;
 
 #ifdef __cplusplus
 }

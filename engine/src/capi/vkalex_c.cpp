@@ -2,8 +2,11 @@
 // last error per context (or per thread where there is no context), no exception let out.
 //
 // A handle is the address of an object the registry owns through a shared_ptr; each call takes
-// a reference for its duration, so a destroy racing with a call on another thread removes the
-// handle at once and frees the object when that call ends.
+// a reference for its duration. A destroy removes the handle and marks the object dead at once
+// (under the registry's lock), then takes the context's lock, so it waits for a call already
+// running about it, and releases the engine's object before it returns; a call that was waiting
+// for the lock finds the object dead and refuses it. Lock order: a context's lock, then the
+// registry's.
 #include "vkalex/vkalex.h"
 
 #include <cstring>
@@ -13,6 +16,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "vkalex/error.hpp"
 #include "vkalex/host_vulkan.hpp"
@@ -21,24 +25,28 @@
 #include "vkalex/safetensors.hpp"
 #include "vkalex/trainer.hpp"
 
-struct vkalex_context {
+// `dead` (under the registry's lock): destroyed; the engine's object is released, or about to be.
+struct vkalex_context : std::enable_shared_from_this<vkalex_context> {
   std::optional<vkalex::Context> context;
   std::mutex lock;  // serialises every call about this context, its nets and trainers
-  mutable std::mutex error_lock;
+  std::mutex error_lock;
   std::string last_error;
+  bool dead = false;
   size_t nets = 0;  // live nets made on it (under the registry's lock)
 };
 
-struct vkalex_net {
+struct vkalex_net : std::enable_shared_from_this<vkalex_net> {
   std::shared_ptr<vkalex_context> owner;
   std::optional<vkalex::Net> net;
   std::vector<std::string> labels;  // loaded on first vkalex_net_class_name
-  size_t trainers = 0;              // live trainers made for it (under the registry's lock)
+  bool dead = false;
+  size_t trainers = 0;  // live trainers made for it (under the registry's lock)
 };
 
 struct vkalex_trainer {
   std::shared_ptr<vkalex_net> net;
   std::optional<vkalex::Trainer> trainer;
+  bool dead = false;
 };
 
 namespace {
@@ -53,8 +61,8 @@ struct Registry {
   std::map<const vkalex_trainer*, std::shared_ptr<vkalex_trainer>> trainers;
 };
 Registry& registry() {
-  static Registry r;
-  return r;
+  static Registry* r = new Registry;  // never destroyed: calls may come while statics are torn down
+  return *r;
 }
 
 thread_local std::string t_last_error;
@@ -71,42 +79,57 @@ void require(bool ok, const std::string& message) {
   if (!ok) fail(VKALEX_ERROR_INVALID_ARGUMENT, message);
 }
 
-void set_error(vkalex_context* ctx, const std::string& message) {
-  if (ctx) {
-    std::lock_guard lock(ctx->error_lock);
-    ctx->last_error = message;
-  } else {
-    t_last_error = message;
+// `call: message` into `slot`; where memory runs out, a short message that needs none.
+void store(std::string& slot, const char* call, const std::string& message) noexcept {
+  try {
+    slot = std::string(call) + ": " + message;
+  } catch (...) {
+    slot.clear();  // keeps the capacity, at least that of a short string
+    try {
+      slot = "out of memory";
+    } catch (...) {
+    }
   }
+}
+
+void set_error(vkalex_context* ctx, const char* call, const std::string& message) noexcept {
+  if (ctx) {
+    try {
+      std::lock_guard lock(ctx->error_lock);
+      store(ctx->last_error, call, message);
+      return;
+    } catch (...) {  // the lock failed: the thread's error, then
+    }
+  }
+  store(t_last_error, call, message);
 }
 
 // Runs `body` and maps what it throws to a status; the message goes to `ctx`'s last error (or
 // the thread's, where ctx is null). `engine_status` is the status of a vkalex::Error: what the
 // engine refused in this call (a file for the loaders, the device for context creation).
 template <typename F>
-vkalex_status guarded(vkalex_context* ctx, const char* call, vkalex_status engine_status, F&& body) {
+vkalex_status guarded(vkalex_context* ctx, const char* call, vkalex_status engine_status, F&& body) noexcept {
   try {
     body();
     return VKALEX_OK;
   } catch (const Failure& f) {
-    set_error(ctx, std::string(call) + ": " + f.message);
+    // A handle that died while the call ran: its context's error can no longer be read.
+    set_error(f.status == VKALEX_ERROR_INVALID_HANDLE ? nullptr : ctx, call, f.message);
     return f.status;
   } catch (const Error& e) {
+    set_error(ctx, call, e.what());
     const std::string& r = e.vk_result();
-    const vkalex_status s = r == "VK_ERROR_OUT_OF_DEVICE_MEMORY" || r == "VK_ERROR_OUT_OF_HOST_MEMORY"
-                                ? VKALEX_ERROR_OUT_OF_MEMORY
-                            : !r.empty() ? VKALEX_ERROR_DEVICE
-                                         : engine_status;
-    set_error(ctx, std::string(call) + ": " + e.what());
-    return s;
+    return r == "VK_ERROR_OUT_OF_DEVICE_MEMORY" || r == "VK_ERROR_OUT_OF_HOST_MEMORY" ? VKALEX_ERROR_OUT_OF_MEMORY
+           : !r.empty()                                                             ? VKALEX_ERROR_DEVICE
+                                                                                    : engine_status;
   } catch (const std::bad_alloc&) {
-    set_error(ctx, std::string(call) + ": out of host memory");
+    set_error(ctx, call, "out of host memory");
     return VKALEX_ERROR_OUT_OF_MEMORY;
   } catch (const std::exception& e) {
-    set_error(ctx, std::string(call) + ": " + e.what());
+    set_error(ctx, call, e.what());
     return VKALEX_ERROR_FAILED;
   } catch (...) {
-    set_error(ctx, std::string(call) + ": an unknown failure");
+    set_error(ctx, call, "an unknown failure");
     return VKALEX_ERROR_FAILED;
   }
 }
@@ -119,6 +142,10 @@ auto& map_of(const vkalex_context*) { return registry().contexts; }
 auto& map_of(const vkalex_net*) { return registry().nets; }
 auto& map_of(const vkalex_trainer*) { return registry().trainers; }
 
+std::string not_live(const void* handle, const char* what) {
+  return std::string(what) + (handle ? " is not a live handle (destroyed, or never created)" : " is null");
+}
+
 // The live object behind `handle` (the registry's lock held), or null with the thread's last
 // error saying which argument is not live.
 template <typename T>
@@ -126,31 +153,69 @@ std::shared_ptr<T> find_live(const T* handle, const char* call, const char* what
   auto& map = map_of(handle);
   auto it = handle ? map.find(handle) : map.end();
   if (it != map.end()) return it->second;
-  t_last_error = std::string(call) + ": " + what +
-                 (handle ? " is not a live handle (destroyed, or never created)" : " is null");
+  set_error(nullptr, call, not_live(handle, what));
   return nullptr;
 }
 
-// Runs `body` under the lock of `handle`'s context when the handle is live; else returns
-// VKALEX_ERROR_INVALID_HANDLE.
+// Runs `body` under the lock of `handle`'s context when the handle is live (before and after
+// the lock is taken); else returns VKALEX_ERROR_INVALID_HANDLE.
 template <typename T, typename F>
-vkalex_status with_handle(T* handle, const char* call, const char* what, vkalex_status engine_status, F&& body) {
-  std::shared_ptr<T> keep;
-  {
-    std::lock_guard lock(registry().mutex);
-    keep = find_live(handle, call, what);
+vkalex_status with_handle(T* handle, const char* call, const char* what, vkalex_status engine_status,
+                          F&& body) noexcept {
+  try {
+    std::shared_ptr<T> keep;  // outlives the lock below: the object is not freed under it
+    {
+      std::lock_guard lock(registry().mutex);
+      keep = find_live(handle, call, what);
+    }
+    if (!keep) return VKALEX_ERROR_INVALID_HANDLE;
+    vkalex_context* ctx = context_of(*keep);
+    std::lock_guard lock(ctx->lock);
+    {
+      std::lock_guard rlock(registry().mutex);
+      if (keep->dead) {
+        set_error(nullptr, call, std::string(what) + " was destroyed by another thread while this call waited");
+        return VKALEX_ERROR_INVALID_HANDLE;
+      }
+    }
+    return guarded(ctx, call, engine_status, [&] { body(*keep); });
+  } catch (...) {  // a lock that could not be taken, or memory for a message
+    set_error(nullptr, call, "out of host memory, or a lock could not be taken");
+    return VKALEX_ERROR_FAILED;
   }
-  if (!keep) return VKALEX_ERROR_INVALID_HANDLE;
-  vkalex_context* ctx = context_of(*keep);
-  std::lock_guard lock(ctx->lock);
-  return guarded(ctx, call, engine_status, [&] { body(*keep); });
 }
 
-// The registry's shared_ptr of a live object (its lock is taken here).
-template <typename T>
-std::shared_ptr<T> registry_ref(T& object) {
-  std::lock_guard lock(registry().mutex);
-  return map_of(&object).at(&object);
+// Registers a child (a net of `parent`, or a trainer of it) unless `parent` died while the
+// call that made the child ran (the registry's lock held).
+template <typename P>
+void require_live_parent(const P& parent, const char* what) {
+  if (parent.dead) fail(VKALEX_ERROR_INVALID_HANDLE, std::string(what) + " was destroyed by another thread during this call");
+}
+
+// Destroys a live handle: under the registry's lock, `check` may refuse (returning a status
+// other than VKALEX_OK, with the context's error set) before the handle is removed and marked
+// dead; then, under its context's lock, `release` frees the engine's object.
+template <typename T, typename Check, typename Release>
+vkalex_status destroy_handle(T* handle, const char* call, const char* what, Check&& check, Release&& release) noexcept {
+  try {
+    std::shared_ptr<T> gone;
+    {
+      std::lock_guard lock(registry().mutex);
+      gone = find_live(handle, call, what);
+      if (!gone) return VKALEX_ERROR_INVALID_HANDLE;
+      if (const vkalex_status s = check(*gone); s != VKALEX_OK) return s;
+      map_of(handle).erase(handle);
+      gone->dead = true;
+    }
+    vkalex_context* ctx = context_of(*gone);
+    const std::shared_ptr<vkalex_context> owner = ctx->shared_from_this();  // outlives the lock
+    std::lock_guard lock(ctx->lock);  // after a call about it still running on another thread
+    release(*gone);
+    return VKALEX_OK;
+  } catch (...) {
+    set_error(nullptr, call, "a lock could not be taken");
+    return VKALEX_ERROR_FAILED;
+  }
 }
 
 // VkBuffer to and from the C API's integer: a pointer on 64-bit platforms, uint64_t on 32-bit
@@ -183,7 +248,7 @@ vkalex::HostTensor prepare_rgb8(const vkalex::ModelDesc& m, const uint8_t* pixel
   return batch;
 }
 
-void copy_text(const std::string& text, char* buffer, size_t size, size_t* length) {
+void copy_text(std::string_view text, char* buffer, size_t size, size_t* length) noexcept {
   if (length) *length = text.size();
   if (!buffer || size == 0) return;
   const size_t n = std::min(text.size(), size - 1);
@@ -202,9 +267,9 @@ vkalex::ContextOptions cpp_options(const vkalex_context_options* o) {
 
 // Registers a new context (made by `make`) and hands it out.
 template <typename F>
-vkalex_status create_context(const char* call, vkalex_context** out, F&& make) {
+vkalex_status create_context(const char* call, vkalex_context** out, F&& make) noexcept {
   if (!out) {
-    t_last_error = std::string(call) + ": out is null";
+    set_error(nullptr, call, "out is null");
     return VKALEX_ERROR_INVALID_ARGUMENT;
   }
   *out = nullptr;
@@ -221,7 +286,7 @@ vkalex_status create_context(const char* call, vkalex_context** out, F&& make) {
 
 extern "C" {
 
-const char* vkalex_status_name(vkalex_status status) {
+const char* vkalex_status_name(vkalex_status status) noexcept {
   switch (status) {
     case VKALEX_OK: return "VKALEX_OK";
     case VKALEX_ERROR_INVALID_ARGUMENT: return "VKALEX_ERROR_INVALID_ARGUMENT";
@@ -235,38 +300,44 @@ const char* vkalex_status_name(vkalex_status status) {
   return "unknown status";
 }
 
-const char* vkalex_version(void) { return VKALEX_VERSION_STRING; }
+const char* vkalex_version(void) noexcept { return VKALEX_VERSION_STRING; }
 
-size_t vkalex_last_error(const vkalex_context* context, char* buffer, size_t size) {
-  std::string message;
-  if (!context) {
-    message = t_last_error;
-  } else {
-    std::shared_ptr<vkalex_context> c;
-    {
-      std::lock_guard lock(registry().mutex);
-      auto it = registry().contexts.find(context);
-      if (it != registry().contexts.end()) c = it->second;
-    }
-    if (!c) {
-      message = "vkalex_last_error: the context is not a live handle (destroyed, or never created)";
+size_t vkalex_last_error(const vkalex_context* context, char* buffer, size_t size) noexcept {
+  try {
+    std::string message;
+    if (!context) {
+      message = t_last_error;
     } else {
-      std::lock_guard elock(c->error_lock);
-      message = c->last_error;
+      std::shared_ptr<vkalex_context> c;
+      {
+        std::lock_guard lock(registry().mutex);
+        auto it = registry().contexts.find(context);
+        if (it != registry().contexts.end()) c = it->second;
+      }
+      if (!c) {
+        message = "vkalex_last_error: the context is not a live handle (destroyed, or never created)";
+      } else {
+        std::lock_guard elock(c->error_lock);
+        message = c->last_error;
+      }
     }
+    size_t length = 0;
+    copy_text(message, buffer, size, &length);
+    return length;
+  } catch (...) {  // no memory for the copy, or a lock that failed
+    static const char kMessage[] = "vkalex_last_error: out of host memory";
+    copy_text(kMessage, buffer, size, nullptr);
+    return sizeof kMessage - 1;
   }
-  size_t length = 0;
-  copy_text(message, buffer, size, &length);
-  return length;
 }
 
-vkalex_status vkalex_context_create(const vkalex_context_options* options, vkalex_context** out) {
+vkalex_status vkalex_context_create(const vkalex_context_options* options, vkalex_context** out) noexcept {
   return create_context("vkalex_context_create", out,
                         [&](vkalex_context& c) { c.context.emplace(cpp_options(options)); });
 }
 
 vkalex_status vkalex_context_create_host(const vkalex_host_device* host, const vkalex_context_options* options,
-                                         vkalex_context** out) {
+                                         vkalex_context** out) noexcept {
   return create_context("vkalex_context_create_host", out, [&](vkalex_context& c) {
     require(host != nullptr, "host is null");
     vkalex::HostDevice h;
@@ -290,21 +361,19 @@ vkalex_status vkalex_context_create_host(const vkalex_host_device* host, const v
   });
 }
 
-vkalex_status vkalex_context_destroy(vkalex_context* context) {
-  std::shared_ptr<vkalex_context> gone;  // freed here, or when a call still running ends
-  std::lock_guard lock(registry().mutex);
-  gone = find_live(context, "vkalex_context_destroy", "the context");
-  if (!gone) return VKALEX_ERROR_INVALID_HANDLE;
-  if (gone->nets) {
-    set_error(context, "vkalex_context_destroy: " + std::to_string(gone->nets) +
-                           " net(s) made on this context still live: destroy them first");
-    return VKALEX_ERROR_IN_USE;
-  }
-  registry().contexts.erase(context);
-  return VKALEX_OK;
+vkalex_status vkalex_context_destroy(vkalex_context* context) noexcept {
+  const char* call = "vkalex_context_destroy";
+  return destroy_handle(
+      context, call, "the context",
+      [&](vkalex_context& c) {
+        if (!c.nets) return VKALEX_OK;
+        set_error(&c, call, std::to_string(c.nets) + " net(s) made on this context still live: destroy them first");
+        return VKALEX_ERROR_IN_USE;
+      },
+      [](vkalex_context& c) { c.context.reset(); });
 }
 
-vkalex_status vkalex_context_device_name(vkalex_context* context, char* buffer, size_t size, size_t* length) {
+vkalex_status vkalex_context_device_name(vkalex_context* context, char* buffer, size_t size, size_t* length) noexcept {
   return with_handle(context, "vkalex_context_device_name", "the context", VKALEX_ERROR_FAILED,
                      [&](vkalex_context& c) {
                        require(buffer || size == 0, "buffer is null but size is not 0");
@@ -313,13 +382,13 @@ vkalex_status vkalex_context_device_name(vkalex_context* context, char* buffer, 
 }
 
 vkalex_status vkalex_net_create(vkalex_context* context, const char* model_path, const char* weights_path,
-                                vkalex_net** out) {
+                                vkalex_net** out) noexcept {
   if (out) *out = nullptr;
   return with_handle(context, "vkalex_net_create", "the context", VKALEX_ERROR_FILE, [&](vkalex_context& c) {
     require(out != nullptr, "out is null");
     require(model_path != nullptr, "model_path is null");
     auto n = std::make_shared<vkalex_net>();
-    n->owner = registry_ref(c);
+    n->owner = c.shared_from_this();
     const vkalex::ModelDesc model = vkalex::load_model(model_path);
     const std::string weights = weights_path ? std::string(weights_path) : model.weights_path;
     if (weights.empty()) {
@@ -329,33 +398,30 @@ vkalex_status vkalex_net_create(vkalex_context* context, const char* model_path,
     n->net.emplace(*c.context, model);
     n->net->load_weights(file);
     std::lock_guard lock(registry().mutex);
+    require_live_parent(c, "the context");
     registry().nets.emplace(n.get(), n);
     ++c.nets;
     *out = n.get();
   });
 }
 
-vkalex_status vkalex_net_destroy(vkalex_net* net) {
-  std::shared_ptr<vkalex_net> gone;  // released outside the registry's lock (it waits for the device)
-  {
-    std::lock_guard lock(registry().mutex);
-    gone = find_live(net, "vkalex_net_destroy", "the net");
-    if (!gone) return VKALEX_ERROR_INVALID_HANDLE;
-    if (gone->trainers) {
-      set_error(gone->owner.get(), "vkalex_net_destroy: " + std::to_string(gone->trainers) +
-                                       " trainer(s) made for this net still live: destroy them first");
-      return VKALEX_ERROR_IN_USE;
-    }
-    registry().nets.erase(net);
-    --gone->owner->nets;
-  }
-  const std::shared_ptr<vkalex_context> owner = gone->owner;  // outlives the lock below
-  std::lock_guard lock(owner->lock);  // not while another thread's call runs on the device
-  gone.reset();
-  return VKALEX_OK;
+vkalex_status vkalex_net_destroy(vkalex_net* net) noexcept {
+  const char* call = "vkalex_net_destroy";
+  return destroy_handle(
+      net, call, "the net",
+      [&](vkalex_net& n) {
+        if (n.trainers) {
+          set_error(n.owner.get(), call,
+                    std::to_string(n.trainers) + " trainer(s) made for this net still live: destroy them first");
+          return VKALEX_ERROR_IN_USE;
+        }
+        --n.owner->nets;
+        return VKALEX_OK;
+      },
+      [](vkalex_net& n) { n.net.reset(); });
 }
 
-vkalex_status vkalex_net_get_info(vkalex_net* net, vkalex_net_info* out) {
+vkalex_status vkalex_net_get_info(vkalex_net* net, vkalex_net_info* out) noexcept {
   return with_handle(net, "vkalex_net_get_info", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(out != nullptr, "out is null");
     const auto& m = n.net->model();
@@ -363,7 +429,7 @@ vkalex_status vkalex_net_get_info(vkalex_net* net, vkalex_net_info* out) {
   });
 }
 
-vkalex_status vkalex_net_class_name(vkalex_net* net, uint32_t index, char* buffer, size_t size, size_t* length) {
+vkalex_status vkalex_net_class_name(vkalex_net* net, uint32_t index, char* buffer, size_t size, size_t* length) noexcept {
   return with_handle(net, "vkalex_net_class_name", "the net", VKALEX_ERROR_FILE, [&](vkalex_net& n) {
     require(buffer || size == 0, "buffer is null but size is not 0");
     const auto& m = n.net->model();
@@ -377,7 +443,7 @@ vkalex_status vkalex_net_class_name(vkalex_net* net, uint32_t index, char* buffe
 
 vkalex_status vkalex_classify_rgb8(vkalex_net* net, const uint8_t* pixels, size_t pixels_size, uint32_t width,
                                    uint32_t height, uint32_t count, float* probabilities,
-                                   size_t probabilities_count) {
+                                   size_t probabilities_count) noexcept {
   return with_handle(net, "vkalex_classify_rgb8", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     const auto& m = n.net->model();
     require(probabilities != nullptr, "probabilities is null");
@@ -390,7 +456,7 @@ vkalex_status vkalex_classify_rgb8(vkalex_net* net, const uint8_t* pixels, size_
 }
 
 vkalex_status vkalex_net_preprocess_rgb8(vkalex_net* net, const uint8_t* pixels, size_t pixels_size, uint32_t width,
-                                         uint32_t height, uint32_t count, float* input, size_t input_count) {
+                                         uint32_t height, uint32_t count, float* input, size_t input_count) noexcept {
   return with_handle(net, "vkalex_net_preprocess_rgb8", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     const auto& m = n.net->model();
     require(input != nullptr, "input is null");
@@ -403,7 +469,7 @@ vkalex_status vkalex_net_preprocess_rgb8(vkalex_net* net, const uint8_t* pixels,
 }
 
 vkalex_status vkalex_forward(vkalex_net* net, const float* input, size_t input_count, uint32_t batch, float* logits,
-                             float* probabilities, size_t output_count) {
+                             float* probabilities, size_t output_count) noexcept {
   return with_handle(net, "vkalex_forward", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     const auto& m = n.net->model();
     require(input != nullptr, "input is null");
@@ -422,7 +488,7 @@ vkalex_status vkalex_forward(vkalex_net* net, const float* input, size_t input_c
 }
 
 vkalex_status vkalex_net_set_input_buffer(vkalex_net* net, const vkalex_buffer_range* input, uint32_t usage,
-                                          uint32_t batch) {
+                                          uint32_t batch) noexcept {
   return with_handle(net, "vkalex_net_set_input_buffer", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(input != nullptr, "input is null");
     require(input->buffer != 0, "input->buffer is VK_NULL_HANDLE");
@@ -431,12 +497,13 @@ vkalex_status vkalex_net_set_input_buffer(vkalex_net* net, const vkalex_buffer_r
     try {
       n.net->set_input(vkalex::wrap_buffer(n.net->context(), b, n.net->model().input_shape(batch)));
     } catch (const Error& e) {
+      if (!e.vk_result().empty()) throw;  // the device's failure, not the argument's
       fail(VKALEX_ERROR_INVALID_ARGUMENT, e.what());
     }
   });
 }
 
-vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer) {
+vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer) noexcept {
   return with_handle(net, "vkalex_net_record_forward", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(command_buffer != nullptr, "command_buffer is null");
     require(n.net->batch() != 0, "the net has no input yet: vkalex_net_set_input_buffer first");
@@ -445,7 +512,7 @@ vkalex_status vkalex_net_record_forward(vkalex_net* net, void* command_buffer) {
 }
 
 vkalex_status vkalex_net_output_buffers(vkalex_net* net, vkalex_buffer_range* logits,
-                                        vkalex_buffer_range* probabilities) {
+                                        vkalex_buffer_range* probabilities) noexcept {
   return with_handle(net, "vkalex_net_output_buffers", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(logits || probabilities, "logits and probabilities are both null");
     require(n.net->batch() != 0, "the net has no input yet: vkalex_net_set_input_buffer first");
@@ -458,7 +525,7 @@ vkalex_status vkalex_net_output_buffers(vkalex_net* net, vkalex_buffer_range* lo
   });
 }
 
-vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* probabilities, size_t output_count) {
+vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* probabilities, size_t output_count) noexcept {
   return with_handle(net, "vkalex_net_read_output", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(logits || probabilities, "logits and probabilities are both null");
     require(n.net->batch() != 0, "the net has no input yet: vkalex_net_set_input_buffer first");
@@ -471,53 +538,49 @@ vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* prob
   });
 }
 
-vkalex_status vkalex_net_initialize(vkalex_net* net, int init, uint64_t seed) {
+vkalex_status vkalex_net_initialize(vkalex_net* net, int init, uint64_t seed) noexcept {
   return with_handle(net, "vkalex_net_initialize", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(init == 0 || init == 1, "init must be 0 (the paper's) or 1 (He), not " + std::to_string(init));
     n.net->set_parameters(vkalex::initial_parameters(n.net->model(), init ? vkalex::Init::He : vkalex::Init::Paper, seed));
   });
 }
 
-vkalex_status vkalex_net_save_weights(vkalex_net* net, const char* path) {
+vkalex_status vkalex_net_save_weights(vkalex_net* net, const char* path) noexcept {
   return with_handle(net, "vkalex_net_save_weights", "the net", VKALEX_ERROR_FILE, [&](vkalex_net& n) {
     require(path != nullptr, "path is null");
     vkalex::save_safetensors(path, n.net->parameters(), {{"model", n.net->model().name}});
   });
 }
 
-vkalex_status vkalex_trainer_create(vkalex_net* net, uint32_t batch, vkalex_trainer** out) {
+vkalex_status vkalex_trainer_create(vkalex_net* net, uint32_t batch, vkalex_trainer** out) noexcept {
   if (out) *out = nullptr;
   return with_handle(net, "vkalex_trainer_create", "the net", VKALEX_ERROR_FAILED, [&](vkalex_net& n) {
     require(out != nullptr, "out is null");
     require(batch > 0, "batch is 0");
     auto t = std::make_shared<vkalex_trainer>();
-    t->net = registry_ref(n);
+    t->net = n.shared_from_this();
     t->trainer.emplace(*n.net, batch);
     std::lock_guard lock(registry().mutex);
+    require_live_parent(n, "the net");
     registry().trainers.emplace(t.get(), t);
     ++n.trainers;
     *out = t.get();
   });
 }
 
-vkalex_status vkalex_trainer_destroy(vkalex_trainer* trainer) {
-  std::shared_ptr<vkalex_trainer> gone;
-  {
-    std::lock_guard lock(registry().mutex);
-    gone = find_live(trainer, "vkalex_trainer_destroy", "the trainer");
-    if (!gone) return VKALEX_ERROR_INVALID_HANDLE;
-    registry().trainers.erase(trainer);
-    --gone->net->trainers;
-  }
-  const std::shared_ptr<vkalex_context> owner = gone->net->owner;
-  std::lock_guard lock(owner->lock);
-  gone.reset();
-  return VKALEX_OK;
+vkalex_status vkalex_trainer_destroy(vkalex_trainer* trainer) noexcept {
+  return destroy_handle(
+      trainer, "vkalex_trainer_destroy", "the trainer",
+      [](vkalex_trainer& t) {
+        --t.net->trainers;
+        return VKALEX_OK;
+      },
+      [](vkalex_trainer& t) { t.trainer.reset(); });
 }
 
 vkalex_status vkalex_train_step(vkalex_trainer* trainer, const float* images, size_t images_count,
                                 const uint32_t* labels, size_t labels_count, const vkalex_step_params* params,
-                                vkalex_step_stats* stats) {
+                                vkalex_step_stats* stats) noexcept {
   return with_handle(trainer, "vkalex_train_step", "the trainer", VKALEX_ERROR_FAILED, [&](vkalex_trainer& t) {
     const auto& m = t.net->net->model();
     const uint32_t batch = t.trainer->batch();
@@ -549,14 +612,14 @@ vkalex_status vkalex_train_step(vkalex_trainer* trainer, const float* images, si
   });
 }
 
-vkalex_status vkalex_checkpoint_save(vkalex_trainer* trainer, const char* path) {
+vkalex_status vkalex_checkpoint_save(vkalex_trainer* trainer, const char* path) noexcept {
   return with_handle(trainer, "vkalex_checkpoint_save", "the trainer", VKALEX_ERROR_FILE, [&](vkalex_trainer& t) {
     require(path != nullptr, "path is null");
     vkalex::save_checkpoint(path, *t.net->net, *t.trainer);
   });
 }
 
-vkalex_status vkalex_checkpoint_load(vkalex_trainer* trainer, const char* path) {
+vkalex_status vkalex_checkpoint_load(vkalex_trainer* trainer, const char* path) noexcept {
   return with_handle(trainer, "vkalex_checkpoint_load", "the trainer", VKALEX_ERROR_FILE, [&](vkalex_trainer& t) {
     require(path != nullptr, "path is null");
     vkalex::load_checkpoint(path, *t.net->net, *t.trainer);

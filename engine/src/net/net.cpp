@@ -194,8 +194,13 @@ void Net::record_pass(Recorder& rec) {
 }
 
 void Net::set_input(const Tensor& input) {
-  if (input.empty()) {
-    if (!state_->external_input.empty()) batch_ = 0;  // back to a tensor of the Net's own
+  if (input.empty()) {  // back to a tensor of the Net's own, recorded at the next prepare()
+    if (!state_->external_input.empty()) {
+      state_->recorder.reset();
+      state_->host_recorder.reset();
+      state_->input = Tensor();
+      batch_ = 0;
+    }
     state_->external_input = Tensor();
     return;
   }
@@ -211,9 +216,26 @@ void Net::set_input(const Tensor& input) {
   if (input.allocation().device != context_.shared_impl()) {
     throw Error("Net " + model_.name + ": set_input: the tensor is on another device");
   }
+  // Where the new input cannot be recorded (a usage bit it lacks, memory), the net goes back to
+  // the input it had, recorded again where that is possible.
+  Tensor previous = state_->external_input;
+  const uint32_t previous_batch = batch_;
   state_->external_input = input;
   batch_ = 0;
-  prepare(sh[0]);
+  try {
+    prepare(sh[0]);
+  } catch (...) {
+    state_->external_input = std::move(previous);
+    batch_ = 0;
+    if (previous_batch) {
+      try {
+        prepare(previous_batch);
+      } catch (...) {  // the error reported is the first one; the net prepares again when next asked
+        batch_ = 0;
+      }
+    }
+    throw;
+  }
 }
 
 const Tensor& Net::input() const {

@@ -63,6 +63,7 @@ void run_transfer(DeviceImpl& d, F&& record) {
   VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
   begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
   vk_check(vk.vkBeginCommandBuffer(d.transfer_cmd, &begin), "vkBeginCommandBuffer");
+  record_opening_barrier(vk, d.transfer_cmd);
   record(d.transfer_cmd);
   record_completion_barrier(vk, d.transfer_cmd);
   vk_check(vk.vkEndCommandBuffer(d.transfer_cmd), "vkEndCommandBuffer");

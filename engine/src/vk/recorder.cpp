@@ -394,6 +394,7 @@ void Recorder::begin() {
     dev.vk.vkCmdResetQueryPool(r.cmd, r.frame_queries, 0, 2);
     dev.vk.vkCmdWriteTimestamp(r.cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, r.frame_queries, 0);
   }
+  detail::record_opening_barrier(dev.vk, r.cmd);
   r.gpu_ms = 0;
   r.state = detail::RecorderImpl::State::Recording;
 }
@@ -446,8 +447,8 @@ void Recorder::fill(const Tensor& tensor, float value) {
                   tensor.shape().str() + "); Context::fill fills any");
     }
   }
-  r.before_command({detail::access_of(tensor, 0, tensor.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)}, "fill");
   detail::require_usage(a, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "fill");
+  r.before_command({detail::access_of(tensor, 0, tensor.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)}, "fill");
   r.emit([buf = a.buffer(), off = a.offset + tensor.offset(), size = tensor.bytes(), bits](const detail::DeviceTable& vk,
                                                                                           VkCommandBuffer c) {
     vk.vkCmdFillBuffer(c, buf, off, size, bits);
@@ -467,14 +468,14 @@ void Recorder::copy(const Tensor& src, const Tensor& dst) {
   }
   if (src.aliases(dst)) throw Error("copy: source and destination overlap");
   if (src.bytes() == 0) return;
+  const auto& sa = src.allocation();
+  const auto& da = dst.allocation();
+  detail::require_usage(sa, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "copy (source)");
+  detail::require_usage(da, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "copy (destination)");
   r.before_command({detail::access_of(src, 0, src.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, false),
                     detail::access_of(dst, 0, dst.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)},
                    "copy");
-  const auto& sa = src.allocation();
-  const auto& da = dst.allocation();
   VkBufferCopy region{sa.offset + src.offset(), da.offset + dst.offset(), src.bytes()};
-  detail::require_usage(sa, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "copy (source)");
-  detail::require_usage(da, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "copy (destination)");
   r.emit([src = sa.buffer(), dst = da.buffer(), region](const detail::DeviceTable& vk, VkCommandBuffer c) {
     vk.vkCmdCopyBuffer(c, src, dst, 1, &region);
   });
@@ -488,13 +489,7 @@ void record_commands(const Recorder& recording, VkCommandBuffer cmd) {
   }
   if (cmd == VK_NULL_HANDLE) throw Error("record_commands: the command buffer is VK_NULL_HANDLE");
   const auto& vk = r.dev->vk;
-  VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-  before.srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT;
-  before.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
-                         VK_ACCESS_TRANSFER_WRITE_BIT;
-  vk.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
-                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0,
-                          nullptr, 0, nullptr);
+  detail::record_opening_barrier(vk, cmd);
   for (const auto& command : r.log) command(vk, cmd);
   VkMemoryBarrier after{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   after.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;

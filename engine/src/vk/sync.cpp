@@ -31,6 +31,16 @@ void record_completion_barrier(const DeviceTable& vk, VkCommandBuffer cmd) {
                           0, 1, &barrier, 0, nullptr, 0, nullptr);
 }
 
+void record_opening_barrier(const DeviceTable& vk, VkCommandBuffer cmd) {
+  VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+  barrier.srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT;
+  barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                          VK_ACCESS_TRANSFER_WRITE_BIT;
+  vk.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &barrier, 0,
+                          nullptr, 0, nullptr);
+}
+
 HazardTracker::Barrier HazardTracker::before(const std::vector<BufferAccess>& accesses) {
   Barrier barrier;
   for (const auto& a : accesses) {

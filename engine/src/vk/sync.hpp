@@ -11,6 +11,10 @@ namespace vkalex::detail {
 // later submissions on the queue) and to the host. Ends every command buffer the engine
 // submits, so that work in separate submissions never needs a semaphore to be ordered.
 void record_completion_barrier(const DeviceTable& vk, VkCommandBuffer cmd);
+// Makes every write before the command buffer (earlier submissions on the queue, the host's
+// own commands included) visible to the compute and transfer commands after it. Opens every
+// command buffer the engine records, so that a buffer the host wrote may be read.
+void record_opening_barrier(const DeviceTable& vk, VkCommandBuffer cmd);
 
 // One command's use of a byte range of a buffer.
 struct BufferAccess {
