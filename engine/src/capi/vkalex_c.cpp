@@ -340,6 +340,9 @@ vkalex_status vkalex_context_create_host(const vkalex_host_device* host, const v
                                          vkalex_context** out) noexcept {
   return create_context("vkalex_context_create_host", out, [&](vkalex_context& c) {
     require(host != nullptr, "host is null");
+    require(host->instance && host->physical_device && host->device && host->queue && host->get_instance_proc_addr,
+            "host->instance, physical_device, device, queue and get_instance_proc_addr must all be given "
+            "(one is not given)");
     vkalex::HostDevice h;
     h.instance = static_cast<VkInstance>(host->instance);
     h.physical_device = static_cast<VkPhysicalDevice>(host->physical_device);
