@@ -1,7 +1,10 @@
 // safetensors and images: round trips, and every kind of damaged file refused clearly.
 #include <stb_image_write.h>
 
+#include <sys/stat.h>
+
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -281,4 +284,48 @@ TEST_CASE("non-images, truncated and absurd images are refused", "[io][image][er
   CHECK_THROWS_WITH(load_image(dir / "wide.png", 3), Catch::Contains("40000x10") && Catch::Contains("limit"));
   CHECK_THROWS_WITH(load_image(dir / "absent.png", 3), Catch::Contains("cannot open"));
   CHECK_THROWS_WITH(load_image(dir.path.string(), 3), Catch::Contains(dir.path.string()));
+}
+
+TEST_CASE("every file reader takes regular files only, never blocks on a FIFO and checks the size before reading",
+          "[io][errors][hardening]") {
+  test::TempDir dir;
+  const std::string fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string folder = dir.path.string();
+  // A sparse file over each limit: its size is refused without reading a byte.
+  auto sparse = [&](const char* name, uint64_t bytes) {
+    const std::string p = dir / name;
+    std::ofstream(p).close();
+    fs::resize_file(p, bytes);
+    return p;
+  };
+  const std::string big_model = sparse("big.json", kMaxModelFileBytes + 1);
+  const std::string big_labels = sparse("big.txt", kMaxLabelsFileBytes + 1);
+  const std::string big_image = sparse("big.png", kMaxImageFileBytes + 1);
+  const std::string big_idx = sparse("big-idx", (512ull << 20) + 1);
+  struct Case {
+    std::string what, path;
+    std::function<void(const std::string&)> read;
+  };
+  const std::vector<Case> readers = {
+      {"model description", "", [](const std::string& p) { load_model(p); }},
+      {"class names", "", [](const std::string& p) { load_labels(p, 10); }},
+      {"safetensors", "", [](const std::string& p) { SafeTensors{p}; }},
+      {"image", "", [](const std::string& p) { load_image(p, 3); }},
+      {"IDX", "", [](const std::string& p) { load_idx(p, p, {"a", "b"}); }},
+  };
+  int refused = 0;
+  for (const Case& c : readers) {
+    for (const std::string& p : {fifo, std::string("/dev/zero"), folder}) {
+      INFO(c.what << " from " << p);
+      CHECK_THROWS_WITH(c.read(p), Catch::Contains(p) && Catch::Contains("not a regular file") &&
+                                       Catch::Contains(c.what));
+      ++refused;
+    }
+  }
+  CHECK(refused == 15);
+  CHECK_THROWS_WITH(load_model(big_model), Catch::Contains("over the model description limit"));
+  CHECK_THROWS_WITH(load_labels(big_labels, 10), Catch::Contains("over the class names limit"));
+  CHECK_THROWS_WITH(load_image(big_image, 3), Catch::Contains("over the image limit"));
+  CHECK_THROWS_WITH(load_idx(big_idx, big_idx, {"a"}), Catch::Contains("over the IDX limit"));
 }

@@ -20,6 +20,8 @@ struct Image {
 // Largest image accepted, checked from the file's header before any pixel is decoded.
 constexpr uint64_t kMaxImagePixels = 100'000'000;
 constexpr uint32_t kMaxImageSide = 32768;
+// Largest image file read (only regular files are read).
+constexpr uint64_t kMaxImageFileBytes = 256ull << 20;
 
 // Decodes JPEG, PNG, BMP, TGA, GIF (first frame) or PNM into `channels` channels (1 or 3):
 // gray is repeated into RGB, RGB is converted to gray by luma, alpha is dropped (as PIL's

@@ -52,6 +52,10 @@ struct ModelDesc {
   Shape input_shape(uint32_t batch) const { return Shape{batch, channels, height, width}; }
 };
 
+// The largest model description and class-names files read (only regular files are read).
+constexpr uint64_t kMaxModelFileBytes = 16u << 20;
+constexpr uint64_t kMaxLabelsFileBytes = 16u << 20;
+
 // Reads and checks a description. Throws Error naming the file, the layer and the problem for
 // an unknown layer type or field value, a missing field, or shapes that do not chain.
 ModelDesc load_model(const std::string& path);

@@ -15,6 +15,9 @@
 VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
+// The largest safetensors file opened (weights or a checkpoint; only regular files are read).
+constexpr uint64_t kMaxSafetensorsBytes = 64ull << 30;
+
 // A safetensors file, memory-mapped and checked entirely when opened: header length within
 // the file, every entry with a known dtype, a shape whose size matches its byte range,
 // ranges within the data and not overlapping. Any fault throws Error naming the file and

@@ -1,6 +1,7 @@
 // Datasets: IDX files (Fashion-MNIST), image folders, augmentation and batching.
 #include "vkalex/dataset.hpp"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <future>
 #include <random>
 
+#include "base/input_file.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
@@ -18,9 +20,13 @@ namespace {
 constexpr uint64_t kMaxIdxBytes = 512ull << 20;
 
 std::vector<uint8_t> read_maybe_gz(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw Error(path + ": no such file");
-  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files too
-  if (!f) throw Error(path + ": cannot open");
+  detail::InputFile file(path, "IDX", kMaxIdxBytes);
+  const int fd = file.release();
+  gzFile f = gzdopen(fd, "rb");  // reads plain files too
+  if (!f) {
+    ::close(fd);
+    throw Error(path + ": cannot open");
+  }
   std::vector<uint8_t> out;
   uint8_t buf[1 << 16];
   int n;

@@ -9,14 +9,14 @@
 #include <memory>
 #include <vector>
 
+#include "base/input_file.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
 
 Image load_image(const std::string& path, uint32_t channels) {
   if (channels != 1 && channels != 3) throw Error("load_image: channels must be 1 or 3");
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error(path + ": cannot open");
+  FILE* f = detail::InputFile(path, "image", kMaxImageFileBytes).release_to_stdio();
   int w = 0, h = 0, n = 0;
   // The header first: refuse absurd sizes before decoding allocates for them.
   if (!stbi_info_from_file(f, &w, &h, &n)) {

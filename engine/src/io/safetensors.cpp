@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/atomic_file.hpp"
+#include "base/input_file.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
@@ -42,20 +43,10 @@ float bfloat16_to_float(uint16_t b) {
 
 SafeTensors::SafeTensors(const std::string& path) : path_(path) {
   auto fail = [&](const std::string& why) -> Error { return Error(path + ": " + why); };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw fail(std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw fail("not a regular file");
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    throw fail("too short for a safetensors file (" + std::to_string(size) + " bytes)");
-  }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
+  detail::InputFile file(path, "safetensors", kMaxSafetensorsBytes);
+  const uint64_t size = file.size();
+  if (size < 8) throw fail("too short for a safetensors file (" + std::to_string(size) + " bytes)");
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, file.fd(), 0);
   if (map == MAP_FAILED) throw fail(std::string("cannot map: ") + std::strerror(errno));
   map_ = map;
   map_size_ = size;

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/input_file.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
@@ -337,17 +338,12 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
 }
 
 ModelDesc load_model(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open the model description");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().size() > (16u << 20)) throw Error(path + ": too large for a model description");
-  return parse_model(ss.str(), path, std::filesystem::path(path).parent_path().string());
+  const std::string text = detail::read_input_file(path, "model description", kMaxModelFileBytes);
+  return parse_model(text, path, std::filesystem::path(path).parent_path().string());
 }
 
 std::vector<std::string> load_labels(const std::string& path, uint32_t classes) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open the class names");
+  std::istringstream in(detail::read_input_file(path, "class names", kMaxLabelsFileBytes));
   std::vector<std::string> labels;
   std::string line;
   while (std::getline(in, line)) {

@@ -116,7 +116,11 @@ void PipelineStore::init(DeviceImpl* device, const ContextOptions& options) {
 void PipelineStore::load() {
   auto& d = *device_;
   std::vector<char> blob;
-  if (!path_.empty()) {
+  std::error_code ec;
+  const auto kind = path_.empty() ? std::filesystem::file_status{} : std::filesystem::status(path_, ec);
+  if (std::filesystem::exists(kind) && !std::filesystem::is_regular_file(kind)) {
+    status_ = "ignored: not a regular file";  // a FIFO or device there is never opened
+  } else if (!path_.empty()) {
     std::ifstream in(path_, std::ios::binary);
     if (!in) {
       status_ = "no cache file yet";
