@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "common.hpp"
@@ -264,6 +265,16 @@ TEST_CASE("the C API refuses null pointers, wrong sizes, dead handles and bad fi
   CHECK(vkalex_checkpoint_save(trainer, (dir / "no/such/dir/ck.safetensors").c_str()) == VKALEX_ERROR_FILE);
   CHECK(vkalex_checkpoint_save(trainer, nullptr) == VKALEX_ERROR_INVALID_ARGUMENT);
 
+  // Non-finite input values are refused by index; the outputs are left untouched.
+  {
+    std::vector<float> nan_x = x;
+    nan_x[7] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> untouched(out.size(), -1.0f);
+    CHECK(vkalex_forward(net, nan_x.data(), nan_x.size(), 2, nullptr, untouched.data(), untouched.size()) ==
+          VKALEX_ERROR_INVALID_ARGUMENT);
+    CHECK_THAT(last_error(ctx), Catch::Contains("input[7] is NaN"));
+    CHECK(untouched == std::vector<float>(out.size(), -1.0f));
+  }
   // In use: a context with a live net, a net with a live trainer.
   CHECK(vkalex_context_destroy(ctx) == VKALEX_ERROR_IN_USE);
   CHECK_THAT(last_error(ctx), Catch::Contains("1 net(s)"));

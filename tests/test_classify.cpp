@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -99,6 +101,29 @@ TEST_CASE("classify: bad input gives a clear message and exit status 1", "[class
   refuse("--model " + kModel + " --weights " + kModel + " " + kImage, "alexnet-torchvision.json: ");
   refuse(base + "--device nosuchgpu " + kImage, "no device name contains \"nosuchgpu\"");
   refuse(base + "--labels " + kImage + " " + kImage, "class names");
+  {  // A NaN in the weights: refused when loaded, naming the tensor and the element.
+    std::string bytes;
+    {
+      std::ifstream in(w.path, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    uint64_t header = 0;
+    for (int i = 7; i >= 0; --i) header = header << 8 | uint8_t(bytes[i]);
+    const uint32_t nan_bits = 0x7fc00000u;
+    std::memcpy(&bytes[8 + header + 4 * 5], &nan_bits, 4);  // the sixth value of the first tensor
+    const std::string bad = fs::path(w.path).parent_path() / "nan.safetensors";
+    std::ofstream(bad, std::ios::binary) << bytes;
+    const SafeTensors file(w.path);
+    const auto first = std::find_if(file.entries().begin(), file.entries().end(),
+                                    [](const SafeTensors::Entry& e) { return e.begin == 0; });
+    REQUIRE(first != file.entries().end());
+    REQUIRE(first->shape.rank() >= 1);
+    REQUIRE(first->shape[first->shape.rank() - 1] > 5);
+    std::string element = "5]";  // [0, ..., 0, 5]
+    for (size_t k = 1; k < first->shape.rank(); ++k) element = "0, " + element;
+    refuse("--model " + kModel + " --weights " + bad + " " + kImage,
+           "tensor \"" + first->name + "\" holds NaN at element [" + element);
+  }
   const auto [status, help] = run("--help");
   CHECK(status == 0);
   CHECK_THAT(help, Catch::Contains("--weights") && Catch::Contains("--check") && Catch::Contains("--list-devices"));

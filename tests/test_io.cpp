@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -328,4 +329,43 @@ TEST_CASE("every file reader takes regular files only, never blocks on a FIFO an
   CHECK_THROWS_WITH(load_labels(big_labels, 10), Catch::Contains("over the class names limit"));
   CHECK_THROWS_WITH(load_image(big_image, 3), Catch::Contains("over the image limit"));
   CHECK_THROWS_WITH(load_idx(big_idx, big_idx, {"a"}), Catch::Contains("over the IDX limit"));
+}
+
+TEST_CASE("a NaN or an infinity in weights, checkpoints and outputs is refused, naming the tensor and the element",
+          "[io][safetensors][errors][hardening]") {
+  test::TempDir dir;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  // F32 with a NaN at [1, 0], F16 with -Inf at [2] (0xfc00), BF16 with +Inf (0x7f80).
+  write_file(dir / "bad.safetensors",
+             safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+                               R"("h":{"dtype":"F16","shape":[3],"data_offsets":[16,22]},)"
+                               R"("b":{"dtype":"BF16","shape":[1],"data_offsets":[22,24]}})",
+                               floats({1.0f, 2.0f, nan, 3.0f}) + std::string("\x00\x3c\x00\x3c\x00\xfc\x80\x7f", 8)));
+  const SafeTensors f(dir / "bad.safetensors");
+  CHECK_THROWS_WITH(f.read("a"), Catch::Contains("bad.safetensors: tensor \"a\" holds NaN at element [1, 0]"));
+  CHECK_THROWS_WITH(f.read("h"), Catch::Contains("tensor \"h\" holds -Inf at element [2]"));
+  CHECK_THROWS_WITH(f.read("b"), Catch::Contains("tensor \"b\" holds +Inf at element [0]"));
+
+  // Writing one is refused before anything is written: the old file stays.
+  const std::string path = dir / "w.safetensors";
+  save_safetensors(path, {{"x", HostTensor(Shape{3}, {1, 2, 3})}});
+  const std::string before = read_file(path);
+  CHECK_THROWS_WITH(save_safetensors(path, {{"x", HostTensor(Shape{3}, {1, inf, 3})}}),
+                    Catch::Contains("w.safetensors: not written: tensor \"x\" holds +Inf at element [1]"));
+  CHECK(read_file(path) == before);
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path)) ++files;
+  CHECK(files == 2);  // bad.safetensors and w.safetensors: no temporary left
+
+  // A network output holding NaN or an infinity is no classification.
+  ForwardResult r;
+  r.batch = 2;
+  r.classes = 3;
+  r.logits = {0, 1, 2, 3, 4, 5};
+  r.probabilities = {0.2f, 0.3f, 0.5f, 0.1f, 0.1f, 0.8f};
+  CHECK_NOTHROW(require_finite(r));
+  r.probabilities[4] = nan;
+  CHECK_THROWS_WITH(require_finite(r), Catch::Contains("image 1 holds NaN (probability of class 1)"));
+  r.logits[2] = -inf;
+  CHECK_THROWS_WITH(require_finite(r), Catch::Contains("image 0 holds an infinity (logit of class 2)"));
 }

@@ -354,3 +354,20 @@ TEST_CASE("train: bad arguments give a clear message and exit status 1", "[train
     CHECK_THAT(out, Catch::Contains(what));
   }
 }
+
+TEST_CASE("train: a run that diverges stops with an error and keeps its last good checkpoint", "[train][cli][errors]") {
+  test::TempDir dir;
+  // A learning rate of 100 with momentum 0.99 turns the loss to NaN within a few steps.
+  const auto [status, out] = test::run_command(std::string(VKALEX_TRAIN_EXE) + " --model " + kModelDir +
+                                               "/alexnet-fashion.json --data fashion-mnist --limit 256 --test-limit 16 "
+                                               "--batch 16 --epochs 2 --lr 100 --momentum 0.99 --checkpoint-every 1 --out " +
+                                               (dir / "run"));
+  INFO(out);
+  CHECK(status == 1);
+  CHECK_THAT(out, Catch::Contains("became nan") || Catch::Contains("training diverged"));
+  CHECK(!fs::exists(dir.path / "run/weights.safetensors"));
+  // The checkpoint left behind is whole, and every value in it finite (reading checks).
+  REQUIRE(fs::exists(dir.path / "run/checkpoint.safetensors"));
+  const SafeTensors ck(dir / "run/checkpoint.safetensors");
+  for (const auto& e : ck.entries()) CHECK_NOTHROW(ck.read(e.name));
+}

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
     net.prepare(n);  // recording and pipeline creation are not part of the forward time
     const auto t_fwd = std::chrono::steady_clock::now();
     const vkalex::ForwardResult r = net.forward(input);
+    vkalex::require_finite(r);
     const double wall_ms = ms_since(t_fwd);
 
     double max_abs = 0, max_ref = 0, rel_l2 = 0, cpu_ms = 0;

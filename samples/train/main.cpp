@@ -350,7 +350,18 @@ int main(int argc, char** argv) {
       net.set_parameters(vkalex::initial_parameters(model, opt.init, opt.seed));
     }
 
+    // Training that diverged stops here, before a file is written: the last checkpoint written
+    // stays as it was (a NaN that a fused ReLU hides from the loss still reaches the weights).
+    auto require_finite_parameters = [&] {
+      try {
+        for (const auto& [name, t] : net.parameters()) vkalex::require_finite(t, name, "after step " + std::to_string(step));
+      } catch (const vkalex::Error& e) {
+        die(std::string(e.what()) + ": training diverged (try a smaller --lr); nothing written now, the last checkpoint in " +
+            out + " (if any) is kept");
+      }
+    };
     auto save_checkpoint = [&](double seconds) {
+      require_finite_parameters();
       nlohmann::json hist = nlohmann::json::array();
       for (const auto& m : history) hist.push_back(to_json(m));
       const nlohmann::json state = {{"step", step}, {"lr", lr}, {"seed", opt.seed}, {"batch", opt.batch},
@@ -438,6 +449,7 @@ int main(int argc, char** argv) {
         save_checkpoint(m.seconds);
       }
     }
+    require_finite_parameters();
     vkalex::save_safetensors(out + "/weights.safetensors", net.parameters(), {{"model", model.name}});
     std::printf("trained %s for %u epochs (%llu steps) in %s; weights in %s/weights.safetensors\n", model.name.c_str(),
                 opt.epochs, (unsigned long long)step, format_time(elapsed()).c_str(), out.c_str());

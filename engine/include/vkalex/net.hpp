@@ -30,6 +30,11 @@ struct ForwardResult {
   double gpu_ms = 0;                 // GPU time of the forward pass (0 when not measured)
 };
 
+// Throws Error naming the first image whose logits or probabilities hold a NaN or an infinity:
+// a net gone wrong (weights whose products overflow, a device fault), never a classification.
+// The samples and the C API refuse such a result with it.
+void require_finite(const ForwardResult& result);
+
 // How a Net keeps its tensors on the device.
 struct NetOptions {
   // DType::F32 (the default) or DType::F16: fp16 storage. Parameters, activations and the

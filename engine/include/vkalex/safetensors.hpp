@@ -21,7 +21,9 @@ constexpr uint64_t kMaxSafetensorsBytes = 64ull << 30;
 // A safetensors file, memory-mapped and checked entirely when opened: header length within
 // the file, every entry with a known dtype, a shape whose size matches its byte range,
 // ranges within the data and not overlapping. Any fault throws Error naming the file and
-// the tensor. F32, F16 and BF16 tensors can be read (as float).
+// the tensor. F32, F16 and BF16 tensors can be read (as float); a NaN or an infinity in one is
+// refused when it is read (naming the tensor and the element), since vkalex's tensors are
+// weights and training state.
 class SafeTensors {
  public:
   struct Entry {
@@ -55,9 +57,15 @@ class SafeTensors {
 };
 
 // Writes `tensors` (name -> F32 data) as a safetensors file. The file appears whole or not at
-// all: it is written to a temporary file beside `path`, flushed to disk, then renamed.
+// all: it is written to a temporary file beside `path`, flushed to disk, then renamed. A
+// tensor holding a NaN or an infinity is refused before anything is written (any old file at
+// `path` stays as it was).
 void save_safetensors(const std::string& path, const std::map<std::string, HostTensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// Throws Error "`where`: tensor "`name`" holds NaN at element [i, j, ...]" for the first value
+// of `tensor` that is not finite.
+void require_finite(const HostTensor& tensor, const std::string& name, const std::string& where);
 
 // bfloat16 to float (IEEE half: half_to_float in shape.hpp).
 float bfloat16_to_float(uint16_t b);

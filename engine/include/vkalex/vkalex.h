@@ -5,7 +5,9 @@
  * have no valid context (a null or destroyed handle, a context that could not be made), as the
  * calling thread's last error (vkalex_last_error with a null context). No C++ exception leaves
  * the library. Every pointer and size is checked before use: a null pointer where one is
- * needed, or a count that does not match the sizes, is VKALEX_ERROR_INVALID_ARGUMENT.
+ * needed, or a count that does not match the sizes, is VKALEX_ERROR_INVALID_ARGUMENT. A float
+ * input holding a NaN or an infinity is refused (VKALEX_ERROR_INVALID_ARGUMENT), and so is an
+ * output that would hold one (VKALEX_ERROR_FAILED, the output arrays left untouched).
  *
  * Handles: a context (a Vulkan device: the engine's own, or the host's), nets made on a context,
  * trainers made for a net. A handle is live from its create call until its destroy call;

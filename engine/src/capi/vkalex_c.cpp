@@ -9,6 +9,7 @@
 // registry's.
 #include "vkalex/vkalex.h"
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -248,6 +249,16 @@ vkalex::HostTensor prepare_rgb8(const vkalex::ModelDesc& m, const uint8_t* pixel
   return batch;
 }
 
+// Refuses the first value of a caller's float array that is NaN or infinite, by its index.
+void require_finite_input(const float* values, size_t count, const char* what) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!std::isfinite(values[i])) {
+      fail(VKALEX_ERROR_INVALID_ARGUMENT, std::string(what) + "[" + std::to_string(i) + "] is " +
+                                              (std::isnan(values[i]) ? "NaN" : "infinite"));
+    }
+  }
+}
+
 void copy_text(std::string_view text, char* buffer, size_t size, size_t* length) noexcept {
   if (length) *length = text.size();
   if (!buffer || size == 0) return;
@@ -454,6 +465,7 @@ vkalex_status vkalex_classify_rgb8(vkalex_net* net, const uint8_t* pixels, size_
             "probabilities_count " + std::to_string(probabilities_count) + " is not count * classes = " +
                 std::to_string(uint64_t(count) * m.classes));
     const vkalex::ForwardResult r = n.net->forward(prepare_rgb8(m, pixels, pixels_size, width, height, count));
+    vkalex::require_finite(r);
     std::copy(r.probabilities.begin(), r.probabilities.end(), probabilities);
   });
 }
@@ -484,7 +496,9 @@ vkalex_status vkalex_forward(vkalex_net* net, const float* input, size_t input_c
     require(output_count == uint64_t(batch) * m.classes,
             "output_count " + std::to_string(output_count) + " is not batch * classes = " +
                 std::to_string(uint64_t(batch) * m.classes));
+    require_finite_input(input, input_count, "input");
     const vkalex::ForwardResult r = n.net->forward(vkalex::HostTensor(shape, std::vector<float>(input, input + input_count)));
+    vkalex::require_finite(r);
     if (logits) std::copy(r.logits.begin(), r.logits.end(), logits);
     if (probabilities) std::copy(r.probabilities.begin(), r.probabilities.end(), probabilities);
   });
@@ -536,6 +550,7 @@ vkalex_status vkalex_net_read_output(vkalex_net* net, float* logits, float* prob
     require(output_count == want, "output_count " + std::to_string(output_count) + " is not batch * classes = " +
                                       std::to_string(want));
     const vkalex::ForwardResult r = n.net->read_output();
+    vkalex::require_finite(r);
     if (logits) std::copy(r.logits.begin(), r.logits.end(), logits);
     if (probabilities) std::copy(r.probabilities.begin(), r.probabilities.end(), probabilities);
   });
@@ -604,6 +619,7 @@ vkalex_status vkalex_train_step(vkalex_trainer* trainer, const float* images, si
     sp.weight_decay = params->weight_decay;
     sp.step = params->step;
     sp.seed = params->seed;
+    require_finite_input(images, images_count, "images");
     std::vector<uint32_t> l(labels, labels + labels_count);
     for (size_t i = 0; i < l.size(); ++i) {
       require(l[i] < m.classes, "label " + std::to_string(l[i]) + " of image " + std::to_string(i) +

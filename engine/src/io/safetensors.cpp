@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -193,7 +194,29 @@ HostTensor SafeTensors::read(const std::string& name) const {
   } else {
     throw Error(path_ + ": tensor \"" + name + "\" is " + e.dtype + "; vkalex reads F32, F16 and BF16");
   }
+  require_finite(t, name, path_);
   return t;
+}
+
+void require_finite(const HostTensor& tensor, const std::string& name, const std::string& where) {
+  const auto& d = tensor.data;
+  const auto bad = std::find_if(d.begin(), d.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == d.end()) return;
+  uint64_t index = uint64_t(bad - d.begin());
+  const Shape& s = tensor.shape;
+  std::string at;
+  if (s.rank() > 0 && s.numel() == d.size()) {
+    std::vector<uint64_t> coords(s.rank());
+    for (size_t k = s.rank(); k-- > 0;) {
+      coords[k] = index % s[k];
+      index /= s[k];
+    }
+    for (size_t k = 0; k < coords.size(); ++k) at += (k ? ", " : "") + std::to_string(coords[k]);
+  } else {
+    at = std::to_string(index);
+  }
+  throw Error(where + ": tensor \"" + name + "\" holds " + (std::isnan(*bad) ? "NaN" : *bad > 0 ? "+Inf" : "-Inf") +
+              " at element [" + at + "]");
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, HostTensor>& tensors,
@@ -207,6 +230,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, HostT
       throw Error("save_safetensors: tensor \"" + name + "\" holds " + std::to_string(t.data.size()) +
                   " values for shape " + t.shape.str());
     }
+    require_finite(t, name, path + ": not written");
     const uint64_t bytes = t.data.size() * 4;
     header[name] = {{"dtype", "F32"}, {"shape", t.shape.dims()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;

@@ -8,6 +8,7 @@
 #include "vk/device.hpp"
 #include "vkalex/random.hpp"
 #include "vkalex/error.hpp"
+#include "vkalex/safetensors.hpp"
 
 namespace vkalex {
 
@@ -78,7 +79,9 @@ std::vector<std::string> Net::load_weights(const SafeTensors& weights) {
       throw Error(weights.path() + ": tensor \"" + name + "\" is " + e.dtype + "; vkalex reads F32, F16 and BF16");
     }
   }
-  for (auto& [name, tensor] : state_->params) context_.upload(tensor, weights.read(name).data);
+  std::map<std::string, HostTensor> values;  // read (and checked finite) before any upload
+  for (const auto& [name, tensor] : state_->params) values.emplace(name, weights.read(name));
+  for (auto& [name, tensor] : state_->params) context_.upload(tensor, values.at(name).data);
   std::vector<std::string> extra;
   for (const auto& e : weights.entries())
     if (!state_->params.count(e.name)) extra.push_back(e.name);
@@ -96,6 +99,7 @@ void Net::set_parameters(const std::map<std::string, HostTensor>& parameters) {
   }
   for (const auto& [name, t] : parameters) {
     if (!state_->params.count(name)) throw Error("set_parameters: model " + model_.name + " has no tensor \"" + name + "\"");
+    require_finite(t, name, "set_parameters");
   }
   for (auto& [name, tensor] : state_->params) context_.upload(tensor, parameters.at(name).data);
 }
@@ -313,6 +317,19 @@ ForwardResult Net::run() {
 ForwardResult Net::read_output() {
   if (batch_ == 0) throw Error("Net " + model_.name + ": no output before prepare(), forward() or set_input()");
   return unpack(context_.download(state_->output));
+}
+
+void require_finite(const ForwardResult& r) {
+  for (const std::vector<float>* v : {&r.logits, &r.probabilities}) {
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (std::isfinite((*v)[i])) continue;
+      const size_t image = r.classes ? i / r.classes : 0;
+      throw Error("the network's output for image " + std::to_string(image) + " holds " +
+                  (std::isnan((*v)[i]) ? "NaN" : "an infinity") + " (" + (v == &r.logits ? "logit" : "probability") +
+                  " of class " + std::to_string(r.classes ? i % r.classes : i) +
+                  "): the weights overflow or the device failed; no classification is given");
+    }
+  }
 }
 
 ForwardResult Net::unpack(const std::vector<float>& out) const {

@@ -8,6 +8,7 @@
 #include "net/cpu_walk.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
+#include "vkalex/safetensors.hpp"
 
 namespace vkalex {
 
@@ -346,6 +347,7 @@ void Trainer::set_momentum(const std::map<std::string, HostTensor>& momentum) {
     if (it->second.shape != t.shape()) {
       throw Error("set_momentum: tensor \"" + name + "\" has shape " + it->second.shape.str() + ", needs " + t.shape().str());
     }
+    require_finite(it->second, name, "set_momentum");
   }
   for (auto& [name, t] : state_->momentum) context_.upload(t, momentum.at(name).data);
 }
