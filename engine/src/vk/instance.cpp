@@ -76,9 +76,13 @@ bool has_extension(const InstanceTable& vki, VkPhysicalDevice device, const char
 }
 
 VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
-    VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT,
+    VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT type,
     const VkDebugUtilsMessengerCallbackDataEXT* data, void* user) {
-  if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
+  // Only the validation layer's findings count: the loader's notices (e.g. that
+  // VK_INSTANCE_LAYERS added a layer) come as GENERAL messages, even at warning severity.
+  if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT || !(type & VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT)) {
+    return VK_FALSE;
+  }
   auto* log = static_cast<ValidationLog*>(user);
   std::lock_guard lock(log->mutex);
   log->messages.emplace_back(data && data->pMessage ? data->pMessage : "(no message)");
@@ -129,9 +133,7 @@ VkInstance create_instance(bool validation, ValidationLog* log, VkDebugUtilsMess
     extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
     messenger_info.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
                                      VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
-    messenger_info.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
-                                 VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
-                                 VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+    messenger_info.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT;
     messenger_info.pfnUserCallback = on_validation_message;
     messenger_info.pUserData = log;
   }
