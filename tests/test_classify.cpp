@@ -170,3 +170,23 @@ TEST_CASE("classify: the shipped Fashion-MNIST model names the class of every bu
     CHECK(image["top"].size() == 3);
   }
 }
+
+TEST_CASE("every sample fails, saying so, when its standard output cannot be written (/dev/full)", "[cli][errors]") {
+  const std::string image = std::string(VKALEX_TEST_DATA_DIR) + "/../../samples/data/fashion-test-0000-ankle-boot.png";
+  const std::vector<std::pair<std::string, std::string>> commands = {
+      {VKALEX_CLASSIFY_EXE, image},
+      {VKALEX_CLASSIFY_EXE, "--json " + image},
+      {VKALEX_INFO_EXE, "--list-only"},
+      {VKALEX_TRAIN_EXE, "--help"},
+      {VKALEX_BENCH_EXE, "--help"},
+      {VKALEX_EMBED_EXE, image},
+      {VKALEX_EMBED_C_EXE, image},
+  };
+  for (const auto& [exe, args] : commands) {
+    // Standard error still goes to the pipe; standard output to a device that is always full.
+    const auto [status, out] = test::run_command("{ " + exe + " " + args + " >/dev/full; }", true);
+    INFO(exe << " " << args << "\n" << out);
+    CHECK(status == 1);
+    CHECK_THAT(out, Catch::Contains("cannot write the standard output"));
+  }
+}

@@ -224,6 +224,7 @@ void add_timings(std::vector<LayerRow>& rows, const std::vector<vkalex::Dispatch
 }  // namespace
 
 int main(int argc, char** argv) {
+  vkalex_samples::check_stdout_at_exit("bench");
   const Options opt = parse(argc, argv);
   try {
     const vkalex::ModelDesc model = vkalex::load_model(opt.model);

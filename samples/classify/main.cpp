@@ -105,6 +105,7 @@ Options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vkalex_samples::check_stdout_at_exit("classify");
   const Options opt = parse(argc, argv);
   try {
     if (opt.list_devices) {

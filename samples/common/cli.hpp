@@ -2,9 +2,11 @@
 // and exits with status 1.
 #pragma once
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -14,6 +16,23 @@ namespace vkalex_samples {
 [[noreturn]] inline void die(const char* program, const std::string& message) {
   std::fprintf(stderr, "%s: %s\n", program, message.c_str());
   std::exit(1);
+}
+
+// Makes a failed write of the standard output (a full disk, /dev/full) the program's failure:
+// at exit, however the program ends, stdout is flushed and checked, and an error is reported
+// as "<program>: cannot write the standard output: <why>" with exit status 1. Call first in main.
+inline void check_stdout_at_exit(const char* program) {
+  static const char* name = nullptr;
+  if (name) return;
+  name = program;
+  std::atexit([] {
+    errno = 0;
+    const bool failed = std::fflush(stdout) != 0 || std::ferror(stdout);
+    if (!failed) return;
+    const int e = errno;
+    std::fprintf(stderr, "%s: cannot write the standard output: %s\n", name, e ? std::strerror(e) : "write error");
+    std::_Exit(1);
+  });
 }
 
 // A finite number in [lo, hi] (the whole string must be the number).

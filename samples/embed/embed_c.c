@@ -294,5 +294,10 @@ done:
   free_buffer(device, &readback);
   if (device) vkDestroyDevice(device, NULL);
   if (instance) vkDestroyInstance(instance, NULL);
+  /* What was printed must have been written (a full disk, /dev/full: an error, not success). */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "embed-c: cannot write the standard output\n");
+    status = 1;
+  }
   return status;
 }

@@ -137,6 +137,7 @@ void create_device(HostVulkan& vk, int device_index) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vkalex_samples::check_stdout_at_exit("embed");
   std::string model_path = kDefaultModel, image_path;
   int device_index = -1;
   for (int i = 1; i < argc; ++i) {

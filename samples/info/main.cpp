@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include "../common/cli.hpp"
 #include "vkalex/vkalex.hpp"
 
 namespace {
@@ -77,6 +78,7 @@ void print_device(const vkalex::DeviceInfo& d) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vkalex_samples::check_stdout_at_exit("info");
   vkalex::ContextOptions options;
   bool list_only = false;
   bool full = false;

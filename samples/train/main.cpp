@@ -268,6 +268,7 @@ std::string format_time(double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vkalex_samples::check_stdout_at_exit("train");
   const Options opt = parse(argc, argv);
   try {
     const vkalex::ModelDesc model = vkalex::load_model(opt.model);
