@@ -1,5 +1,8 @@
 // Training: a whole step against the CPU reference, determinism, overfitting real data,
 // checkpoint and resume, and data files refused clearly.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -370,4 +373,34 @@ TEST_CASE("train: a run that diverges stops with an error and keeps its last goo
   REQUIRE(fs::exists(dir.path / "run/checkpoint.safetensors"));
   const SafeTensors ck(dir / "run/checkpoint.safetensors");
   for (const auto& e : ck.entries()) CHECK_NOTHROW(ck.read(e.name));
+}
+
+TEST_CASE("train: a second run on the same --out is refused by name while the first holds it", "[train][cli][errors]") {
+  test::TempDir dir;
+  const std::string out = dir / "run";
+  fs::create_directories(out);
+  const std::string sentinel = out + "/checkpoint.safetensors";
+  std::ofstream(sentinel) << "the first run's checkpoint";
+  // The first run: this process, holding the directory's lock as train does.
+  const int fd = ::open((out + "/.train.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+  const std::string pid = std::to_string(::getpid());
+  REQUIRE(::pwrite(fd, pid.data(), pid.size(), 0) == ssize_t(pid.size()));
+  const std::string command = std::string(VKALEX_TRAIN_EXE) + " --model " + kModelDir +
+                              "/alexnet-fashion.json --data fashion-mnist --limit 16 --test-limit 16 --batch 16 "
+                              "--epochs 1 --out " + out;
+  const auto [status, text] = test::run_command(command);
+  INFO(text);
+  CHECK(status == 1);
+  CHECK_THAT(text, Catch::Contains(out + " is in use by another train run (pid " + pid + ")"));
+  std::ifstream in(sentinel);
+  CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "the first run's checkpoint");
+  CHECK(!fs::exists(out + "/weights.safetensors"));
+  // Once the first run has ended, the directory is free again.
+  ::close(fd);
+  const auto [after, text2] = test::run_command(command);
+  INFO(text2);
+  CHECK(after == 0);
+  CHECK(fs::exists(out + "/weights.safetensors"));
 }

@@ -1,8 +1,11 @@
 // samples/train: trains a model description with the paper's SGD on Fashion-MNIST or a folder
 // of images, evaluates every epoch, and keeps crash-safe checkpoints it can resume from.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -65,6 +68,25 @@ void usage(FILE* out) {
 }
 
 [[noreturn]] void die(const std::string& message) { vkalex_samples::die("train", message); }
+
+// One run per output directory: an exclusive lock on OUT/.train.lock, held until the process
+// ends (the kernel releases it however the run ends), holding the owner's pid for the message.
+void lock_output_directory(const std::string& out) {
+  const std::string path = out + "/.train.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) die(path + ": cannot open the output directory's lock: " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char owner[32] = {0};
+    const ssize_t n = ::pread(fd, owner, sizeof owner - 1, 0);
+    const std::string pid = n > 0 ? std::string(owner, size_t(n)) : std::string("unknown");
+    die(out + " is in use by another train run (pid " + pid + "); give another --out, or wait for it to end");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != ssize_t(pid.size())) {
+    die(path + ": cannot write the output directory's lock: " + std::strerror(errno));
+  }
+  // fd stays open (and locked) until the process ends.
+}
 
 double parse_number(const std::string& flag, const std::string& v, double lo, double hi) {
   return vkalex_samples::parse_number("train", flag, v, lo, hi);
@@ -313,6 +335,7 @@ int main(int argc, char** argv) {
 
     const std::string out = opt.out.empty() ? "runs/" + model.name : opt.out;
     fs::create_directories(out);
+    lock_output_directory(out);
     const Limited limited(*train_data, opt.limit ? opt.limit : train_data->size());
     vkalex::BatchLoader loader(limited, opt.batch, true, true, opt.augment, model.preprocess, model.height,
                                model.width, opt.seed);
