@@ -190,6 +190,18 @@ TEST_CASE("bad model descriptions are rejected naming the layer and the problem"
                     Catch::Contains("preprocess") && Catch::Contains("\"mean\""));
   CHECK_THROWS_WITH(parse_model(with("\"out_channels\": 6", "\"out_channels\": -6"), "tiny.json", "."),
                     Catch::Contains("(c1)") && Catch::Contains("\"out_channels\""));
+  // Numbers beyond any sensible value (1e300 would be an infinity as float), a std that would
+  // divide to one, and a key given twice.
+  CHECK_THROWS_WITH(parse_model(with("\"mean\": [0.5, 0.5, 0.5]", "\"mean\": [0.5, 1e300, 0.5]"), "tiny.json", "."),
+                    Catch::Contains("preprocess") && Catch::Contains("\"mean\" holds 1e+300"));
+  CHECK_THROWS_WITH(parse_model(with("\"alpha\": 0.1", "\"alpha\": -2e6"), "tiny.json", "."),
+                    Catch::Contains("\"alpha\" holds -2000000.0"));
+  CHECK_THROWS_WITH(parse_model(with("\"std\": [0.25, 0.25, 0.25]", "\"std\": [0.25, 1e-30, 0.25]"), "tiny.json", "."),
+                    Catch::Contains("std values must be at least 1e-6"));
+  CHECK_THROWS_WITH(parse_model(with("\"classes\": 5", "\"classes\": 5, \"classes\": 5"), "tiny.json", "."),
+                    Catch::Contains("tiny.json: the key \"classes\" is given twice"));
+  CHECK_THROWS_WITH(parse_model(with("\"beta\": 0.75", "\"beta\": 0.75, \"beta\": 0.5"), "tiny.json", "."),
+                    Catch::Contains("the key \"beta\" is given twice"));
   CHECK_THROWS_WITH(parse_model("{\"name\": ", "broken.json", "."), Catch::Contains("broken.json: not valid JSON"));
   CHECK_THROWS_WITH(load_model("/nonexistent/model.json"), Catch::Contains("/nonexistent/model.json: cannot open"));
 }

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "common.hpp"
 
@@ -403,4 +405,63 @@ TEST_CASE("train: a second run on the same --out is refused by name while the fi
   INFO(text2);
   CHECK(after == 0);
   CHECK(fs::exists(out + "/weights.safetensors"));
+}
+
+TEST_CASE("train: --stop-after writes the checkpoint it names, and a checkpoint's training state is checked field by field",
+          "[train][cli][errors]") {
+  test::TempDir dir;
+  const std::string common = std::string(VKALEX_TRAIN_EXE) + " --model " + kModelDir +
+                             "/alexnet-fashion.json --data fashion-mnist --limit 48 --test-limit 16 --batch 16 "
+                             "--epochs 2 --out " + (dir / "run");
+  // No --checkpoint-every: the stop itself writes the checkpoint of step 2.
+  const auto [stopped, text] = test::run_command(common + " --stop-after 2");
+  INFO(text);
+  REQUIRE(stopped == 0);
+  const std::string ck = dir / "run/checkpoint.safetensors";
+  REQUIRE(fs::exists(ck));
+  std::map<std::string, HostTensor> tensors;
+  std::map<std::string, std::string> meta;
+  {
+    const SafeTensors f(ck);
+    for (const auto& e : f.entries()) tensors.emplace(e.name, f.read(e.name));
+    meta = f.metadata();
+  }
+  const nlohmann::json state = nlohmann::json::parse(meta.at("state"));
+  CHECK(state.at("step") == 2);
+  const auto [resumed, text2] = test::run_command(common + " --resume " + ck);
+  INFO(text2);
+  CHECK(resumed == 0);
+  // Damaged states: each refused by the field's name.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"lr", -5}, {"lr", "fast"}, {"step", -1}, {"step", 1000000}, {"bad_epochs", 0.5},
+           {"epoch_correct", -1}, {"seconds", 1e300}, {"history", "none"}, {"best_test_loss", -1}}) {
+    nlohmann::json bad = state;
+    bad[key] = value;
+    std::map<std::string, std::string> m = meta;
+    m["state"] = bad.dump();
+    const std::string path = dir / "bad.safetensors";
+    save_safetensors(path, tensors, m);
+    const auto [status, out] = test::run_command(common + "-bad --resume " + path);
+    INFO(key << " = " << value.dump() << "\n" << out);
+    CHECK(status == 1);
+    CHECK_THAT(out, Catch::Contains("checkpoint state: \"" + key + "\""));
+  }
+  nlohmann::json no_lr = state;
+  no_lr.erase("lr");
+  meta["state"] = no_lr.dump();
+  save_safetensors(dir / "bad.safetensors", tensors, meta);
+  const auto [status, out] = test::run_command(common + "-bad --resume " + (dir / "bad.safetensors"));
+  CHECK(status == 1);
+  CHECK_THAT(out, Catch::Contains("\"lr\" must be a number above") && Catch::Contains("missing"));
+}
+
+TEST_CASE("a seed beyond 2^64 - 1 is refused, not clamped", "[cli][errors]") {
+  const auto [bench, out] = test::run_command(std::string(VKALEX_BENCH_EXE) + " --seed 18446744073709551616");
+  INFO(out);
+  CHECK(bench == 1);
+  CHECK_THAT(out, Catch::Contains("--seed needs a whole number"));
+  const auto [info, out2] = test::run_command(std::string(VKALEX_INFO_EXE) + " --seed 99999999999999999999");
+  INFO(out2);
+  CHECK(info == 2);
+  CHECK_THAT(out2, Catch::Contains("--seed needs a whole number"));
 }

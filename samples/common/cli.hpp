@@ -49,8 +49,10 @@ inline double parse_number(const char* program, const std::string& flag, const s
 inline unsigned long long parse_count(const char* program, const std::string& flag, const std::string& v,
                                       unsigned long long lo, unsigned long long hi) {
   char* end = nullptr;
+  errno = 0;
   const unsigned long long d = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end || v[0] == '-' || v[0] == '+' || d < lo || d > hi) {
+  // ERANGE: beyond 2^64 - 1, which strtoull would clamp to the largest value without a word.
+  if (v.empty() || *end || v[0] == '-' || v[0] == '+' || errno == ERANGE || d < lo || d > hi) {
     die(program, flag + " needs a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
   }
   return d;

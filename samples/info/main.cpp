@@ -1,5 +1,6 @@
 // samples/info: lists the Vulkan devices and checks every op on one of them against the CPU
 // reference. How a user checks a new GPU or driver.
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -106,9 +107,10 @@ int main(int argc, char** argv) {
     } else if (a == "--seed") {
       const std::string v = value();
       char* end = nullptr;
+      errno = 0;
       seed = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || v[0] == '-') {
-        std::fprintf(stderr, "info: --seed needs a non-negative integer, got \"%s\"\n", v.c_str());
+      if (v.empty() || *end != '\0' || v[0] == '-' || v[0] == '+' || errno == ERANGE) {
+        std::fprintf(stderr, "info: --seed needs a whole number from 0 to 2^64 - 1, got \"%s\"\n", v.c_str());
         return 2;
       }
     } else {

@@ -193,17 +193,48 @@ nlohmann::json to_json(const EpochMetrics& m) {
           {"train_acc", m.train_acc}, {"test_loss", m.test_loss}, {"test_acc", m.test_acc},
           {"images_per_s", m.images_per_s}, {"seconds", m.seconds}};
 }
-EpochMetrics from_json(const nlohmann::json& j) {
+// Fields of a checkpoint's training state, each checked for its type and range: a damaged or
+// hand-edited checkpoint is refused by name, never resumed with a negative step or rate.
+struct StateFields {
+  const nlohmann::json& j;
+  std::string where;  // "FILE: checkpoint state" (and the history entry)
+
+  [[noreturn]] void bad(const char* key, const std::string& want) const {
+    const auto it = j.find(key);
+    die(where + ": \"" + key + "\" " + want + (it == j.end() ? ", but it is missing" : ", not " + it->dump()));
+  }
+  uint64_t count(const char* key, uint64_t hi) const {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_number_unsigned() || it->get<uint64_t>() > hi) {
+      bad(key, "must be a whole number from 0 to " + std::to_string(hi));
+    }
+    return it->get<uint64_t>();
+  }
+  // A finite number in [lo, hi]; above `lo` strictly where `open_low`.
+  double number(const char* key, double lo, double hi, bool open_low = false) const {
+    const auto it = j.find(key);
+    const double d = it != j.end() && it->is_number() ? it->get<double>() : NAN;
+    if (!(open_low ? d > lo : d >= lo) || !(d <= hi)) {
+      bad(key, std::string("must be a number ") + (open_low ? "above " : "from ") + std::to_string(lo) + " to " +
+                   std::to_string(hi));
+    }
+    return d;
+  }
+};
+
+EpochMetrics from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) die(where + ": must be an object, not " + j.dump());
+  const StateFields f{j, where};
   EpochMetrics m;
-  m.epoch = j.at("epoch");
-  m.step = j.at("step");
-  m.lr = j.at("lr");
-  m.train_loss = j.at("train_loss");
-  m.train_acc = j.at("train_acc");
-  m.test_loss = j.at("test_loss");
-  m.test_acc = j.at("test_acc");
-  m.images_per_s = j.at("images_per_s");
-  m.seconds = j.at("seconds");
+  m.epoch = uint32_t(f.count("epoch", 100000));
+  m.step = f.count("step", UINT32_MAX);
+  m.lr = f.number("lr", 0, 100, true);
+  m.train_loss = f.number("train_loss", 0, 1e30);
+  m.train_acc = f.number("train_acc", 0, 1);
+  m.test_loss = f.number("test_loss", 0, 1e30);
+  m.test_acc = f.number("test_acc", 0, 1);
+  m.images_per_s = f.number("images_per_s", 0, 1e30);
+  m.seconds = f.number("seconds", 0, 1e30);
   return m;
 }
 
@@ -355,19 +386,28 @@ int main(int argc, char** argv) {
       const auto meta = vkalex::load_checkpoint(opt.resume, net, trainer);
       auto it = meta.find("state");
       if (it == meta.end()) die(opt.resume + ": a checkpoint without train's \"state\" (not written by train)");
-      const nlohmann::json state = nlohmann::json::parse(it->second);
-      if (state.at("seed").get<uint64_t>() != opt.seed || state.at("batch").get<uint32_t>() != opt.batch ||
-          state.at("limit").get<uint64_t>() != opt.limit) {
+      const nlohmann::json state = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+      if (!state.is_object()) die(opt.resume + ": the checkpoint's training state is not a JSON object");
+      const StateFields f{state, opt.resume + ": checkpoint state"};
+      if (f.count("seed", UINT32_MAX) != opt.seed || f.count("batch", 65536) != opt.batch ||
+          f.count("limit", UINT32_MAX) != opt.limit) {
         die(opt.resume + " was made with another --seed, --batch or --limit; resuming needs the same");
       }
-      step = state.at("step");
-      lr = state.at("lr");
-      best_test_loss = state.at("best_test_loss").is_null() ? INFINITY : state.at("best_test_loss").get<double>();
-      bad_epochs = state.at("bad_epochs");
-      epoch_loss = state.at("epoch_loss");
-      epoch_correct = state.at("epoch_correct");
-      seconds_before = state.at("seconds");
-      for (const auto& m : state.at("history")) history.push_back(from_json(m));
+      step = f.count("step", uint64_t(opt.epochs) * steps_per_epoch);
+      lr = float(f.number("lr", 0, 100, true));
+      const auto best = state.find("best_test_loss");
+      best_test_loss = best != state.end() && best->is_null() ? INFINITY : f.number("best_test_loss", 0, 1e30);
+      bad_epochs = uint32_t(f.count("bad_epochs", 100000));
+      epoch_loss = f.number("epoch_loss", 0, 1e30);
+      epoch_correct = f.number("epoch_correct", 0, double(steps_per_epoch) * opt.batch);
+      seconds_before = f.number("seconds", 0, 1e30);
+      const auto h = state.find("history");
+      if (h == state.end() || !h->is_array() || h->size() > opt.epochs) {
+        f.bad("history", "must be a list of at most --epochs (" + std::to_string(opt.epochs) + ") epochs");
+      }
+      for (size_t i = 0; i < h->size(); ++i) {
+        history.push_back(from_json((*h)[i], opt.resume + ": checkpoint state history[" + std::to_string(i) + "]"));
+      }
       std::fprintf(stderr, "train: resuming %s at step %llu (epoch %llu)\n", opt.resume.c_str(),
                    (unsigned long long)step, (unsigned long long)(step / steps_per_epoch + 1));
     } else {
@@ -405,6 +445,7 @@ int main(int argc, char** argv) {
     uint64_t epoch_images = 0;
     while (step < total_steps) {
       if (opt.stop_after && step >= opt.stop_after) {
+        save_checkpoint(elapsed());  // the checkpoint named below is this very step's
         std::printf("stopped after step %llu as asked (--stop-after); resume from %s/checkpoint.safetensors\n",
                     (unsigned long long)step, out.c_str());
         return 0;

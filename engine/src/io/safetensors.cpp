@@ -15,6 +15,7 @@
 
 #include "base/atomic_file.hpp"
 #include "base/input_file.hpp"
+#include "base/json_strict.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
@@ -63,23 +64,12 @@ SafeTensors::SafeTensors(const std::string& path) : path_(path) {
     const uint64_t data_size = size - 8 - header_len;
     data_ = bytes + 8 + header_len;
 
-    // A key given twice in one object (two entries for one tensor, say) is refused: a JSON
-    // parser would silently keep one of them.
-    std::vector<std::set<std::string>> keys;
+    // A key given twice in one object (two entries for one tensor, say) is refused.
     std::string duplicate;
-    auto watch = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-      using E = nlohmann::json::parse_event_t;
-      if (event == E::object_start) keys.emplace_back();
-      if (event == E::object_end && !keys.empty()) keys.pop_back();
-      if (event == E::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
-          duplicate.empty()) {
-        duplicate = parsed.get<std::string>();
-      }
-      return true;
-    };
     nlohmann::json header;
     try {
-      header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len, watch);
+      const char* text = reinterpret_cast<const char*>(bytes) + 8;
+      header = detail::parse_json_unique_keys(text, text + header_len, duplicate);
     } catch (const nlohmann::json::exception& e) {
       throw fail(std::string("header is not valid JSON: ") + e.what());
     }

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/input_file.hpp"
+#include "base/json_strict.hpp"
 #include "vkalex/error.hpp"
 
 namespace vkalex {
@@ -75,10 +76,7 @@ class Fields {
       if (fallback) return *fallback;
       fail(std::string("missing field \"") + key + "\"");
     }
-    if (!j_[key].is_number()) fail(std::string("\"") + key + "\" must be a number");
-    const double v = j_[key].get<double>();
-    if (!std::isfinite(v)) fail(std::string("\"") + key + "\" must be finite");
-    return static_cast<float>(v);
+    return checked_number(j_[key], key);
   }
   std::string text(const char* key, std::optional<std::string> fallback = std::nullopt) {
     used_.insert(key);
@@ -95,11 +93,19 @@ class Fields {
       fail(std::string("\"") + key + "\" must be a list of " + std::to_string(count) + " numbers");
     }
     std::vector<float> out;
-    for (const auto& v : j_[key]) {
-      if (!v.is_number()) fail(std::string("\"") + key + "\" must hold numbers");
-      out.push_back(v.get<float>());
-    }
+    for (const auto& v : j_[key]) out.push_back(checked_number(v, key));
     return out;
+  }
+  // The largest magnitude a number of a description may have: far beyond any sensible value,
+  // and far inside float's range, so that no later arithmetic on it overflows.
+  static constexpr double kMaxMagnitude = 1e6;
+  float checked_number(const json& v, const char* key) const {
+    if (!v.is_number()) fail(std::string("\"") + key + "\" must be a number (or a list of them)");
+    const double d = v.get<double>();
+    if (!(std::abs(d) <= kMaxMagnitude)) {
+      fail(std::string("\"") + key + "\" holds " + v.dump() + ", beyond the +-1e6 a description's numbers may have");
+    }
+    return static_cast<float>(d);
   }
   const json& object(const char* key) {
     used_.insert(key);
@@ -219,10 +225,14 @@ std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& m) 
 
 ModelDesc parse_model(const std::string& text, const std::string& source, const std::string& base_dir) {
   json j;
+  std::string duplicate;
   try {
-    j = json::parse(text);
+    j = detail::parse_json_unique_keys(text.data(), text.data() + text.size(), duplicate);
   } catch (const json::exception& e) {
     throw Error(source + ": not valid JSON: " + e.what());
+  }
+  if (!duplicate.empty()) {
+    throw Error(source + ": the key \"" + duplicate + "\" is given twice in one object (which one was meant?)");
   }
   ModelDesc m;
   m.source = source;
@@ -249,7 +259,7 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
     if (m.channels == 1 && order != "gray") p.fail("channel_order of a 1-channel input must be \"gray\"");
     m.preprocess.bgr = order == "BGR";
     for (float s : m.preprocess.std)
-      if (!(s > 0)) p.fail("std values must be positive");
+      if (!(s >= 1e-6f)) p.fail("std values must be at least 1e-6");
     if (m.preprocess.crop != m.height || m.height != m.width) {
       p.fail("crop must equal the input's height and width (square inputs only)");
     }
