@@ -3,7 +3,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <random>
 #include <functional>
 #include <limits>
 #include <cstring>
@@ -368,4 +371,120 @@ TEST_CASE("a NaN or an infinity in weights, checkpoints and outputs is refused, 
   CHECK_THROWS_WITH(require_finite(r), Catch::Contains("image 1 holds NaN (probability of class 1)"));
   r.logits[2] = -inf;
   CHECK_THROWS_WITH(require_finite(r), Catch::Contains("image 0 holds an infinity (logit of class 2)"));
+}
+
+namespace {
+
+// An independent reference of the resize: every output pixel directly as a 2-D weighted sum
+// over the whole input, in double, from the filter's definition (a triangle of half-width 1 in
+// output pixels, so 1 / scale input pixels when shrinking; weights normalised per axis). The
+// engine's two passes in float with clipped tap ranges must give the same pixel, but where the
+// exact value lies within 1e-3 of a rounding boundary (either neighbour is then right).
+std::vector<double> axis_weights(uint32_t in, uint32_t out, uint32_t o) {
+  const double scale = double(out) / in, support = scale < 1 ? 1 / scale : 1;
+  const double center = (o + 0.5) / scale;
+  std::vector<double> w(in);
+  double sum = 0;
+  for (uint32_t i = 0; i < in; ++i) {
+    w[i] = std::max(0.0, 1 - std::fabs(i + 0.5 - center) / support);
+    sum += w[i];
+  }
+  for (double& v : w) v /= sum;
+  return w;
+}
+
+double reference_pixel(const Image& img, uint32_t rw, uint32_t rh, uint32_t x, uint32_t y, uint32_t c) {
+  const auto wx = axis_weights(img.width, rw, x), wy = axis_weights(img.height, rh, y);
+  double acc = 0;
+  for (uint32_t j = 0; j < img.height; ++j) {
+    if (wy[j] == 0) continue;
+    for (uint32_t i = 0; i < img.width; ++i) acc += wy[j] * wx[i] * img.pixels[(uint64_t(j) * img.width + i) * img.channels + c];
+  }
+  return std::clamp(acc, 0.0, 255.0);
+}
+
+bool same_pixel(uint8_t got, double exact) {
+  const double frac = exact - std::floor(exact);
+  if (std::fabs(frac - 0.5) < 1e-3) return got == uint8_t(std::floor(exact)) || got == uint8_t(std::ceil(exact));
+  return got == uint8_t(std::lround(exact));
+}
+
+}  // namespace
+
+TEST_CASE("resize and centre crop give every value of an independent direct 2-D reference", "[io][image][hardening]") {
+  std::mt19937 rng(test::seed());
+  // Shrinking, enlarging, mixed, odd sizes, both aspect ratios, gray and RGB.
+  const std::vector<std::array<uint32_t, 3>> sizes = {
+      {37, 23, 3}, {9, 14, 1}, {64, 16, 1}, {5, 5, 3}, {120, 41, 3}, {17, 90, 1}, {2, 3, 3}};
+  size_t values = 0, boundary = 0;
+  for (const auto& [w, h, ch] : sizes) {
+    Image img{w, h, ch, std::vector<uint8_t>(uint64_t(w) * h * ch)};
+    for (auto& v : img.pixels) v = uint8_t(rng() % 256);
+    for (const auto& [rw, rh] : std::vector<std::pair<uint32_t, uint32_t>>{{11, 7}, {w * 2 + 1, h + 3}, {3, h * 2}}) {
+      const Image got = resize_image(img, rw, rh);
+      REQUIRE(got.width == rw);
+      REQUIRE(got.height == rh);
+      for (uint32_t y = 0; y < rh; ++y)
+        for (uint32_t x = 0; x < rw; ++x)
+          for (uint32_t c = 0; c < ch; ++c) {
+            const double exact = reference_pixel(img, rw, rh, x, y, c);
+            const uint8_t v = got.pixels[(uint64_t(y) * rw + x) * ch + c];
+            INFO(w << "x" << h << " -> " << rw << "x" << rh << " at (" << x << ", " << y << ", " << c << "): " << int(v)
+                   << " vs " << exact);
+            REQUIRE(same_pixel(v, exact));
+            ++values;
+            boundary += std::fabs(exact - std::floor(exact) - 0.5) < 1e-3;
+          }
+      // A window of the resized image, computed alone: the same pixels.
+      if (rw > 2 && rh > 2) {
+        const Image window = resize_crop_image(img, rw, rh, 1, 1, rw - 2, rh - 2);
+        for (uint32_t y = 0; y < rh - 2; ++y)
+          for (uint32_t x = 0; x < rw - 2; ++x)
+            for (uint32_t c = 0; c < ch; ++c)
+              REQUIRE(window.pixels[(uint64_t(y) * (rw - 2) + x) * ch + c] ==
+                      got.pixels[(uint64_t(y + 1) * rw + x + 1) * ch + c]);
+      }
+    }
+    // The whole preprocessing: shorter side to `resize`, centre crop, normalised; every value.
+    Preprocess p;
+    p.resize = 12;
+    p.mean = std::vector<float>(ch, 0.4f);
+    p.std = std::vector<float>(ch, 0.3f);
+    const uint32_t side = 10;
+    const HostTensor t = preprocess_image(img, p, ch, side, side);
+    const double scale = double(p.resize) / std::min(w, h);
+    const uint32_t rw = std::max<uint32_t>(side, uint32_t(std::lround(w * scale)));
+    const uint32_t rh = std::max<uint32_t>(side, uint32_t(std::lround(h * scale)));
+    const uint32_t x0 = (rw - side) / 2, y0 = (rh - side) / 2;
+    for (uint32_t c = 0; c < ch; ++c)
+      for (uint32_t y = 0; y < side; ++y)
+        for (uint32_t x = 0; x < side; ++x) {
+          const double exact = reference_pixel(img, rw, rh, x0 + x, y0 + y, c);
+          const float got = t.data[(uint64_t(c) * side + y) * side + x];
+          // Back to the 8-bit pixel the engine normalised (exact in float for these values).
+          const long pixel = std::lround((double(got) * p.std[c] + p.mean[c]) * 255.0);
+          INFO(w << "x" << h << " preprocessed at (" << x << ", " << y << ", " << c << "): " << got << " vs " << exact);
+          REQUIRE(pixel >= 0);
+          REQUIRE(pixel <= 255);
+          REQUIRE(same_pixel(uint8_t(pixel), exact));
+          REQUIRE(got == (uint8_t(pixel) / 255.0f - p.mean[c]) / p.std[c]);
+          ++values;
+        }
+  }
+  CHECK(values > 10000);
+  CHECK(boundary < values / 100);  // the tie rule is rare, not what makes the test pass
+}
+
+TEST_CASE("a long thin image is refused fast, and the preprocessing's work follows the input size", "[io][image][errors][hardening]") {
+  // 32768x1: the resized image would be 8388608x256 (6.4 GB); refused for its aspect ratio.
+  const Image thin{32768, 1, 3, std::vector<uint8_t>(32768 * 3, 100)};
+  Preprocess p;
+  p.resize = 256;
+  CHECK_THROWS_WITH(preprocess_image(thin, p, 3, 224, 224), Catch::Contains("32768x1") && Catch::Contains("100 times"));
+  // 30000x300 (100:1) passes, through a 22400x224 resize of which only 224x224 is computed.
+  const Image wide{30000, 300, 3, std::vector<uint8_t>(30000ull * 300 * 3, 100)};
+  const HostTensor t = preprocess_image(wide, p, 3, 224, 224);
+  CHECK(t.shape == Shape{1, 3, 224, 224});
+  for (uint32_t c = 0; c < 3; ++c)
+    for (uint32_t i = 0; i < 224 * 224; ++i) REQUIRE(t.data[c * 224 * 224 + i] == (100 / 255.0f - p.mean[c]) / p.std[c]);
 }

@@ -20,6 +20,8 @@ struct Image {
 // Largest image accepted, checked from the file's header before any pixel is decoded.
 constexpr uint64_t kMaxImagePixels = 100'000'000;
 constexpr uint32_t kMaxImageSide = 32768;
+// The longest side at most this many times the shorter (a panorama of 100:1 still passes).
+constexpr uint32_t kMaxAspectRatio = 100;
 // Largest image file read (only regular files are read).
 constexpr uint64_t kMaxImageFileBytes = 256ull << 20;
 
@@ -45,12 +47,18 @@ struct Preprocess {
 
 // Turns an image into a [1, channels, height, width] input (a batch of one): an image already exactly
 // width x height is used as it is; otherwise its shorter side is resized to p.resize and the
-// centre width x height cut out. Values are scaled to [0, 1], then (v - mean) / std.
+// centre width x height cut out (only that window is computed, so the work and memory follow the
+// network's input size, not the image's). Values are scaled to [0, 1], then (v - mean) / std.
+// Throws Error for an image more than kMaxAspectRatio times as long as it is wide.
 HostTensor preprocess_image(const Image& image, const Preprocess& p, uint32_t channels,
                             uint32_t height, uint32_t width);
 
 // Bilinear resize (a triangle filter, widened when shrinking so that it antialiases).
 Image resize_image(const Image& image, uint32_t width, uint32_t height);
+// The window [x0, x0 + crop_width) x [y0, y0 + crop_height) of resize_image(image, width,
+// height), pixel for pixel, computed without the rest of the resized image.
+Image resize_crop_image(const Image& image, uint32_t width, uint32_t height, uint32_t x0, uint32_t y0,
+                        uint32_t crop_width, uint32_t crop_height);
 
 }  // namespace vkalex
 VKALEX_PUBLIC_END

@@ -78,11 +78,12 @@ struct Taps {
   std::vector<size_t> start;
 };
 
-Taps triangle_taps(uint32_t in, uint32_t out) {
+// The taps of outputs [begin, begin + count) of a resize from `in` to `out` samples.
+Taps triangle_taps(uint32_t in, uint32_t out, uint32_t begin, uint32_t count) {
   Taps t;
   const double scale = double(out) / in;
   const double support = scale < 1 ? 1 / scale : 1;
-  for (uint32_t o = 0; o < out; ++o) {
+  for (uint32_t o = begin; o < begin + count; ++o) {
     const double center = (o + 0.5) / scale;  // in input pixel coordinates (edges at integers)
     const int64_t lo = std::max<int64_t>(0, int64_t(std::floor(center - support)));
     const int64_t hi = std::min<int64_t>(in - 1, int64_t(std::ceil(center + support)));
@@ -109,35 +110,50 @@ Taps triangle_taps(uint32_t in, uint32_t out) {
 }  // namespace
 
 Image resize_image(const Image& image, uint32_t width, uint32_t height) {
-  if (width == 0 || height == 0 || image.width == 0 || image.height == 0) {
+  return resize_crop_image(image, width, height, 0, 0, width, height);
+}
+
+Image resize_crop_image(const Image& image, uint32_t width, uint32_t height, uint32_t x0, uint32_t y0,
+                        uint32_t crop_width, uint32_t crop_height) {
+  if (width == 0 || height == 0 || image.width == 0 || image.height == 0 || crop_width == 0 || crop_height == 0) {
     throw Error("resize_image: sizes must be at least 1");
   }
+  if (x0 > width || crop_width > width - x0 || y0 > height || crop_height > height - y0) {
+    throw Error("resize_crop_image: the window lies outside the resized image");
+  }
   const uint32_t C = image.channels;
-  const Taps tx = triangle_taps(image.width, width), ty = triangle_taps(image.height, height);
+  // Only the window's taps: the work and memory follow the window, not the resized image.
+  const Taps tx = triangle_taps(image.width, width, x0, crop_width);
+  const Taps ty = triangle_taps(image.height, height, y0, crop_height);
+  // The input rows the window reads; the horizontal pass runs on those alone.
+  const uint32_t row0 = ty.first.front();
+  const uint32_t rows = ty.first.back() + ty.count.back() - row0;
   // Horizontal pass into floats, then vertical pass with rounding to 8 bits.
-  std::vector<float> mid(uint64_t(width) * image.height * C);
-  for (uint32_t y = 0; y < image.height; ++y)
-    for (uint32_t x = 0; x < width; ++x)
+  std::vector<float> mid(uint64_t(crop_width) * rows * C);
+  for (uint32_t r = 0; r < rows; ++r) {
+    const uint64_t y = row0 + r;
+    for (uint32_t x = 0; x < crop_width; ++x)
       for (uint32_t c = 0; c < C; ++c) {
         float acc = 0;
         for (uint32_t k = 0; k < tx.count[x]; ++k) {
-          acc += tx.weights[tx.start[x] + k] * image.pixels[(uint64_t(y) * image.width + tx.first[x] + k) * C + c];
+          acc += tx.weights[tx.start[x] + k] * image.pixels[(y * image.width + tx.first[x] + k) * C + c];
         }
-        mid[(uint64_t(y) * width + x) * C + c] = acc;
+        mid[(uint64_t(r) * crop_width + x) * C + c] = acc;
       }
+  }
   Image out;
-  out.width = width;
-  out.height = height;
+  out.width = crop_width;
+  out.height = crop_height;
   out.channels = C;
-  out.pixels.resize(uint64_t(width) * height * C);
-  for (uint32_t y = 0; y < height; ++y)
-    for (uint32_t x = 0; x < width; ++x)
+  out.pixels.resize(uint64_t(crop_width) * crop_height * C);
+  for (uint32_t y = 0; y < crop_height; ++y)
+    for (uint32_t x = 0; x < crop_width; ++x)
       for (uint32_t c = 0; c < C; ++c) {
         float acc = 0;
         for (uint32_t k = 0; k < ty.count[y]; ++k) {
-          acc += ty.weights[ty.start[y] + k] * mid[(uint64_t(ty.first[y] + k) * width + x) * C + c];
+          acc += ty.weights[ty.start[y] + k] * mid[(uint64_t(ty.first[y] - row0 + k) * crop_width + x) * C + c];
         }
-        out.pixels[(uint64_t(y) * width + x) * C + c] = uint8_t(std::clamp(std::lround(acc), 0l, 255l));
+        out.pixels[(uint64_t(y) * crop_width + x) * C + c] = uint8_t(std::clamp(std::lround(acc), 0l, 255l));
       }
   return out;
 }
@@ -151,26 +167,34 @@ HostTensor preprocess_image(const Image& image, const Preprocess& p, uint32_t ch
   if (p.mean.size() != channels || p.std.size() != channels) {
     throw Error("preprocess_image: mean and std need one value per channel");
   }
+  if (image.width == 0 || image.height == 0 || image.pixels.size() != uint64_t(image.width) * image.height * channels) {
+    throw Error("preprocess_image: " + std::to_string(image.pixels.size()) + " bytes are not a " +
+                std::to_string(image.width) + "x" + std::to_string(image.height) + " image");
+  }
+  const uint32_t long_side = std::max(image.width, image.height), short_side = std::min(image.width, image.height);
+  if (long_side > uint64_t(kMaxAspectRatio) * short_side) {
+    throw Error("an image of " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                " pixels is more than " + std::to_string(kMaxAspectRatio) +
+                " times as long as it is wide: its centre crop would be meaningless");
+  }
   const Image* src = &image;
-  Image resized;
-  uint32_t x0 = 0, y0 = 0;
+  Image cropped;
   if (image.width != width || image.height != height) {
-    // Shorter side to p.resize (never below the crop), the other keeping the aspect ratio.
+    // Shorter side to p.resize (never below the crop), the other keeping the aspect ratio; the
+    // centre crop is resized alone (the same pixels as resizing all, then cropping).
     const uint32_t target = std::max({p.resize, width, height});
-    const double scale = double(target) / std::min(image.width, image.height);
+    const double scale = double(target) / short_side;
     const uint32_t rw = std::max<uint32_t>(width, uint32_t(std::lround(image.width * scale)));
     const uint32_t rh = std::max<uint32_t>(height, uint32_t(std::lround(image.height * scale)));
-    resized = resize_image(image, rw, rh);
-    src = &resized;
-    x0 = (rw - width) / 2;
-    y0 = (rh - height) / 2;
+    cropped = resize_crop_image(image, rw, rh, (rw - width) / 2, (rh - height) / 2, width, height);
+    src = &cropped;
   }
   HostTensor t(Shape{1, channels, height, width});
   for (uint32_t c = 0; c < channels; ++c) {
     const uint32_t from = p.bgr && channels == 3 ? 2 - c : c;
     for (uint32_t y = 0; y < height; ++y)
       for (uint32_t x = 0; x < width; ++x) {
-        const uint8_t v = src->pixels[((uint64_t(y0 + y) * src->width) + x0 + x) * channels + from];
+        const uint8_t v = src->pixels[((uint64_t(y) * src->width) + x) * channels + from];
         t.data[(uint64_t(c) * height + y) * width + x] = (v / 255.0f - p.mean[c]) / p.std[c];
       }
   }
