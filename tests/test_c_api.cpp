@@ -328,3 +328,20 @@ TEST_CASE("the C API serialises calls on one context from many threads", "[capi]
   CHECK(vkalex_net_destroy(net) == VKALEX_OK);
   CHECK(vkalex_context_destroy(ctx) == VKALEX_OK);
 }
+
+TEST_CASE("the C API reports a batch beyond the device memory as VKALEX_ERROR_OUT_OF_MEMORY, naming what fits",
+          "[capi][errors][memory]") {
+  const test::ScopedEnv limit("VKALEX_MEMORY_LIMIT", "8");
+  vkalex_context* ctx = make_context();
+  vkalex_net* net = nullptr;
+  REQUIRE(vkalex_net_create(ctx, kFashion.c_str(), nullptr, &net) == VKALEX_OK);
+  const uint32_t batch = 400;
+  std::vector<float> x(size_t(batch) * 28 * 28, 0.5f), probs(size_t(batch) * 10);
+  CHECK(vkalex_forward(net, x.data(), x.size(), batch, nullptr, probs.data(), probs.size()) ==
+        VKALEX_ERROR_OUT_OF_MEMORY);
+  CHECK_THAT(last_error(ctx), Catch::Contains("batch 400 needs") && Catch::Contains("at most batch"));
+  // The net still works at a batch that fits.
+  CHECK(vkalex_forward(net, x.data(), 28 * 28 * 4, 4, nullptr, probs.data(), 40) == VKALEX_OK);
+  CHECK(vkalex_net_destroy(net) == VKALEX_OK);
+  CHECK(vkalex_context_destroy(ctx) == VKALEX_OK);
+}

@@ -9,6 +9,7 @@
 #include "common.hpp"
 
 using namespace vkalex;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -320,4 +321,73 @@ TEST_CASE("f16 tensors: half the bytes, uploads round, downloads widen, directly
   CHECK_THROWS_WITH(ctx.upload(t, std::vector<float>(5)), Catch::Contains("100003 elements but 5"));
   CHECK_THROWS_WITH(ctx.download_u32(t), Catch::Contains("is f16"));
   test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("running out of memory: the engine's limit refuses allocations beyond it, a batch that cannot fit names the one "
+          "that does, and the samples and the C API say so",
+          "[context][memory][errors][hardening]") {
+  const ModelDesc m = load_model(std::string(VKALEX_MODEL_DIR) + "/alexnet-fashion.json");
+  const auto params = random_parameters(m, test::seed());
+  ContextOptions o = test::options();
+  o.limits.device_memory = 24ull << 20;
+  Context ctx(o);
+  CHECK(ctx.memory_budget() == (24ull << 20));
+  try {
+    Tensor t = ctx.tensor(Shape{25u << 18});  // 25 MiB
+    FAIL("a tensor beyond the limit was allocated");
+  } catch (const Error& e) {
+    CHECK(e.vk_result() == "VK_ERROR_OUT_OF_DEVICE_MEMORY");
+    CHECK_THAT(e.what(), Catch::Contains("beyond the engine's limit of 24.0 MiB"));
+  }
+  Net net(ctx, m);
+  net.set_parameters(params);
+  uint32_t fits = 0;
+  try {
+    net.prepare(100000);
+    FAIL("batch 100000 was prepared within 24 MiB");
+  } catch (const Error& e) {
+    INFO(e.what());
+    CHECK(e.vk_result() == "VK_ERROR_OUT_OF_DEVICE_MEMORY");
+    const std::string text = e.what();
+    const size_t at = text.find("at most batch ");
+    REQUIRE(at != std::string::npos);
+    fits = uint32_t(std::stoul(text.substr(at + 14)));
+  }
+  CHECK(fits > 10);
+  CHECK(fits < 100000);
+  // Half of that runs, and gives what an unlimited device gives.
+  const uint32_t batch = fits / 2;
+  const Shape s = m.input_shape(batch);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 1, 1.0f));
+  const ForwardResult got = net.forward(x);
+  Context& free_ctx = test::gpu();
+  Net reference(free_ctx, m);
+  reference.set_parameters(params);
+  CHECK(got.probabilities == reference.forward(x).probabilities);
+  CHECK(ctx.memory_in_use() <= ctx.memory_budget());
+  // A trainer that cannot fit says so before allocating.
+  CHECK_THROWS_WITH(Trainer(net, 50000), Catch::Contains("Trainer of alexnet-fashion: batch 50000") &&
+                                             Catch::Contains("at most batch"));
+  test::require_no_validation_messages(ctx);
+
+  // The samples: a clear message and status 1; a bad limit is refused by name.
+  std::string images;
+  const std::string image = std::string(VKALEX_TEST_DATA_DIR) + "/../../samples/data/fashion-test-0000-ankle-boot.png";
+  for (int i = 0; i < 64; ++i) images += " " + image;
+  const auto [status, out] = test::run_command("env VKALEX_MEMORY_LIMIT=8 " VKALEX_CLASSIFY_EXE + images, true);
+  INFO(out);
+  CHECK(status == 1);
+  CHECK_THAT(out, Catch::Contains("batch 64 needs") && Catch::Contains("at most batch"));
+  const auto [bad, out2] = test::run_command("env VKALEX_MEMORY_LIMIT=lots " VKALEX_CLASSIFY_EXE " " + image, true);
+  CHECK(bad == 1);
+  CHECK_THAT(out2, Catch::Contains("VKALEX_MEMORY_LIMIT: \"lots\""));
+  const auto [train, out3] = test::run_command("env VKALEX_MEMORY_LIMIT=8 " VKALEX_TRAIN_EXE " --model " +
+                                                   std::string(VKALEX_MODEL_DIR) +
+                                                   "/alexnet-fashion.json --data fashion-mnist --limit 512 --batch 512 "
+                                                   "--epochs 1 --out " + (fs::temp_directory_path() / "vkalex-oom-train").string(),
+                                               true);
+  INFO(out3);
+  CHECK(train == 1);
+  CHECK_THAT(out3, Catch::Contains("batch 512 needs") && Catch::Contains("at most batch"));
+  fs::remove_all(fs::temp_directory_path() / "vkalex-oom-train");
 }

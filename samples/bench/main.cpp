@@ -415,6 +415,6 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& e) {
-    vkalex_samples::die(kProgram, e.what());
+    vkalex_samples::die(kProgram, vkalex_samples::describe(e));
   }
 }

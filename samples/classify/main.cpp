@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "classify: %s\n", e.what());
+    std::fprintf(stderr, "classify: %s\n", vkalex_samples::describe(e).c_str());
     return 1;
   }
 }

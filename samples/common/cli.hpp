@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <new>
 #include <string>
 #include <system_error>
 
@@ -33,6 +35,15 @@ inline void check_stdout_at_exit(const char* program) {
     std::fprintf(stderr, "%s: cannot write the standard output: %s\n", name, e ? std::strerror(e) : "write error");
     std::_Exit(1);
   });
+}
+
+// What went wrong, for the user: the exception's message, and for a failed allocation what ran
+// out (a bare "std::bad_alloc" says nothing).
+inline std::string describe(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) {
+    return "out of host memory: the images, the batch or the model need more than this machine can give";
+  }
+  return e.what();
 }
 
 // A finite number in [lo, hi] (the whole string must be the number).

@@ -251,6 +251,6 @@ int main(int argc, char** argv) {
   } catch (const vkalex::Error& e) {
     die(e.what());
   } catch (const std::exception& e) {
-    die(e.what());
+    die(vkalex_samples::describe(e));
   }
 }

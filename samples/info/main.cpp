@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", all_pass ? "all ops PASS" : "some ops FAIL");
     return all_pass ? 0 : 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "info: %s\n", e.what());
+    std::fprintf(stderr, "info: %s\n", vkalex_samples::describe(e).c_str());
     return 2;
   }
 }

@@ -100,6 +100,10 @@ struct DeviceLimitOverrides {
   uint64_t max_storage_buffer_range = 0;
   uint32_t max_loop_iterations = 0;
   bool no_subgroup_shuffle = false;  // as if the device had no subgroup shuffles
+  // At most this many bytes of memory for the engine on this device (0: the device's heap;
+  // also set by the environment variable VKALEX_MEMORY_LIMIT, in MiB). For a device shared
+  // with other work, and for testing what running out of memory does.
+  uint64_t device_memory = 0;
 };
 
 // Lists the physical devices the Vulkan loader reports, in its order.
@@ -194,6 +198,15 @@ class Context {
 
   // True when tensors are read and written by the host directly (no staging copies).
   bool direct_host_access() const;
+
+  // The bytes of memory the engine may use on this device (DeviceLimitOverrides::device_memory
+  // where set, else the largest device-local heap), and the bytes its allocations hold now.
+  uint64_t memory_budget() const;
+  uint64_t memory_in_use() const;
+  // Throws Error (VK_ERROR_OUT_OF_DEVICE_MEMORY) where `bytes` more, for `what` at `batch`
+  // images of `bytes_per_image` each (plus the rest, which does not grow with the batch), can
+  // certainly not be had within memory_budget(): it names the batch that would fit.
+  void require_memory_for_batch(const std::string& what, uint32_t batch, uint64_t bytes, uint64_t bytes_per_image) const;
 
   // Messages the validation layer reported (warnings and errors) since the last call.
   std::vector<std::string> take_validation_messages();

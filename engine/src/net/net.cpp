@@ -130,11 +130,23 @@ void Net::prepare(uint32_t batch) {
   s.recorder.reset();
   s.host_recorder.reset();
   s.activations.clear();
+  s.input = s.output = s.logits = s.probabilities = s.input_staging = s.output_staging = Tensor();
   batch_ = 0;
 
   s.plan = lower(model_, batch, ctx.device(), options_.storage);
   const DType st = options_.storage;
   const uint64_t esize = dtype_size(st);
+  {  // What this batch will take, before any of it is allocated (a lower bound: no alignment).
+    uint64_t bytes = 2 * uint64_t(batch) * model_.classes * esize;  // logits and probabilities
+    if (s.external_input.empty()) bytes += model_.input_shape(batch).numel() * esize;
+    for (const PlanOp& op : s.plan.ops) {
+      if (op.kind == OpKind::Conv2d || op.kind == OpKind::Linear || op.kind == OpKind::Relu ||
+          op.kind == OpKind::Lrn || op.kind == OpKind::MaxPool) {
+        bytes += op.out.numel() * esize;
+      }
+    }
+    ctx.require_memory_for_batch("Net " + model_.name, batch, bytes, bytes / batch);
+  }
   s.input = s.external_input.empty() ? ctx.tensor(model_.input_shape(batch), st) : s.external_input;
   const uint64_t out_elems = uint64_t(batch) * model_.classes;
   const uint64_t probs_offset = align_up(out_elems * esize);

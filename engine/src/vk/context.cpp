@@ -1,5 +1,6 @@
 // Context: the chosen device, its queue, and blocking transfers between host and tensors.
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -187,7 +188,17 @@ void finish_context(DeviceImpl& d, const ContextOptions& options) {
   vk_check(d.vk.vkCreateFence(d.device, &fence_info, nullptr, &d.transfer_fence), "vkCreateFence");
 
   d.force_staging = options.force_staging || detail::env_flag("VKALEX_FORCE_STAGING");
-  d.allocator.init(&d, !d.force_staging);
+  uint64_t budget = options.limits.device_memory;
+  if (const char* env = std::getenv("VKALEX_MEMORY_LIMIT"); env && *env) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long mib = std::strtoull(env, &end, 10);
+    if (*end || env[0] == '-' || errno == ERANGE || mib == 0 || mib > (1ull << 40)) {
+      throw Error(std::string("VKALEX_MEMORY_LIMIT: \"") + env + "\" is not a size in MiB (a whole number from 1)");
+    }
+    if (budget == 0 || (mib << 20) < budget) budget = mib << 20;
+  }
+  d.allocator.init(&d, !d.force_staging, budget);
   ContextOptions cache_options = options;
   if (const char* env = std::getenv("VKALEX_PIPELINE_CACHE"); env && std::strcmp(env, "0") == 0)
     cache_options.pipeline_cache = false;
@@ -334,6 +345,32 @@ Context Context::share() const { return Context(impl_); }
 const DeviceInfo& Context::device() const { return impl().info; }
 
 bool Context::direct_host_access() const { return impl().allocator.device_memory_mapped(); }
+
+uint64_t Context::memory_budget() const {
+  if (const uint64_t b = impl().allocator.budget()) return b;
+  uint64_t device_local = 0, any = 0;
+  for (const MemoryHeap& h : impl().info.heaps) {
+    any = std::max(any, h.size);
+    if (h.device_local) device_local = std::max(device_local, h.size);
+  }
+  return device_local ? device_local : any;
+}
+
+uint64_t Context::memory_in_use() const { return impl().allocator.in_use(); }
+
+void Context::require_memory_for_batch(const std::string& what, uint32_t batch, uint64_t bytes,
+                                       uint64_t bytes_per_image) const {
+  const uint64_t budget = memory_budget(), taken = impl().allocator.allocated();
+  const uint64_t free = budget > taken ? budget - taken : 0;
+  if (bytes <= free) return;
+  const uint64_t fixed = bytes > uint64_t(batch) * bytes_per_image ? bytes - uint64_t(batch) * bytes_per_image : 0;
+  const uint64_t fits = bytes_per_image && free > fixed ? (free - fixed) / bytes_per_image : 0;
+  auto mib = [](uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; };
+  throw Error(what + ": batch " + std::to_string(batch) + " needs at least " + mib(bytes) + " of device memory, " +
+                  mib(free) + " of the " + mib(budget) + " the engine may use is free: " +
+                  (fits ? "at most batch " + std::to_string(fits) + " fits" : "not even batch 1 fits"),
+              "VK_ERROR_OUT_OF_DEVICE_MEMORY");
+}
 
 Tensor Context::tensor(const Shape& shape, DType dtype) {
   const uint64_t bytes = shape.numel() * dtype_size(dtype);

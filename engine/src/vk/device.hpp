@@ -67,13 +67,27 @@ struct TensorAccess {
 // Sub-allocates tensors from few large blocks: some drivers allow only 4096 allocations.
 class Allocator {
  public:
-  void init(DeviceImpl* device, bool map_device_memory);
+  // `budget`: the most bytes the blocks may hold in all (0: no limit but the heaps').
+  void init(DeviceImpl* device, bool map_device_memory, uint64_t budget);
   void destroy();
   // Throws Error naming `size` when the memory cannot be had.
   std::shared_ptr<Allocation> allocate(const std::shared_ptr<DeviceImpl>& device, MemoryKind kind,
                                        VkDeviceSize size);
   void release(Allocation& allocation);
   bool device_memory_mapped() const { return device_mapped_; }
+  uint64_t in_use() {
+    std::lock_guard lock(mutex_);
+    return in_use_;
+  }
+  uint64_t budget() const { return budget_; }
+  // The bytes the live allocations take (what in_use() holds but for the blocks' free ranges).
+  uint64_t allocated() {
+    std::lock_guard lock(mutex_);
+    uint64_t sum = 0;
+    for (const auto& list : blocks_)
+      for (const auto& b : list) sum += b->used;
+    return sum;
+  }
   // A fresh allocation id (for a host's buffer, which the allocator does not hand out).
   uint64_t next_id() {
     std::lock_guard lock(mutex_);
@@ -93,6 +107,7 @@ class Allocator {
   VkDeviceSize alignment_ = 256;
   VkDeviceSize block_size_ = 256ull << 20;
   uint64_t next_id_ = 1;
+  uint64_t budget_ = 0, in_use_ = 0;  // bytes: the limit (0: none) and what the blocks hold
 };
 
 // Whether the build embedded a kernel of this name (shaders/NAME.comp, or a NAME_f16 twin).

@@ -70,8 +70,9 @@ void require_usage(const Allocation& a, VkBufferUsageFlags usage, const std::str
   throw Error(what + ": the host's buffer was not created with " + names);
 }
 
-void Allocator::init(DeviceImpl* device, bool map_device_memory) {
+void Allocator::init(DeviceImpl* device, bool map_device_memory, uint64_t budget) {
   device_ = device;
+  budget_ = budget;
   const auto& limits = device->limits;
   alignment_ = std::max<VkDeviceSize>({VkDeviceSize{16}, limits.minStorageBufferOffsetAlignment,
                                        limits.nonCoherentAtomSize});
@@ -121,6 +122,12 @@ MemoryBlock* Allocator::new_block(MemoryKind kind, VkDeviceSize size, bool dedic
                     size_text(heap_size),
                 "VK_ERROR_OUT_OF_DEVICE_MEMORY");
   }
+  if (budget_ && (size > budget_ || in_use_ > budget_ - size)) {
+    throw Error("out of device memory: " + size_text(size) + " more asked for, with " + size_text(in_use_) +
+                    " in use, beyond the engine's limit of " + size_text(budget_) +
+                    " (DeviceLimitOverrides::device_memory, VKALEX_MEMORY_LIMIT)",
+                "VK_ERROR_OUT_OF_DEVICE_MEMORY");
+  }
   if (max_alloc && size > max_alloc) {
     throw Error("cannot allocate " + size_text(size) +
                     " in one piece: the device's maxMemoryAllocationSize is " + size_text(max_alloc),
@@ -166,6 +173,7 @@ MemoryBlock* Allocator::new_block(MemoryKind kind, VkDeviceSize size, bool dedic
     vk_check(r, "binding or mapping a memory block");
   }
   block->free_ranges[0] = size;
+  in_use_ += size;
   blocks_[k].push_back(std::move(block));
   return blocks_[k].back().get();
 }
@@ -178,6 +186,7 @@ void Allocator::free_block(MemoryBlock* block) {
       if (block->mapped) d.vk.vkUnmapMemory(d.device, block->memory);
       d.vk.vkDestroyBuffer(d.device, block->buffer, nullptr);
       d.vk.vkFreeMemory(d.device, block->memory, nullptr);
+      in_use_ -= block->size;
       list.erase(it);
       return;
     }
