@@ -1,5 +1,11 @@
 // Shared by every kernel. Workgroup size is specialization constant 0 (chosen per device by
 // the host); grids may span x, y and z because one dimension holds at most 65535 groups.
+//
+// NaN and infinities: the kernels try to carry a NaN through (ReLU and max pooling test for
+// it, the fused ReLUs compare with < 0), but no kernel asks for SignedZeroInfNanPreserve, so
+// an implementation may assume there are none and drop one. Nothing relies on it: the host
+// refuses non-finite weights, checkpoints and inputs before a run, checks the network's
+// outputs after one, and checks the parameters before a checkpoint is written.
 #ifndef VKALEX_COMMON_GLSL
 #define VKALEX_COMMON_GLSL
 

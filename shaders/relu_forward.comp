@@ -12,6 +12,7 @@ void main() {
   const uint i = global_index();
   if (i >= p.count) return;
   const float v = float(x[i]);
-  // max(NaN, 0) may return either operand in GLSL; NaN must survive to be caught.
+  // max(NaN, 0) may return either operand in GLSL: keep a NaN where the implementation lets
+  // us (see common.glsl for why nothing depends on it).
   y[i] = VALUE(isnan(v) ? v : max(v, 0.0));
 }

@@ -2,7 +2,9 @@
 #extension GL_GOOGLE_include_directive : require
 // Softmax with cross-entropy, averaged over the batch, fused: one workgroup per row.
 // dlogits = (softmax(x) - onehot(label)) / N; stats[row] = (loss of the row, 1 if the label
-// is the first largest logit else 0). The host checked every label < L.
+// is the first largest logit else 0). The host checks every label < L; a label that is not
+// (a caller that skipped the check) reads nothing out of the row: its loss is NaN, its
+// gradient the softmax alone, and it is not counted correct.
 // The workgroup size (specialization constant 0) must be a power of two.
 #include "common.glsl"
 
@@ -59,12 +61,13 @@ void main() {
   barrier();
   const float lse = row_max + log(partial[0]);
   const uint label = labels[row];
+  const bool valid = label < p.L;
   const float inv_n = 1.0 / float(p.N);
   for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) {
     dx[base + j] = (exp(x[base + j] - lse) - (j == label ? 1.0 : 0.0)) * inv_n;
   }
   if (t == 0) {
-    stats[2 * row] = lse - x[base + label];
-    stats[2 * row + 1] = argmax == label ? 1.0 : 0.0;
+    stats[2 * row] = valid ? lse - x[base + min(label, p.L - 1u)] : uintBitsToFloat(0x7fc00000u);
+    stats[2 * row + 1] = valid && argmax == label ? 1.0 : 0.0;
   }
 }

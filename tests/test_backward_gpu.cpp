@@ -97,3 +97,37 @@ TEST_CASE("sgd update", "[ops][sgd]") {
   require_all(check_sgd(ctx, 7, SgdParams{0.5f, 0.0f, 0.0f}, test::seed() + 1), 1e-6);
   test::require_no_validation_messages(ctx);
 }
+
+TEST_CASE("fused softmax cross-entropy: a label out of range reads nothing outside its row and shows as a NaN loss",
+          "[ops][backward][loss][errors]") {
+  Context& ctx = test::gpu();
+  const uint32_t n = 3, classes = 10;
+  const std::vector<float> x = random_uniform(n * classes, test::seed(), 3.0f);
+  const std::vector<uint32_t> labels = {2, classes, 4000000000u};  // the last two unchecked and wrong
+  Tensor logits = ctx.tensor(Shape{n, classes}), lab = ctx.tensor(Shape{n}, DType::U32);
+  Tensor dlogits = ctx.tensor(Shape{n, classes}), stats = ctx.tensor(Shape{n, 2});
+  ctx.upload(logits, x);
+  ctx.upload(lab, labels);
+  Recorder rec(ctx);
+  rec.begin();
+  ops::softmax_cross_entropy(rec, logits, lab, dlogits, stats);
+  rec.end();
+  rec.run();
+  const std::vector<float> s = ctx.download(stats), d = ctx.download(dlogits);
+  // Row 0 is as the CPU reference says; rows 1 and 2 have a NaN loss, are not correct, and
+  // their gradient is the softmax alone (no class takes the one-hot's -1).
+  const auto want = cpu::softmax_cross_entropy(HostTensor(Shape{1, classes}, {x.begin(), x.begin() + classes}), {2});
+  CHECK(std::fabs(s[0] - want.loss) < 1e-5 * std::max(1.0, std::fabs(want.loss)));
+  for (uint32_t row = 1; row < n; ++row) {
+    INFO("row " << row);
+    CHECK(std::isnan(s[2 * row]));
+    CHECK(s[2 * row + 1] == 0.0f);
+    double sum = 0;
+    for (uint32_t j = 0; j < classes; ++j) {
+      CHECK(d[row * classes + j] >= 0.0f);
+      sum += d[row * classes + j];
+    }
+    CHECK(std::fabs(sum * n - 1.0) < 1e-5);  // softmax / N sums to 1 / N
+  }
+  test::require_no_validation_messages(ctx);
+}

@@ -85,7 +85,9 @@ void dropout(Recorder& rec, const Tensor& x, const Tensor& y, float p, const Ten
 void dropout_backward(Recorder& rec, const Tensor& dy, const Tensor& dx, float p, const Tensor& step_params);
 // Fused softmax and cross-entropy averaged over the batch: dlogits = (softmax - onehot) / N,
 // stats [N, 2] = per row (loss, 1 if the label is the first largest logit). labels (U32, [N])
-// must be checked against the class count by the caller before upload.
+// must be checked against the class count by the caller before upload; a row whose label is
+// not (>= classes) reads nothing outside its row and gets a NaN loss, so the step's loss
+// shows it.
 void softmax_cross_entropy(Recorder& rec, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,
                            const Tensor& stats);
 // w += v = momentum v - weight_decay lr w - lr g, with lr, momentum and weight_decay from
