@@ -245,7 +245,7 @@ TEST_CASE("damaged IDX files, wrong label counts and bad folders are refused cle
     CHECK_THROWS_WITH(load_idx(images, labels, names), Catch::Contains("images.gz"));
   }
   SECTION("missing file") {
-    CHECK_THROWS_WITH(load_idx(dir / "none.gz", labels, names), Catch::Contains("none.gz: no such file"));
+    CHECK_THROWS_WITH(load_idx(dir / "none.gz", labels, names), Catch::Contains("none.gz: cannot open the IDX: No such file"));
   }
   SECTION("image folders") {
     fs::create_directories(dir.path / "root/cat");

@@ -413,6 +413,7 @@ int main(int argc, char** argv) {
       vkalex::write_file_atomically(opt.json, out.dump(2) + "\n");
       std::printf("wrote %s\n", opt.json.c_str());
     }
+    vkalex_samples::fail_on_validation_messages("bench", ctx);
     return 0;
   } catch (const std::exception& e) {
     vkalex_samples::die(kProgram, vkalex_samples::describe(e));

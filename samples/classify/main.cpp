@@ -240,6 +240,7 @@ int main(int argc, char** argv) {
                     cpu_ms, max_abs, max_ref > 0 ? max_abs / max_ref : 0.0, rel_l2);
       }
     }
+    vkalex_samples::fail_on_validation_messages("classify", ctx);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "classify: %s\n", vkalex_samples::describe(e).c_str());

@@ -46,11 +46,25 @@ inline std::string describe(const std::exception& e) {
   return e.what();
 }
 
+// With the validation layer on (VKALEX_VALIDATION=1 or an option), the run fails where the
+// layer reported anything: each message on stderr, exit status 1. Called where a sample
+// would return success, so that the tests running the samples as programs see the layer too.
+template <typename Context>
+void fail_on_validation_messages(const char* program, Context& context) {
+  const auto messages = context.take_validation_messages();
+  if (messages.empty()) return;
+  for (const auto& m : messages) std::fprintf(stderr, "%s: validation: %s\n", program, m.c_str());
+  std::fprintf(stderr, "%s: the validation layer reported %zu message(s)\n", program, messages.size());
+  std::exit(1);
+}
+
 // A finite number in [lo, hi] (the whole string must be the number).
 inline double parse_number(const char* program, const std::string& flag, const std::string& v, double lo, double hi) {
   char* end = nullptr;
   const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end || !std::isfinite(d) || d < lo || d > hi) {
+  // Decimal only: strtod would also take hexadecimal ("0x10" as 16), "inf" and "nan".
+  const bool decimal = v.find_first_not_of("0123456789+-.eE") == std::string::npos;
+  if (v.empty() || !decimal || *end || !std::isfinite(d) || d < lo || d > hi) {
     die(program, flag + " needs a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + v + "\"");
   }
   return d;

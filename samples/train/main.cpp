@@ -143,11 +143,15 @@ Options parse(int argc, char** argv) {
       else if (v == "he") o.init = vkalex::Init::He;
       else die("--init takes \"paper\" or \"he\", got \"" + v + "\"");
     } else if (a == "--lr-steps") {
-      std::stringstream ss(value());
+      const std::string v = value();
+      if (v.empty() || v.back() == ',') die("--lr-steps needs a comma-separated list of epochs, got \"" + v + "\"");
+      std::stringstream ss(v);
       std::string e;
       while (std::getline(ss, e, ',')) o.lr_steps.push_back(uint32_t(parse_count(a, e, 1, 100000)));
     } else if (a == "--augment") {
-      std::stringstream ss(value());
+      const std::string v = value();
+      if (v.empty() || v.back() == ',') die("--augment takes pad:N, flip and lighting:X, got \"" + v + "\"");
+      std::stringstream ss(v);
       std::string e;
       while (std::getline(ss, e, ',')) {
         if (e == "flip") o.augment.flip = true;
@@ -361,6 +365,7 @@ int main(int argc, char** argv) {
       std::printf("%s on %zu test images (%s): accuracy %.2f%% (%llu correct), mean loss %.4f, %.1f s on %s\n",
                   opt.weights.c_str(), test_data->size(), opt.data.c_str(), 100 * e.accuracy,
                   (unsigned long long)std::llround(e.accuracy * test_data->size()), e.loss, s, ctx.device().name.c_str());
+      vkalex_samples::fail_on_validation_messages("train", ctx);
       return 0;
     }
 
@@ -448,6 +453,7 @@ int main(int argc, char** argv) {
         save_checkpoint(elapsed());  // the checkpoint named below is this very step's
         std::printf("stopped after step %llu as asked (--stop-after); resume from %s/checkpoint.safetensors\n",
                     (unsigned long long)step, out.c_str());
+        vkalex_samples::fail_on_validation_messages("train", ctx);
         return 0;
       }
       const uint32_t epoch = uint32_t(step / steps_per_epoch);  // 0-based
@@ -521,6 +527,7 @@ int main(int argc, char** argv) {
     if (!history.empty()) {
       std::printf("final test accuracy %.2f%%, test loss %.4f\n", 100 * history.back().test_acc, history.back().test_loss);
     }
+    vkalex_samples::fail_on_validation_messages("train", ctx);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\ntrain: %s\n", vkalex_samples::describe(e).c_str());

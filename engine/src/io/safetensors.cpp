@@ -174,7 +174,7 @@ HostTensor SafeTensors::read(const std::string& name) const {
   const size_t n = t.data.size();
   // Little-endian on disk, as on every machine vkalex runs on.
   if (e.dtype == "F32") {
-    std::memcpy(t.data.data(), p, n * 4);
+    if (n) std::memcpy(t.data.data(), p, n * 4);  // (an empty tensor has no data pointer)
   } else if (e.dtype == "F16" || e.dtype == "BF16") {
     const bool half = e.dtype == "F16";
     for (size_t i = 0; i < n; ++i) {

@@ -203,6 +203,7 @@ void PipelineStore::save() {
 }
 
 void PipelineStore::destroy() {
+  if (!device_) return;  // never initialised: the Context failed before it got here
   auto& d = *device_;
   for (auto& [key, p] : pipelines_) {
     d.vk.vkDestroyPipeline(d.device, p->pipeline, nullptr);
