@@ -734,3 +734,88 @@ TEST_CASE("C API: a destroy while other threads' calls run or wait on the net wa
   for (const auto& msg : host.messages) UNSCOPED_INFO("host's validation layer: " << msg);
   CHECK(host.messages.empty());
 }
+
+namespace {
+
+// A device that is lost at the engine's Nth submit from now: vkQueueSubmit and every later
+// vkWaitForFences answer VK_ERROR_DEVICE_LOST, as a driver does after a GPU hang or reset.
+int g_submits_before_loss = -1;
+bool g_lost = false;
+PFN_vkQueueSubmit g_lossy_real_submit = nullptr;
+PFN_vkWaitForFences g_lossy_real_wait = nullptr;
+
+VKAPI_ATTR VkResult VKAPI_CALL lossy_submit(VkQueue q, uint32_t n, const VkSubmitInfo* info, VkFence fence) {
+  if (g_submits_before_loss >= 0 && g_submits_before_loss-- == 0) g_lost = true;
+  return g_lost ? VK_ERROR_DEVICE_LOST : g_lossy_real_submit(q, n, info, fence);
+}
+VKAPI_ATTR VkResult VKAPI_CALL lossy_wait(VkDevice d, uint32_t n, const VkFence* f, VkBool32 all, uint64_t timeout) {
+  return g_lost ? VK_ERROR_DEVICE_LOST : g_lossy_real_wait(d, n, f, all, timeout);
+}
+VKAPI_ATTR PFN_vkVoidFunction VKAPI_CALL lossy_proc_addr(VkDevice device, const char* name) {
+  if (std::strcmp(name, "vkQueueSubmit") == 0) {
+    g_lossy_real_submit = reinterpret_cast<PFN_vkQueueSubmit>(vkGetDeviceProcAddr(device, name));
+    return reinterpret_cast<PFN_vkVoidFunction>(lossy_submit);
+  }
+  if (std::strcmp(name, "vkWaitForFences") == 0) {
+    g_lossy_real_wait = reinterpret_cast<PFN_vkWaitForFences>(vkGetDeviceProcAddr(device, name));
+    return reinterpret_cast<PFN_vkVoidFunction>(lossy_wait);
+  }
+  return vkGetDeviceProcAddr(device, name);
+}
+
+}  // namespace
+
+TEST_CASE("a lost device is a clear error from the engine and the C API, never a hang or a crash", "[host][errors][hardening]") {
+  Host host(false);
+  const ModelDesc m = parse_model(kSmall, "small", ".");
+  const auto params = random_parameters(m, test::seed());
+  const Shape s = m.input_shape(2);
+  const HostTensor x(s, random_uniform(s.numel(), test::seed() + 1, 2.0f));
+  HostDevice h = host.describe();
+  h.get_device_proc_addr = lossy_proc_addr;
+  g_lost = false;
+  g_submits_before_loss = -1;
+  {
+    Context ctx(h, test::options());
+    Net net(ctx, m);
+    net.set_parameters(params);
+    CHECK_NOTHROW(net.forward(x));
+    g_submits_before_loss = 0;  // the next submit finds the device lost
+    try {
+      net.forward(x);
+      FAIL("a forward pass on a lost device succeeded");
+    } catch (const Error& e) {
+      CHECK(e.vk_result() == "VK_ERROR_DEVICE_LOST");
+      CHECK_THAT(e.what(), Catch::Contains("the device was lost") && Catch::Contains("make a new one"));
+    }
+    // Every later call fails the same way, promptly.
+    CHECK_THROWS_WITH(net.forward(x), Catch::Contains("VK_ERROR_DEVICE_LOST"));
+  }  // and the Context goes away without hanging
+  // Through the C API: VKALEX_ERROR_DEVICE with the Vulkan result named.
+  g_lost = false;
+  g_submits_before_loss = -1;
+  vkalex_host_device ch{};
+  ch.instance = host.instance;
+  ch.physical_device = host.physical;
+  ch.device = host.device;
+  ch.queue_family = host.family;
+  ch.queue = host.queue;
+  ch.get_instance_proc_addr = reinterpret_cast<vkalex_void_function>(vkGetInstanceProcAddr);
+  ch.get_device_proc_addr = reinterpret_cast<vkalex_void_function>(lossy_proc_addr);
+  vkalex_context* cctx = nullptr;
+  REQUIRE(vkalex_context_create_host(&ch, nullptr, &cctx) == VKALEX_OK);
+  vkalex_net* cnet = nullptr;
+  const std::string model = std::string(VKALEX_MODEL_DIR) + "/alexnet-fashion.json";
+  REQUIRE(vkalex_net_create(cctx, model.c_str(), nullptr, &cnet) == VKALEX_OK);
+  std::vector<float> in(28 * 28, 0.5f), probs(10);
+  g_submits_before_loss = 0;
+  CHECK(vkalex_forward(cnet, in.data(), in.size(), 1, nullptr, probs.data(), probs.size()) == VKALEX_ERROR_DEVICE);
+  char message[512];
+  vkalex_last_error(cctx, message, sizeof message);
+  CHECK_THAT(std::string(message), Catch::Contains("VK_ERROR_DEVICE_LOST"));
+  CHECK(vkalex_net_destroy(cnet) == VKALEX_OK);
+  CHECK(vkalex_context_destroy(cctx) == VKALEX_OK);
+  g_lost = false;
+  g_submits_before_loss = -1;
+  host.use_device();  // the real device was never lost: the host goes on
+}

@@ -42,7 +42,12 @@ void vk_check(VkResult result, const char* what) {
   if (result == VK_SUCCESS) return;
   std::string name = vk_result_name(result);
   if (name == "VK_ERROR_(unlisted)") name = "VkResult " + std::to_string(static_cast<int>(result));
-  throw Error(std::string(what) + " failed: " + name, name);
+  std::string message = std::string(what) + " failed: " + name;
+  if (result == VK_ERROR_DEVICE_LOST) {
+    message += " (the device was lost: a driver reset, a hung or removed GPU; nothing more can run on this "
+               "Context: make a new one)";
+  }
+  throw Error(message, name);
 }
 
 }  // namespace vkalex::detail
