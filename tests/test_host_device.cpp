@@ -128,6 +128,18 @@ struct Host {
     return h;
   }
 
+  // The same for the C API.
+  vkalex_host_device describe_c() const {
+    vkalex_host_device h{};
+    h.instance = instance;
+    h.physical_device = physical;
+    h.device = device;
+    h.queue_family = family;
+    h.queue = queue;
+    h.get_instance_proc_addr = reinterpret_cast<vkalex_void_function>(vkGetInstanceProcAddr);
+    return h;
+  }
+
   // The host's own use of its device after the engine is gone.
   void use_device() {
     REQUIRE(vkDeviceWaitIdle(device) == VK_SUCCESS);
@@ -684,13 +696,7 @@ TEST_CASE("C API: a destroy while other threads' calls run or wait on the net wa
           "[capi][host][threads]") {
   Host host(false);
   SubmitGate gate;
-  vkalex_host_device h{};
-  h.instance = host.instance;
-  h.physical_device = host.physical;
-  h.device = host.device;
-  h.queue_family = host.family;
-  h.queue = host.queue;
-  h.get_instance_proc_addr = reinterpret_cast<vkalex_void_function>(vkGetInstanceProcAddr);
+  vkalex_host_device h = host.describe_c();
   h.lock_queue = SubmitGate::lock;
   h.unlock_queue = SubmitGate::unlock;
   h.user = &gate;
@@ -794,13 +800,7 @@ TEST_CASE("a lost device is a clear error from the engine and the C API, never a
   // Through the C API: VKALEX_ERROR_DEVICE with the Vulkan result named.
   g_lost = false;
   g_submits_before_loss = -1;
-  vkalex_host_device ch{};
-  ch.instance = host.instance;
-  ch.physical_device = host.physical;
-  ch.device = host.device;
-  ch.queue_family = host.family;
-  ch.queue = host.queue;
-  ch.get_instance_proc_addr = reinterpret_cast<vkalex_void_function>(vkGetInstanceProcAddr);
+  vkalex_host_device ch = host.describe_c();
   ch.get_device_proc_addr = reinterpret_cast<vkalex_void_function>(lossy_proc_addr);
   vkalex_context* cctx = nullptr;
   REQUIRE(vkalex_context_create_host(&ch, nullptr, &cctx) == VKALEX_OK);

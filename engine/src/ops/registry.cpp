@@ -202,7 +202,8 @@ std::string choose_kernel(const DeviceInfo& device, const std::string& op, const
 }
 
 void check_forced_kernels(const DeviceInfo& device) {
-  for (const auto& [op, name] : device.forced_kernels) {
+  for (const auto& [op, forced] : device.forced_kernels) {
+    const std::string& name = forced;  // (a structured binding cannot be captured before C++20 in clang 14)
     const auto vs = variants_of(op, false);
     if (vs.empty()) {
       throw Error("forced kernel for op \"" + op + "\", which has no variants (see kernel_variants)");
