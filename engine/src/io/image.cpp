@@ -3,7 +3,10 @@
 
 #include <stb_image.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -14,9 +17,50 @@
 
 namespace vkalex {
 
+namespace {
+
+// Binary PNM (P5 gray, P6 RGB) is checked before stb_image sees it: Debian's stb crashes on
+// some truncated 16-bit ones (found by tests/fuzz), so only 8-bit PNM is read, and only when
+// the file holds every pixel its header promises.
+void check_pnm(const std::string& path, detail::InputFile& file) {
+  char head[512];
+  const ssize_t got = ::pread(file.fd(), head, sizeof head, 0);
+  if (got < 2 || head[0] != 'P' || (head[1] != '5' && head[1] != '6')) return;
+  size_t i = 2;
+  uint64_t fields[3];  // width, height, maxval
+  for (uint64_t& v : fields) {
+    while (i < size_t(got) && (std::isspace(static_cast<unsigned char>(head[i])) || head[i] == '#')) {
+      if (head[i] == '#') {
+        while (i < size_t(got) && head[i] != '\n') ++i;
+      } else {
+        ++i;
+      }
+    }
+    size_t digits = 0;
+    v = 0;
+    while (i < size_t(got) && std::isdigit(static_cast<unsigned char>(head[i])) && digits < 9) {
+      v = v * 10 + uint64_t(head[i++] - '0');
+      ++digits;
+    }
+    if (digits == 0 || (i < size_t(got) && std::isdigit(static_cast<unsigned char>(head[i])))) return;  // stb refuses
+  }
+  if (fields[2] > 255) {
+    throw Error(path + ": a 16-bit PNM image (maxval " + std::to_string(fields[2]) + "); vkalex reads 8-bit PNM only");
+  }
+  const uint64_t need = i + 1 + fields[0] * fields[1] * (head[1] == '6' ? 3 : 1);  // one whitespace after maxval
+  if (file.size() < need) {
+    throw Error(path + ": a truncated PNM image: " + std::to_string(fields[0]) + "x" + std::to_string(fields[1]) +
+                " pixels need " + std::to_string(need) + " bytes, the file has " + std::to_string(file.size()));
+  }
+}
+
+}  // namespace
+
 Image load_image(const std::string& path, uint32_t channels) {
   if (channels != 1 && channels != 3) throw Error("load_image: channels must be 1 or 3");
-  FILE* f = detail::InputFile(path, "image", kMaxImageFileBytes).release_to_stdio();
+  detail::InputFile file(path, "image", kMaxImageFileBytes);
+  check_pnm(path, file);
+  FILE* f = file.release_to_stdio();
   int w = 0, h = 0, n = 0;
   // The header first: refuse absurd sizes before decoding allocates for them.
   if (!stbi_info_from_file(f, &w, &h, &n)) {

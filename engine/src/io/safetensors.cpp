@@ -84,7 +84,8 @@ SafeTensors::SafeTensors(const std::string& path) : path_(path) {
         }
         continue;
       }
-      auto bad = [&](const std::string& why) { return fail("tensor \"" + name + "\": " + why); };
+      const std::string& tensor = name;  // (clang 14 cannot capture a structured binding)
+      auto bad = [&](const std::string& why) { return fail("tensor \"" + tensor + "\": " + why); };
       if (!value.is_object()) throw bad("entry is not an object");
       if (!value.contains("dtype") || !value["dtype"].is_string()) throw bad("missing dtype");
       if (!value.contains("shape") || !value["shape"].is_array()) throw bad("missing shape");
