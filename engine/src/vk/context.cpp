@@ -365,7 +365,10 @@ void Context::require_memory_for_batch(const std::string& what, uint32_t batch, 
   if (bytes <= free) return;
   const uint64_t fixed = bytes > uint64_t(batch) * bytes_per_image ? bytes - uint64_t(batch) * bytes_per_image : 0;
   const uint64_t fits = bytes_per_image && free > fixed ? (free - fixed) / bytes_per_image : 0;
-  auto mib = [](uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; };
+  auto mib = [](uint64_t b) {  // one decimal, rounded down (so "free" never overstates)
+    const uint64_t tenths = b * 10 / (1u << 20);
+    return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " MiB";
+  };
   throw Error(what + ": batch " + std::to_string(batch) + " needs at least " + mib(bytes) + " of device memory, " +
                   mib(free) + " of the " + mib(budget) + " the engine may use is free: " +
                   (fits ? "at most batch " + std::to_string(fits) + " fits" : "not even batch 1 fits"),
