@@ -69,5 +69,11 @@ struct Plan {
 // do not chain, as load_model does.
 Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device, DType storage = DType::F32);
 
+// Whether an op of this kind writes a tensor of its own (dropout in inference, reshape and
+// softmax do not: they alias or write the outputs), and the elements those tensors of `plan`
+// hold in all: what a forward pass allocates for its activations.
+bool owns_output(OpKind kind);
+uint64_t activation_elements(const Plan& plan);
+
 }  // namespace vkalex
 VKALEX_PUBLIC_END

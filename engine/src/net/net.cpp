@@ -139,12 +139,7 @@ void Net::prepare(uint32_t batch) {
   {  // What this batch will take, before any of it is allocated (a lower bound: no alignment).
     uint64_t bytes = 2 * uint64_t(batch) * model_.classes * esize;  // logits and probabilities
     if (s.external_input.empty()) bytes += model_.input_shape(batch).numel() * esize;
-    for (const PlanOp& op : s.plan.ops) {
-      if (op.kind == OpKind::Conv2d || op.kind == OpKind::Linear || op.kind == OpKind::Relu ||
-          op.kind == OpKind::Lrn || op.kind == OpKind::MaxPool) {
-        bytes += op.out.numel() * esize;
-      }
-    }
+    bytes += activation_elements(s.plan) * esize;
     ctx.require_memory_for_batch("Net " + model_.name, batch, bytes, bytes / batch);
   }
   s.input = s.external_input.empty() ? ctx.tensor(model_.input_shape(batch), st) : s.external_input;
@@ -160,13 +155,10 @@ void Net::prepare(uint32_t batch) {
     s.output_staging = ctx.staging_tensor(s.output.shape(), st);
   }
   for (const PlanOp& op : s.plan.ops) {
-    switch (op.kind) {
-      case OpKind::Conv2d:
-      case OpKind::Linear:
-      case OpKind::Relu:
-      case OpKind::Lrn:
-      case OpKind::MaxPool: s.activations.push_back(ctx.tensor(op.out, st)); break;
-      default: s.activations.emplace_back(); break;  // made while recording
+    if (owns_output(op.kind)) {
+      s.activations.push_back(ctx.tensor(op.out, st));
+    } else {
+      s.activations.emplace_back();  // made while recording
     }
   }
 

@@ -32,6 +32,18 @@ size_t Plan::first_parameter_op() const {
   return ops.size();
 }
 
+bool owns_output(OpKind kind) {
+  return kind == OpKind::Conv2d || kind == OpKind::Linear || kind == OpKind::Relu || kind == OpKind::Lrn ||
+         kind == OpKind::MaxPool;
+}
+
+uint64_t activation_elements(const Plan& plan) {
+  uint64_t n = 0;
+  for (const PlanOp& op : plan.ops)
+    if (owns_output(op.kind)) n += op.out.numel();
+  return n;
+}
+
 Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType storage) {
   ops::check_forced_kernels(device);
   if (batch == 0) throw Error("model " + m.name + ": batch size must be at least 1");

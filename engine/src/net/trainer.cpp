@@ -141,13 +141,8 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
   const Plan& plan = s.plan;
   {  // A lower bound of what the step takes, checked before any of it is allocated: the images,
      // every op's output, the gradients and the momentum of the parameters.
-    uint64_t per_batch = m.input_shape(batch).numel() * 4, params = 0;
-    for (const PlanOp& op : plan.ops) {
-      if (op.kind == OpKind::Conv2d || op.kind == OpKind::Linear || op.kind == OpKind::Relu ||
-          op.kind == OpKind::Lrn || op.kind == OpKind::MaxPool) {
-        per_batch += op.out.numel() * 4;
-      }
-    }
+    const uint64_t per_batch = (m.input_shape(batch).numel() + activation_elements(plan)) * 4;
+    uint64_t params = 0;
     for (const auto& [name, shape] : parameter_shapes(m)) params += shape.numel() * 4;
     ctx.require_memory_for_batch("Trainer of " + m.name, batch, per_batch + 2 * params, per_batch / batch);
   }
