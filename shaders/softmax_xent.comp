@@ -1,7 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Softmax with cross-entropy, averaged over the batch, fused: one workgroup per row.
-// dlogits = (softmax(x) - onehot(label)) / N; stats[row] = (loss of the row, 1 if the label
+// dlogits = (softmax(x) - onehot(label)) * inv_m (1/N, or 1/the global batch of data parallelism); stats[row] = (loss of the row, 1 if the label
 // is the first largest logit else 0). The host checks every label < L; a label that is not
 // (a caller that skipped the check) reads nothing out of the row: its loss is NaN, its
 // gradient the softmax alone, and it is not counted correct.
@@ -15,7 +15,7 @@ layout(std430, set = 0, binding = 2) writeonly buffer DX { float dx[]; };
 // stats [N, 2]
 layout(std430, set = 0, binding = 3) writeonly buffer Stats { float stats[]; };
 
-layout(push_constant) uniform Params { uint N, L; } p;
+layout(push_constant) uniform Params { uint N, L; float inv_m; } p;
 
 shared float best_value[gl_WorkGroupSize.x];
 shared uint best_index[gl_WorkGroupSize.x];
@@ -62,9 +62,8 @@ void main() {
   const float lse = row_max + log(partial[0]);
   const uint label = labels[row];
   const bool valid = label < p.L;
-  const float inv_n = 1.0 / float(p.N);
   for (uint j = t; j < p.L; j += gl_WorkGroupSize.x) {
-    dx[base + j] = (exp(x[base + j] - lse) - (j == label ? 1.0 : 0.0)) * inv_n;
+    dx[base + j] = (exp(x[base + j] - lse) - (j == label ? 1.0 : 0.0)) * p.inv_m;
   }
   if (t == 0) {
     stats[2 * row] = valid ? lse - x[base + min(label, p.L - 1u)] : uintBitsToFloat(0x7fc00000u);

@@ -15,9 +15,22 @@
 
 namespace vkalex_samples {
 
+// Where set, how a failing program ends instead of exit(): in an MPI job (World in mpi.hpp),
+// MPI_Abort, which ends every process of the job rather than leave them waiting for this one.
+inline void (*&abort_hook())(int) {
+  static void (*hook)(int) = nullptr;
+  return hook;
+}
+
+// Ends the program with `status` after a failure (see abort_hook).
+[[noreturn]] inline void fail_exit(int status) {
+  if (abort_hook()) abort_hook()(status);
+  std::exit(status);
+}
+
 [[noreturn]] inline void die(const char* program, const std::string& message) {
   std::fprintf(stderr, "%s: %s\n", program, message.c_str());
-  std::exit(1);
+  fail_exit(1);
 }
 
 // Makes a failed write of the standard output (a full disk, /dev/full) the program's failure:
@@ -55,7 +68,7 @@ void fail_on_validation_messages(const char* program, Context& context) {
   if (messages.empty()) return;
   for (const auto& m : messages) std::fprintf(stderr, "%s: validation: %s\n", program, m.c_str());
   std::fprintf(stderr, "%s: the validation layer reported %zu message(s)\n", program, messages.size());
-  std::exit(1);
+  fail_exit(1);
 }
 
 // A finite number in [lo, hi] (the whole string must be the number).

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../common/cli.hpp"
+#include "../common/mpi.hpp"
 #include "vkalex/vkalex.hpp"
 
 namespace fs = std::filesystem;
@@ -31,6 +32,7 @@ void usage(FILE* out) {
   std::fprintf(out,
       "usage: train --model FILE.json --data fashion-mnist|DIR [options]\n"
       "       train --model FILE.json --data fashion-mnist|DIR --eval-only --weights FILE\n"
+      "       mpirun -n N train ...   (data parallel over N processes, see below)\n"
       "\n"
       "Trains the model with SGD (momentum, weight decay) on the GPU. Each step (forward with\n"
       "dropout, loss, backward, update) is recorded once and replayed. After every epoch the\n"
@@ -62,12 +64,24 @@ void usage(FILE* out) {
       "  --resume FILE        continue from a checkpoint\n"
       "  --eval-only          evaluate --weights on the test split and exit\n"
       "  --weights FILE       weights for --eval-only\n"
+      "  --bucket-kib K       MPI runs: gradients are summed in buckets of at least K KiB,\n"
+      "                       each as soon as the backward pass has made it (default 4096)\n"
       "  --help               this text\n"
+      "\n"
+      "Started by mpirun (Open MPI) with N processes, every process trains on its shard of\n"
+      "each batch of --batch images (the global batch: the results do not depend on N) and\n"
+      "the gradients are summed over the processes while the backward pass goes on; all\n"
+      "apply the same update. Every process reads --data itself; rank 0 alone writes the\n"
+      "output folder, and a run resumes from its checkpoint with another N. An error in any\n"
+      "process ends them all.\n"
       "\n"
       "Exit status: 0 on success, 1 on any error.\n");
 }
 
-[[noreturn]] void die(const std::string& message) { vkalex_samples::die("train", message); }
+// "train", or "train (rank R of N)" in an MPI run: the prefix of every message.
+std::string program = "train";
+
+[[noreturn]] void die(const std::string& message) { vkalex_samples::die(program.c_str(), message); }
 
 // One run per output directory: an exclusive lock on OUT/.train.lock, held until the process
 // ends (the kernel releases it however the run ends), holding the owner's pid for the message.
@@ -100,7 +114,7 @@ struct Options {
   std::string model, data, out, resume, weights;
   std::optional<std::string> device;
   uint32_t epochs = 10, batch = 128, patience = 2;
-  uint64_t seed = 1, limit = 0, test_limit = 0, checkpoint_every = 0, stop_after = 0;
+  uint64_t seed = 1, limit = 0, test_limit = 0, checkpoint_every = 0, stop_after = 0, bucket_kib = 4096;
   float lr = 0.01f, momentum = 0.9f, weight_decay = 5e-4f;
   std::vector<uint32_t> lr_steps;
   vkalex::Init init = vkalex::Init::Paper;
@@ -133,6 +147,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--test-limit") o.test_limit = parse_count(a, value(), 1, UINT32_MAX);
     else if (a == "--stop-after") o.stop_after = parse_count(a, value(), 1, UINT64_MAX >> 1);
     else if (a == "--checkpoint-every") o.checkpoint_every = parse_count(a, value(), 1, UINT32_MAX);
+    else if (a == "--bucket-kib") o.bucket_kib = parse_count(a, value(), 1, 1 << 22);
     else if (a == "--lr") o.lr = float(parse_number(a, value(), 0, 100));
     else if (a == "--momentum") o.momentum = float(parse_number(a, value(), 0, 1));
     else if (a == "--weight-decay") o.weight_decay = float(parse_number(a, value(), 0, 1));
@@ -168,22 +183,23 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// The first `n` items of a dataset.
-class Limited : public vkalex::Dataset {
+// Items first to first + n - 1 of a dataset (as many as it has).
+class Slice : public vkalex::Dataset {
  public:
-  Limited(const vkalex::Dataset& d, size_t n) : d_(d), n_(std::min(n, d.size())) {}
-  Limited(std::unique_ptr<vkalex::Dataset> owned, size_t n) : Limited(*owned, n) { owned_ = std::move(owned); }
+  Slice(const vkalex::Dataset& d, size_t first, size_t n)
+      : d_(d), first_(std::min(first, d.size())), n_(std::min(n, d.size() - first_)) {}
+  Slice(std::unique_ptr<vkalex::Dataset> owned, size_t n) : Slice(*owned, 0, n) { owned_ = std::move(owned); }
   size_t size() const override { return n_; }
   uint32_t channels() const override { return d_.channels(); }
   uint32_t classes() const override { return d_.classes(); }
   const std::vector<std::string>& class_names() const override { return d_.class_names(); }
-  vkalex::Image image(size_t i) const override { return d_.image(i); }
-  uint32_t label(size_t i) const override { return d_.label(i); }
+  vkalex::Image image(size_t i) const override { return d_.image(first_ + i); }
+  uint32_t label(size_t i) const override { return d_.label(first_ + i); }
 
  private:
   std::unique_ptr<vkalex::Dataset> owned_;
   const vkalex::Dataset& d_;
-  size_t n_;
+  size_t first_, n_;
 };
 
 struct EpochMetrics {
@@ -298,21 +314,43 @@ struct Eval {
   double loss = 0, accuracy = 0;
 };
 
-Eval evaluate(vkalex::Net& net, const vkalex::Dataset& test, uint32_t batch, const vkalex::ModelDesc& m) {
-  vkalex::BatchLoader loader(test, batch, false, false, {}, m.preprocess, m.height, m.width, 0);
-  double loss = 0;
-  uint64_t correct = 0;
-  for (size_t b = 0; b < loader.batches_per_epoch(); ++b) {
-    const auto batch_data = loader.get(0, b);
-    const auto r = net.forward(batch_data.images);
-    for (uint32_t i = 0; i < r.batch; ++i) {
-      const float* p = &r.probabilities[uint64_t(i) * r.classes];
-      const uint32_t label = batch_data.labels[i];
-      loss -= std::log(std::max(p[label], 1e-30f));
-      correct += uint32_t(std::max_element(p, p + r.classes) - p) == label;
+// The test split's mean loss and accuracy; in an MPI run each process evaluates its share of
+// the images and the sums are added up.
+Eval evaluate(vkalex::Net& net, const vkalex::Dataset& all, uint32_t batch, const vkalex::ModelDesc& m,
+              const vkalex_samples::World& world) {
+  const size_t n = all.size(), ranks = size_t(world.size()), r = size_t(world.rank());
+  const Slice test(all, n * r / ranks, n * (r + 1) / ranks - n * r / ranks);
+  double sums[2] = {0, 0};  // loss, correct
+  if (test.size()) {
+    vkalex::BatchLoader loader(test, std::min<uint32_t>(batch, uint32_t(test.size())), false, false, {}, m.preprocess,
+                               m.height, m.width, 0);
+    for (size_t b = 0; b < loader.batches_per_epoch(); ++b) {
+      const auto batch_data = loader.get(0, b);
+      const auto out = net.forward(batch_data.images);
+      for (uint32_t i = 0; i < out.batch; ++i) {
+        const float* p = &out.probabilities[uint64_t(i) * out.classes];
+        const uint32_t label = batch_data.labels[i];
+        sums[0] -= std::log(std::max(p[label], 1e-30f));
+        sums[1] += uint32_t(std::max_element(p, p + out.classes) - p) == label;
+      }
     }
   }
-  return {loss / double(test.size()), double(correct) / double(test.size())};
+  world.sum(sums);
+  return {sums[0] / double(n), sums[1] / double(n)};
+}
+
+// A hash of the net's parameters: in an MPI run every process must hold the same.
+uint64_t parameter_hash(const vkalex::Net& net) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const auto& [name, t] : net.parameters()) {
+    for (char c : name) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+    for (float v : t.data) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      h = (h ^ bits) * 0x100000001b3ull;
+    }
+  }
+  return h;
 }
 
 std::string format_time(double seconds) {
@@ -327,6 +365,9 @@ std::string format_time(double seconds) {
 int main(int argc, char** argv) {
   vkalex_samples::check_stdout_at_exit("train");
   const Options opt = parse(argc, argv);
+  const vkalex_samples::World world(&argc, &argv, "train");
+  if (world.distributed()) program = "train (" + world.where() + ")";
+  const bool lead = world.rank() == 0;  // the process that prints and writes
   try {
     const vkalex::ModelDesc model = vkalex::load_model(opt.model);
     std::unique_ptr<vkalex::Dataset> train_data, test_data;
@@ -350,32 +391,43 @@ int main(int argc, char** argv) {
           std::to_string(model.classes));
     }
 
-    if (opt.test_limit) test_data = std::make_unique<Limited>(std::move(test_data), opt.test_limit);
+    if (opt.test_limit) test_data = std::make_unique<Slice>(std::move(test_data), opt.test_limit);
 
     vkalex::ContextOptions copt;
-    copt.device = opt.device;
+    copt.device = opt.device ? opt.device : vkalex_samples::device_for_rank(world);
     vkalex::Context ctx(copt);
     vkalex::Net net(ctx, model);
 
     if (opt.eval_only) {
       net.load_weights(vkalex::SafeTensors(opt.weights));
       const auto t0 = std::chrono::steady_clock::now();
-      const Eval e = evaluate(net, *test_data, opt.batch, model);
+      const Eval e = evaluate(net, *test_data, opt.batch, model, world);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("%s on %zu test images (%s): accuracy %.2f%% (%llu correct), mean loss %.4f, %.1f s on %s\n",
+      if (lead) std::printf("%s on %zu test images (%s): accuracy %.2f%% (%llu correct), mean loss %.4f, %.1f s on %s\n",
                   opt.weights.c_str(), test_data->size(), opt.data.c_str(), 100 * e.accuracy,
                   (unsigned long long)std::llround(e.accuracy * test_data->size()), e.loss, s, ctx.device().name.c_str());
-      vkalex_samples::fail_on_validation_messages("train", ctx);
+      vkalex_samples::fail_on_validation_messages(program.c_str(), ctx);
       return 0;
     }
 
     const std::string out = opt.out.empty() ? "runs/" + model.name : opt.out;
-    fs::create_directories(out);
-    lock_output_directory(out);
-    const Limited limited(*train_data, opt.limit ? opt.limit : train_data->size());
+    if (lead) {
+      fs::create_directories(out);
+      lock_output_directory(out);
+    }
+    const Slice limited(*train_data, 0, opt.limit ? opt.limit : train_data->size());
     vkalex::BatchLoader loader(limited, opt.batch, true, true, opt.augment, model.preprocess, model.height,
                                model.width, opt.seed);
     const size_t steps_per_epoch = loader.batches_per_epoch();
+    // An MPI run: this process's shard of every batch of --batch images.
+    const uint32_t ranks = uint32_t(world.size()), rank = uint32_t(world.rank());
+    if (opt.batch < ranks) {
+      die("a batch of " + std::to_string(opt.batch) + " images cannot be shared by " + std::to_string(ranks) +
+          " processes (--batch is the global batch)");
+    }
+    const uint32_t first_image = uint32_t(uint64_t(opt.batch) * rank / ranks);
+    const uint32_t local_batch = uint32_t(uint64_t(opt.batch) * (rank + 1) / ranks) - first_image;
+    if (world.distributed()) loader.shard(first_image, local_batch);
 
     // State that a checkpoint holds besides the tensors.
     uint64_t step = 0;
@@ -385,13 +437,26 @@ int main(int argc, char** argv) {
     std::vector<EpochMetrics> history;
     double epoch_loss = 0, epoch_correct = 0, seconds_before = 0;
 
-    vkalex::Trainer trainer(ctx, net, opt.batch);
+    vkalex::TrainerOptions topt;
+    if (world.distributed()) {
+      topt.global_batch = opt.batch;
+      topt.first_image = first_image;
+      topt.bucket_bytes = opt.bucket_kib << 10;
+    }
+    vkalex::Trainer trainer(net, local_batch, topt);
+    vkalex_samples::MpiReducer reducer(world);
     if (!opt.resume.empty()) {
-      // Checks the file, the model and every tensor before loading any (vkalex::load_checkpoint).
-      const auto meta = vkalex::load_checkpoint(opt.resume, net, trainer);
-      auto it = meta.find("state");
-      if (it == meta.end()) die(opt.resume + ": a checkpoint without train's \"state\" (not written by train)");
-      const nlohmann::json state = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+      // Rank 0 reads the checkpoint, checking the file, the model and every tensor before
+      // loading any (vkalex::load_checkpoint); the others get its tensors and state below.
+      std::string state_text;
+      if (lead) {
+        const auto meta = vkalex::load_checkpoint(opt.resume, net, trainer);
+        auto it = meta.find("state");
+        if (it == meta.end()) die(opt.resume + ": a checkpoint without train's \"state\" (not written by train)");
+        state_text = it->second;
+      }
+      world.broadcast(state_text);
+      const nlohmann::json state = nlohmann::json::parse(state_text, nullptr, /*allow_exceptions=*/false);
       if (!state.is_object()) die(opt.resume + ": the checkpoint's training state is not a JSON object");
       const StateFields f{state, opt.resume + ": checkpoint state"};
       if (f.count("seed", UINT32_MAX) != opt.seed || f.count("batch", 65536) != opt.batch ||
@@ -413,10 +478,26 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < h->size(); ++i) {
         history.push_back(from_json((*h)[i], opt.resume + ": checkpoint state history[" + std::to_string(i) + "]"));
       }
-      std::fprintf(stderr, "train: resuming %s at step %llu (epoch %llu)\n", opt.resume.c_str(),
-                   (unsigned long long)step, (unsigned long long)(step / steps_per_epoch + 1));
+      if (lead) {
+        std::fprintf(stderr, "train: resuming %s at step %llu (epoch %llu)%s\n", opt.resume.c_str(),
+                     (unsigned long long)step, (unsigned long long)(step / steps_per_epoch + 1),
+                     world.distributed() ? (" on " + std::to_string(ranks) + " processes").c_str() : "");
+      }
     } else {
       net.set_parameters(vkalex::initial_parameters(model, opt.init, opt.seed));
+    }
+    if (world.distributed()) {
+      // Every process starts from rank 0's parameters and momentum (the same tensors in the
+      // same order everywhere: std::map sorts them by name).
+      auto params = net.parameters();
+      auto momentum = trainer.momentum();
+      for (auto* tensors : {&params, &momentum}) {
+        for (auto& [name, t] : *tensors) world.broadcast(t.data);
+      }
+      if (!lead) {
+        net.set_parameters(params);
+        trainer.set_momentum(momentum);
+      }
     }
 
     // Training that diverged stops here, before a file is written: the last checkpoint written
@@ -429,7 +510,17 @@ int main(int argc, char** argv) {
             out + " (if any) is kept");
       }
     };
+    // An MPI run: every process applied the same updates, so all hold the same parameters
+    // (checked, with everyone, before anything is written).
+    auto require_same_parameters = [&] {
+      if (world.distributed() && !world.same_everywhere(parameter_hash(net))) {
+        die("the processes' parameters differ after step " + std::to_string(step) +
+            " (the all-reduce gave them different sums); nothing written now");
+      }
+    };
     auto save_checkpoint = [&](double seconds) {
+      require_same_parameters();
+      if (!lead) return;
       require_finite_parameters();
       nlohmann::json hist = nlohmann::json::array();
       for (const auto& m : history) hist.push_back(to_json(m));
@@ -437,7 +528,8 @@ int main(int argc, char** argv) {
                                     {"limit", opt.limit},
                                     {"best_test_loss", std::isfinite(best_test_loss) ? nlohmann::json(best_test_loss) : nlohmann::json()},
                                     {"bad_epochs", bad_epochs}, {"epoch_loss", epoch_loss},
-                                    {"epoch_correct", epoch_correct}, {"seconds", seconds}, {"history", hist}};
+                                    {"epoch_correct", epoch_correct}, {"seconds", seconds}, {"history", hist},
+                                    {"processes", ranks}};
       vkalex::save_checkpoint(out + "/checkpoint.safetensors", net, trainer, {{"state", state.dump()}});
     };
 
@@ -451,9 +543,9 @@ int main(int argc, char** argv) {
     while (step < total_steps) {
       if (opt.stop_after && step >= opt.stop_after) {
         save_checkpoint(elapsed());  // the checkpoint named below is this very step's
-        std::printf("stopped after step %llu as asked (--stop-after); resume from %s/checkpoint.safetensors\n",
+        if (lead) std::printf("stopped after step %llu as asked (--stop-after); resume from %s/checkpoint.safetensors\n",
                     (unsigned long long)step, out.c_str());
-        vkalex_samples::fail_on_validation_messages("train", ctx);
+        vkalex_samples::fail_on_validation_messages(program.c_str(), ctx);
         return 0;
       }
       const uint32_t epoch = uint32_t(step / steps_per_epoch);  // 0-based
@@ -470,17 +562,21 @@ int main(int argc, char** argv) {
       sp.lr = lr;
       sp.momentum = opt.momentum;
       sp.weight_decay = opt.weight_decay;
-      const vkalex::StepStats st = trainer.step(b.images, b.labels, sp);
-      if (!std::isfinite(st.loss)) die("the loss became " + std::to_string(st.loss) + " at step " + std::to_string(step) + "; try a smaller --lr");
-      epoch_loss += st.loss;
-      epoch_correct += st.correct;
-      epoch_images += st.batch;
+      const vkalex::StepStats st = trainer.step(b.images, b.labels, sp, world.distributed() ? &reducer : nullptr);
+      // The global batch's loss and correct count (every process's shard, added up).
+      double sums[2] = {st.loss * st.batch, double(st.correct)};
+      world.sum(sums);
+      const double loss = world.distributed() ? sums[0] / opt.batch : st.loss;
+      if (!std::isfinite(loss)) die("the loss became " + std::to_string(loss) + " at step " + std::to_string(step) + "; try a smaller --lr");
+      epoch_loss += loss;
+      epoch_correct += sums[1];
+      epoch_images += opt.batch;
       ++step;
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
       const double ips = epoch_images / std::max(dt, 1e-9);
       const size_t done = index + 1;
       const double eta = (total_steps - step) * double(opt.batch) / std::max(ips, 1e-9);
-      if (tty || done % 50 == 0 || done == steps_per_epoch) {
+      if (lead && (tty || done % 50 == 0 || done == steps_per_epoch)) {
         std::fprintf(stderr, "%sepoch %u/%u step %zu/%zu loss %.4f acc %.2f%% lr %.3g %.1f img/s ETA %s%s",
                      tty ? "\r" : "", epoch + 1, opt.epochs, done, steps_per_epoch, epoch_loss / done,
                      100.0 * epoch_correct / (double(done) * opt.batch), lr, ips, format_time(eta).c_str(),
@@ -488,8 +584,8 @@ int main(int argc, char** argv) {
       }
       if (opt.checkpoint_every && step % opt.checkpoint_every == 0 && done != steps_per_epoch) save_checkpoint(elapsed());
       if (done == steps_per_epoch) {
-        if (tty) std::fprintf(stderr, "\n");
-        const Eval e = evaluate(net, *test_data, opt.batch, model);
+        if (lead && tty) std::fprintf(stderr, "\n");
+        const Eval e = evaluate(net, *test_data, opt.batch, model, world);
         EpochMetrics m;
         m.epoch = epoch + 1;
         m.step = step;
@@ -501,8 +597,10 @@ int main(int argc, char** argv) {
         m.images_per_s = ips;
         m.seconds = elapsed();
         history.push_back(m);
-        std::fprintf(stderr, "epoch %u: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%% (%s)\n", m.epoch,
-                     m.train_loss, 100 * m.train_acc, m.test_loss, 100 * m.test_acc, format_time(m.seconds).c_str());
+        if (lead) {
+          std::fprintf(stderr, "epoch %u: train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%% (%s)\n", m.epoch,
+                       m.train_loss, 100 * m.train_acc, m.test_loss, 100 * m.test_acc, format_time(m.seconds).c_str());
+        }
         // Learning-rate schedule: fixed steps, then divide on a plateau of the test loss.
         if (e.loss < best_test_loss) {
           best_test_loss = e.loss;
@@ -510,27 +608,30 @@ int main(int argc, char** argv) {
         } else if (opt.patience && ++bad_epochs >= opt.patience) {
           lr /= 10;
           bad_epochs = 0;
-          std::fprintf(stderr, "test loss has not improved for %u epochs: learning rate now %.3g\n", opt.patience, lr);
+          if (lead) std::fprintf(stderr, "test loss has not improved for %u epochs: learning rate now %.3g\n", opt.patience, lr);
         }
         if (std::find(opt.lr_steps.begin(), opt.lr_steps.end(), m.epoch) != opt.lr_steps.end()) {
           lr /= 10;
-          std::fprintf(stderr, "epoch %u: learning rate now %.3g\n", m.epoch, lr);
+          if (lead) std::fprintf(stderr, "epoch %u: learning rate now %.3g\n", m.epoch, lr);
         }
-        write_metrics(out, history);
+        if (lead) write_metrics(out, history);
         save_checkpoint(m.seconds);
       }
     }
-    require_finite_parameters();
-    vkalex::save_safetensors(out + "/weights.safetensors", net.parameters(), {{"model", model.name}});
-    std::printf("trained %s for %u epochs (%llu steps) in %s; weights in %s/weights.safetensors\n", model.name.c_str(),
-                opt.epochs, (unsigned long long)step, format_time(elapsed()).c_str(), out.c_str());
-    if (!history.empty()) {
-      std::printf("final test accuracy %.2f%%, test loss %.4f\n", 100 * history.back().test_acc, history.back().test_loss);
+    require_same_parameters();
+    if (lead) {
+      require_finite_parameters();
+      vkalex::save_safetensors(out + "/weights.safetensors", net.parameters(), {{"model", model.name}});
+      std::printf("trained %s for %u epochs (%llu steps) in %s; weights in %s/weights.safetensors\n", model.name.c_str(),
+                  opt.epochs, (unsigned long long)step, format_time(elapsed()).c_str(), out.c_str());
+      if (!history.empty()) {
+        std::printf("final test accuracy %.2f%%, test loss %.4f\n", 100 * history.back().test_acc, history.back().test_loss);
+      }
     }
-    vkalex_samples::fail_on_validation_messages("train", ctx);
+    vkalex_samples::fail_on_validation_messages(program.c_str(), ctx);
     return 0;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "\ntrain: %s\n", vkalex_samples::describe(e).c_str());
-    return 1;
+    std::fprintf(stderr, "\n%s: %s\n", program.c_str(), vkalex_samples::describe(e).c_str());
+    vkalex_samples::fail_exit(1);
   }
 }

@@ -55,9 +55,11 @@ template <typename T>
 VKALEX_API BasicHostTensor<T> softmax(const BasicHostTensor<T>& x);
 template <typename T>
 VKALEX_API BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x);
-// Training-mode dropout: kept elements scaled by 1 / (1 - p), the others zero.
+// Training-mode dropout: kept elements scaled by 1 / (1 - p), the others zero. Element i draws
+// dropout_hash(seed, step, first_index + i) (see ops::dropout).
 template <typename T>
-VKALEX_API BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step);
+VKALEX_API BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step,
+                                      uint32_t first_index = 0);
 
 // Backward ops: the gradient of the loss with respect to an op's input (or parameters),
 // given the gradient dy with respect to its output.
@@ -86,11 +88,13 @@ VKALEX_API BasicHostTensor<T> linear_backward_data(const BasicHostTensor<T>& dy,
 template <typename T>
 VKALEX_API BasicHostTensor<T> linear_backward_weight(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x);
 template <typename T>
-VKALEX_API BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step);
+VKALEX_API BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step,
+                                               uint32_t first_index = 0);
 
 // Softmax with cross-entropy averaged over the batch, fused: the loss, how many rows have
 // their label as the largest logit (first on ties), and the gradient of the mean loss with
-// respect to the logits, (softmax - onehot) / N. Throws Error for a label out of range.
+// respect to the logits, (softmax - onehot) / M with M = `mean_over` (0: N; see
+// ops::softmax_cross_entropy). Throws Error for a label out of range.
 template <typename T>
 struct CrossEntropyResult {
   double loss = 0;
@@ -99,7 +103,7 @@ struct CrossEntropyResult {
 };
 template <typename T>
 VKALEX_API CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits,
-                                            const std::vector<uint32_t>& labels);
+                                            const std::vector<uint32_t>& labels, uint32_t mean_over = 0);
 
 // One SGD step on w with momentum buffer v and gradient g (all the same size).
 void sgd_update(HostTensor& w, HostTensor& v, const HostTensor& g, const SgdParams& params);

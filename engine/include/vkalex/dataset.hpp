@@ -59,6 +59,11 @@ class BatchLoader {
   ~BatchLoader();
 
   size_t batches_per_epoch() const;
+  // Data parallelism: from now on get() returns only images first to first + count - 1 of each
+  // batch (the shard of one worker), in the same order and with the same augmentation as in
+  // the whole batch, so that the workers' shards together are the batch one worker would get.
+  // Throws Error where the range does not lie within a batch.
+  void shard(uint32_t first, uint32_t count);
   struct Batch {
     HostTensor images;  // [n, C, H, W], preprocessed
     std::vector<uint32_t> labels;
@@ -76,6 +81,7 @@ class BatchLoader {
   Preprocess preprocess_;
   uint32_t height_, width_;
   uint64_t seed_;
+  uint32_t shard_first_ = 0, shard_count_ = 0;  // 0: the whole batch
   std::unique_ptr<Prefetch> prefetch_;
 };
 

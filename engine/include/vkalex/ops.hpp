@@ -81,15 +81,22 @@ void linear_backward_data(Recorder& rec, const Tensor& dy, const Tensor& weight,
 void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dweight);
 // Training-mode dropout with the mask of dropout_hash(seed, step, index) (seed and step read
 // from `step_params`); dropout_backward applies the same mask to dy. y may be x itself.
-void dropout(Recorder& rec, const Tensor& x, const Tensor& y, float p, const Tensor& step_params);
-void dropout_backward(Recorder& rec, const Tensor& dy, const Tensor& dx, float p, const Tensor& step_params);
-// Fused softmax and cross-entropy averaged over the batch: dlogits = (softmax - onehot) / N,
+// `first_index`: the index of x's first element in the whole batch the mask is drawn for (a
+// data-parallel worker holding images from k on of a global batch passes k times the elements
+// of one image, so that its shard draws the same mask as a single worker would).
+void dropout(Recorder& rec, const Tensor& x, const Tensor& y, float p, const Tensor& step_params,
+             uint32_t first_index = 0);
+void dropout_backward(Recorder& rec, const Tensor& dy, const Tensor& dx, float p, const Tensor& step_params,
+                      uint32_t first_index = 0);
+// Fused softmax and cross-entropy averaged over the batch: dlogits = (softmax - onehot) / M,
+// where M is `mean_over` (0: N, this batch; a data-parallel worker passes the global batch, so
+// that the workers' gradients sum to the global batch's),
 // stats [N, 2] = per row (loss, 1 if the label is the first largest logit). labels (U32, [N])
 // must be checked against the class count by the caller before upload; a row whose label is
 // not (>= classes) reads nothing outside its row and gets a NaN loss, so the step's loss
 // shows it.
 void softmax_cross_entropy(Recorder& rec, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,
-                           const Tensor& stats);
+                           const Tensor& stats, uint32_t mean_over = 0);
 // w += v = momentum v - weight_decay lr w - lr g, with lr, momentum and weight_decay from
 // step_params.
 void sgd_update(Recorder& rec, const Tensor& w, const Tensor& v, const Tensor& g, const Tensor& step_params);

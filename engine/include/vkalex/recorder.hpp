@@ -49,6 +49,8 @@ class Recorder {
   void submit();
   // Waits until the last submission has finished.
   void wait();
+  // Waits at most `timeout_ns` for it; true when it has finished (or none is in flight).
+  bool wait_for(uint64_t timeout_ns);
   // submit() then wait().
   void run();
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,9 +17,54 @@ VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 struct StepStats {
-  double loss = 0;       // mean cross-entropy of the batch
+  double loss = 0;       // mean cross-entropy of the batch (of this worker's shard)
   uint32_t correct = 0;  // images whose label had the largest logit
   uint32_t batch = 0;
+  // Data parallelism: how long the step waited for the GradientReducer after the device had
+  // finished the backward pass (the part of the exchange not hidden behind it), in ms.
+  double reduce_wait_ms = 0;
+};
+
+// Data parallelism: workers (processes, machines) each train the same net on their shard of
+// every global batch and sum their gradients before the update, so every worker applies the
+// same update. The Trainer hands a GradientReducer each bucket of its gradients as soon as
+// the device has computed it, while the device goes on with the backward pass of the earlier
+// layers. samples/train sums them over MPI (samples/train/mpi_reducer.hpp).
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  // Starts summing `gradients`, this worker's bucket `bucket`, with every other worker's, in
+  // place. Buckets come in order 0, 1, ..., the same count and sizes on every worker (they
+  // depend on the model and TrainerOptions::bucket_bytes only). Nothing touches `gradients`
+  // until finish(bucket) has returned.
+  virtual void start(size_t bucket, std::span<float> gradients) = 0;
+  // Called often while the step waits for the device: a chance to move started sums on.
+  virtual void progress() {}
+  // Returns once the sum of bucket `bucket` is in its `gradients`.
+  virtual void finish(size_t bucket) = 0;
+};
+
+struct TrainerOptions {
+  RecorderOptions recorder;
+  // Data parallelism (0: off): this worker's `batch` images are images first_image to
+  // first_image + batch - 1 of a global batch of global_batch. The loss's gradient is then the
+  // mean over the global batch (the workers' gradients sum to the global batch's gradient),
+  // and dropout draws each image's mask by its index in the global batch: the workers together
+  // compute what one worker given the whole global batch would.
+  uint32_t global_batch = 0;
+  uint32_t first_image = 0;
+  // > 0: the backward pass is submitted in buckets of gradients of at least this many bytes
+  // (the last layers' first), and step() hands each bucket to a GradientReducer as soon as
+  // the device has finished it. 0: the whole step is one submission, without a reducer.
+  uint64_t bucket_bytes = 0;
+};
+
+// One bucket of gradients as a GradientReducer gets it: the parameters whose gradients it
+// holds, in backward order, and its size (each parameter's gradient at a 256-byte aligned
+// offset; the gaps are zero).
+struct GradientBucket {
+  std::vector<std::string> parameters;
+  uint64_t floats = 0;
 };
 
 // Parameter initialisation, seeded. Paper: weights N(0, 0.01), biases 1 in the layers whose
@@ -46,11 +92,21 @@ class Trainer {
   Trainer(Net& net, uint32_t batch, const RecorderOptions& options = {});
   // The same; throws Error unless `context` is a handle on the net's device.
   Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptions& options = {});
+  // With data parallelism or bucketed gradients (see TrainerOptions). Throws Error where
+  // first_image + batch passes global_batch.
+  Trainer(Net& net, uint32_t batch, const TrainerOptions& options);
   ~Trainer();
 
   // One step on images [batch, C, H, W] with labels (each < classes, checked here): one
   // upload of images, labels and `params`, one submit, one read-back of loss and correct count.
   StepStats step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params);
+  // The same, summing the gradients with `reducer` before the update (TrainerOptions::
+  // bucket_bytes > 0; a null reducer leaves them as this worker computed them). An exception
+  // from the reducer leaves the parameters as they were before the step.
+  StepStats step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params,
+                 GradientReducer* reducer);
+  // The buckets step() hands to a reducer (empty without TrainerOptions::bucket_bytes).
+  std::vector<GradientBucket> buckets() const;
 
   uint32_t batch() const { return batch_; }
   // The plan the recorded step walks.
@@ -64,6 +120,7 @@ class Trainer {
   ForwardRecord last_forward() const;
   // Per-dispatch GPU times of the last step (with RecorderOptions::timestamps).
   std::vector<DispatchTiming> timings() const;
+  // How many steps were submitted.
   size_t submit_count() const { return submits_; }
 
  private:

@@ -139,17 +139,20 @@ BasicHostTensor<T> linear_backward_weight(const BasicHostTensor<T>& dy, const Ba
 }
 
 template <typename T>
-BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step) {
-  return dropout(dy, p, seed, step);  // the same mask and scale
+BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>& dy, float p, uint32_t seed, uint32_t step,
+                                    uint32_t first_index) {
+  return dropout(dy, p, seed, step, first_index);  // the same mask and scale
 }
 
 template <typename T>
-CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits, const std::vector<uint32_t>& labels) {
+CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits, const std::vector<uint32_t>& labels,
+                                            uint32_t mean_over) {
   if (logits.shape.rank() != 2 || logits.shape[0] != labels.size()) {
     throw Error("softmax_cross_entropy: logits " + logits.shape.str() + " do not match " +
                 std::to_string(labels.size()) + " labels");
   }
   const uint64_t N = logits.shape[0], L = logits.shape[1];
+  const double M = mean_over ? double(mean_over) : double(N);
   CrossEntropyResult<T> r;
   r.dlogits = BasicHostTensor<T>(logits.shape);
   for (uint64_t n = 0; n < N; ++n) {
@@ -169,7 +172,7 @@ CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>& logits, co
     r.loss += (lse - x[labels[n]]) / double(N);
     r.correct += best == labels[n];
     for (uint64_t j = 0; j < L; ++j) {
-      r.dlogits.data[n * L + j] = static_cast<T>((std::exp(double(x[j]) - lse) - (j == labels[n])) / double(N));
+      r.dlogits.data[n * L + j] = static_cast<T>((std::exp(double(x[j]) - lse) - (j == labels[n])) / M);
     }
   }
   return r;
@@ -199,8 +202,8 @@ void sgd_update(HostTensor& w, HostTensor& v, const HostTensor& g, const SgdPara
                                                 const Shape&);                                                \
   template BasicHostTensor<T> linear_backward_data(const BasicHostTensor<T>&, const BasicHostTensor<T>&);    \
   template BasicHostTensor<T> linear_backward_weight(const BasicHostTensor<T>&, const BasicHostTensor<T>&);  \
-  template BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>&, float, uint32_t, uint32_t);        \
-  template CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>&, const std::vector<uint32_t>&);
+  template BasicHostTensor<T> dropout_backward(const BasicHostTensor<T>&, float, uint32_t, uint32_t, uint32_t); \
+  template CrossEntropyResult<T> softmax_cross_entropy(const BasicHostTensor<T>&, const std::vector<uint32_t>&, uint32_t);
 VKALEX_INSTANTIATE_BACKWARD(float)
 VKALEX_INSTANTIATE_BACKWARD(double)
 #undef VKALEX_INSTANTIATE_BACKWARD

@@ -154,13 +154,13 @@ BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x) {
 }
 
 template <typename T>
-BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step) {
+BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, uint32_t step, uint32_t first_index) {
   check_size("dropout", "input", x);
   const uint32_t threshold = dropout_threshold(p);
   const double scale = 1.0 / (1.0 - double(p));
   BasicHostTensor<T> y(x.shape);
   for (size_t i = 0; i < x.data.size(); ++i) {
-    y.data[i] = dropout_hash(seed, step, uint32_t(i)) >= threshold ? static_cast<T>(x.data[i] * scale) : T(0);
+    y.data[i] = dropout_hash(seed, step, first_index + uint32_t(i)) >= threshold ? static_cast<T>(x.data[i] * scale) : T(0);
   }
   return y;
 }
@@ -175,7 +175,7 @@ BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, 
                                      const BasicHostTensor<T>*, bool);                                 \
   template BasicHostTensor<T> softmax(const BasicHostTensor<T>&);                                     \
   template BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>&);                           \
-  template BasicHostTensor<T> dropout(const BasicHostTensor<T>&, float, uint32_t, uint32_t);
+  template BasicHostTensor<T> dropout(const BasicHostTensor<T>&, float, uint32_t, uint32_t, uint32_t);
 VKALEX_INSTANTIATE_FORWARD(float)
 VKALEX_INSTANTIATE_FORWARD(double)
 #undef VKALEX_INSTANTIATE_FORWARD

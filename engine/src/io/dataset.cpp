@@ -225,6 +225,17 @@ size_t BatchLoader::batches_per_epoch() const {
   return drop_last_ ? data_.size() / batch_ : (data_.size() + batch_ - 1) / batch_;
 }
 
+void BatchLoader::shard(uint32_t first, uint32_t count) {
+  if (count == 0 || uint64_t(first) + count > batch_) {
+    throw Error("BatchLoader: images " + std::to_string(first) + " to " + std::to_string(uint64_t(first) + count - 1) +
+                " are not within a batch of " + std::to_string(batch_));
+  }
+  if (prefetch_ && prefetch_->batch.valid()) prefetch_->batch.wait();
+  prefetch_.reset();
+  shard_first_ = first;
+  shard_count_ = count;
+}
+
 BatchLoader::Batch BatchLoader::get(uint32_t epoch, size_t index) {
   Batch b;
   if (prefetch_ && prefetch_->epoch == epoch && prefetch_->index == index) {
@@ -252,9 +263,13 @@ BatchLoader::Batch BatchLoader::make(uint32_t epoch, size_t index) const {
     std::mt19937_64 rng(mix64(seed_ ^ mix64(epoch + 1)));
     for (size_t i = n_items - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);
   }
-  const size_t first = index * batch_;
-  const size_t count = std::min<size_t>(batch_, n_items - std::min(first, n_items));
-  if (count == 0) throw Error("batch " + std::to_string(index) + " is past the end of the epoch");
+  const size_t batch_first = index * batch_;
+  const size_t batch_count = std::min<size_t>(batch_, n_items - std::min(batch_first, n_items));
+  if (batch_count == 0) throw Error("batch " + std::to_string(index) + " is past the end of the epoch");
+  // This worker's shard of the batch (all of it without shard()).
+  const size_t first = batch_first + std::min<size_t>(shard_first_, batch_count);
+  const size_t count = std::min<size_t>(shard_count_ ? shard_count_ : batch_count, batch_first + batch_count - first);
+  if (count == 0) throw Error("batch " + std::to_string(index) + " has no images for this shard");
   const uint32_t C = data_.channels();
   Batch b;
   b.images = HostTensor(Shape{uint32_t(count), C, height_, width_});

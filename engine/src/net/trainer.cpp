@@ -1,11 +1,13 @@
 // Trainer: the whole SGD step recorded once, and its CPU reference twin.
 #include "vkalex/trainer.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 
 #include "net/cpu_walk.hpp"
+#include "vk/device.hpp"
 #include "vkalex/cpu.hpp"
 #include "vkalex/error.hpp"
 #include "vkalex/safetensors.hpp"
@@ -111,6 +113,21 @@ std::vector<uint32_t> words(const StepParams& p) {
 
 }  // namespace
 
+namespace detail {
+// A bucket of gradients (TrainerOptions::bucket_bytes): one tensor the parameters' gradients
+// are views of, and where the host reads and writes it.
+struct TrainerBucket {
+  GradientBucket info;
+  Tensor grads, staging;  // staging: a host-visible copy where the device memory is not mapped
+  size_t closes_after = 0;  // the plan op whose backward pass completes the bucket
+  std::span<float> host() const {
+    const Tensor& t = staging.empty() ? grads : staging;
+    return {reinterpret_cast<float*>(t.allocation().mapped() + t.offset()), size_t(t.numel())};
+  }
+};
+}  // namespace detail
+using detail::TrainerBucket;
+
 struct Trainer::State {
   Tensor images, labels, params, stats;
   Tensor images_staging, labels_staging, params_staging, stats_staging;
@@ -118,8 +135,47 @@ struct Trainer::State {
   std::vector<Tensor> keep;  // activations and their gradients, alive as long as the recording
   Plan plan;
   std::vector<std::pair<std::string, Tensor>> outputs, argmax;  // the forward pass, by layer
-  std::unique_ptr<Recorder> recorder;
+  // The step: one recording, or with buckets one per bucket (the first also holds the forward
+  // pass and the loss) and `update` (the reduced gradients back and the update).
+  std::vector<std::unique_ptr<Recorder>> segments;
+  std::unique_ptr<Recorder> update;
+  std::vector<TrainerBucket> buckets;
 };
+
+namespace {
+
+// A gradient's room in a bucket: its floats rounded up to 256 bytes, at least any device's
+// minStorageBufferOffsetAlignment.
+uint64_t bucket_floats(const Shape& shape) { return (shape.numel() + 63) / 64 * 64; }
+
+// Splits the gradients into buckets in backward order, each closed after the layer that
+// brings it to `bucket_bytes`; the first parameter op closes the last.
+std::vector<TrainerBucket> plan_buckets(const Plan& plan, const ModelDesc& m, uint64_t bucket_bytes) {
+  std::vector<TrainerBucket> buckets;
+  if (bucket_bytes == 0) return buckets;
+  std::map<std::string, Shape> shapes;
+  for (const auto& [name, shape] : parameter_shapes(m)) shapes.emplace(name, shape);
+  const size_t first = plan.first_parameter_op();
+  uint64_t bytes = 0;
+  for (size_t i = plan.ops.size(); i-- > first;) {
+    const PlanOp& op = plan.ops[i];
+    if (op.weight.empty()) continue;
+    if (buckets.empty() || bytes >= bucket_bytes) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    for (const std::string& name : {op.weight, op.bias}) {
+      if (name.empty()) continue;
+      buckets.back().info.parameters.push_back(name);
+      buckets.back().info.floats += bucket_floats(shapes.at(name));
+      bytes += bucket_floats(shapes.at(name)) * 4;
+    }
+    buckets.back().closes_after = i;
+  }
+  return buckets;
+}
+
+}  // namespace
 
 Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptions& options)
     : Trainer(net, batch, options) {
@@ -129,8 +185,19 @@ Trainer::Trainer(Context& context, Net& net, uint32_t batch, const RecorderOptio
 }
 
 Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
+    : Trainer(net, batch, TrainerOptions{options, 0, 0, 0}) {}
+
+Trainer::Trainer(Net& net, uint32_t batch, const TrainerOptions& options)
     : context_(net.context().share()), model_(net.model()), batch_(batch), state_(std::make_unique<State>()) {
   if (batch == 0) throw Error("Trainer: batch size must be at least 1");
+  if (options.global_batch == 0 && options.first_image != 0) {
+    throw Error("Trainer: first_image " + std::to_string(options.first_image) + " without a global_batch");
+  }
+  if (options.global_batch != 0 && uint64_t(options.first_image) + batch > options.global_batch) {
+    throw Error("Trainer: images " + std::to_string(options.first_image) + " to " +
+                std::to_string(uint64_t(options.first_image) + batch - 1) + " are not within a global batch of " +
+                std::to_string(options.global_batch));
+  }
   if (net.options().storage != DType::F32) {
     throw Error("Trainer: net " + net.model().name + " has fp16 storage, which is for inference; train with f32 storage");
   }
@@ -156,8 +223,24 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
     s.params_staging = ctx.staging_tensor(s.params.shape(), DType::U32);
     s.stats_staging = ctx.staging_tensor(s.stats.shape());
   }
+  s.buckets = plan_buckets(plan, m, options.bucket_bytes);
+  for (TrainerBucket& b : s.buckets) {
+    if (b.info.floats > UINT32_MAX) throw Error("Trainer: a bucket of gradients holds more than 2^32 floats");
+    b.grads = ctx.tensor(Shape{uint32_t(b.info.floats)});
+    ctx.fill(b.grads, 0.0f);  // the gaps between the gradients stay zero
+    if (!ctx.direct_host_access()) {
+      b.staging = ctx.staging_tensor(b.grads.shape());
+      ctx.fill(b.staging, 0.0f);
+    }
+    uint64_t offset = 0;
+    for (const std::string& name : b.info.parameters) {
+      const Shape shape = net.parameter_tensor(name).shape();
+      s.grads.emplace(name, b.grads.view(offset, shape));
+      offset += bucket_floats(shape) * 4;
+    }
+  }
   for (const auto& [name, shape] : parameter_shapes(m)) {
-    s.grads.emplace(name, ctx.tensor(shape));
+    if (!s.grads.count(name)) s.grads.emplace(name, ctx.tensor(shape));
     Tensor v = ctx.tensor(shape);
     ctx.fill(v, 0.0f);
     s.momentum.emplace(name, v);
@@ -165,13 +248,13 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
 
   // The net's parameters, kept alive with the recording that updates them: the Net may go first.
   for (const auto& [name, shape] : parameter_shapes(m)) s.keep.push_back(net.parameter_tensor(name));
-  s.recorder = std::make_unique<Recorder>(ctx, options);
-  Recorder& rec = *s.recorder;
-  rec.begin();
+  s.segments.push_back(std::make_unique<Recorder>(ctx, options.recorder));
+  Recorder* rec = s.segments.back().get();
+  rec->begin();
   if (!s.images_staging.empty()) {
-    rec.copy(s.images_staging, s.images);
-    rec.copy(s.labels_staging, s.labels);
-    rec.copy(s.params_staging, s.params);
+    rec->copy(s.images_staging, s.images);
+    rec->copy(s.labels_staging, s.labels);
+    rec->copy(s.params_staging, s.params);
   }
 
   // Forward, keeping what the backward pass needs: each op's input and output.
@@ -185,37 +268,44 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
     return t;
   };
   auto param = [&](const std::string& name) -> const Tensor& { return net.parameter_tensor(name); };
+  // The index of this worker's first element of a dropout input in the global batch's tensor.
+  auto dropout_first_index = [&](const PlanOp& op) {
+    const uint64_t index = uint64_t(options.first_image) * (op.in.numel() / batch);
+    if (index > UINT32_MAX) throw Error("Trainer: " + op.name + " of a global batch of " + std::to_string(options.global_batch) + " has more than 2^32 elements");
+    return uint32_t(index);
+  };
+  size_t next_bucket = 0;
   for (size_t i = 0; i < plan.ops.size(); ++i) {
     const PlanOp& op = plan.ops[i];
     Saved& sv = saved[i];
     sv.x = cur;
     const Tensor* bias = op.bias.empty() ? nullptr : &param(op.bias);
-    rec.set_scope(op.name);
+    rec->set_scope(op.name);
     switch (op.kind) {
       case OpKind::Conv2d:
         sv.y = keep(ctx.tensor(op.out));
-        ops::conv2d(rec, cur, param(op.weight), bias, sv.y, op.conv);
+        ops::conv2d(*rec, cur, param(op.weight), bias, sv.y, op.conv);
         break;
       case OpKind::Linear:
         sv.y = keep(ctx.tensor(op.out));
-        ops::linear(rec, cur, param(op.weight), bias, sv.y, op.relu);
+        ops::linear(*rec, cur, param(op.weight), bias, sv.y, op.relu);
         break;
       case OpKind::Relu:
         sv.y = keep(ctx.tensor(op.out));
-        ops::relu(rec, cur, sv.y);
+        ops::relu(*rec, cur, sv.y);
         break;
       case OpKind::Lrn:
         sv.y = keep(ctx.tensor(op.out));
-        ops::lrn(rec, cur, sv.y, op.lrn);
+        ops::lrn(*rec, cur, sv.y, op.lrn);
         break;
       case OpKind::MaxPool:
         sv.y = keep(ctx.tensor(op.out));
         sv.argmax = keep(ctx.tensor(op.out, DType::U32));
-        ops::max_pool(rec, cur, sv.y, &sv.argmax, op.pool);
+        ops::max_pool(*rec, cur, sv.y, &sv.argmax, op.pool);
         break;
       case OpKind::Dropout:
         sv.y = keep(ctx.tensor(op.out));
-        ops::dropout(rec, cur, sv.y, op.dropout, s.params);
+        ops::dropout(*rec, cur, sv.y, op.dropout, s.params, dropout_first_index(op));
         break;
       case OpKind::Reshape:
         sv.y = cur.reshaped(op.out);
@@ -232,8 +322,8 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
 
   // Loss: gradient of the mean cross-entropy with respect to the logits.
   Tensor grad = keep(ctx.tensor(cur.shape()));
-  rec.set_scope("loss");
-  ops::softmax_cross_entropy(rec, cur, s.labels, grad, s.stats);
+  rec->set_scope("loss");
+  ops::softmax_cross_entropy(*rec, cur, s.labels, grad, s.stats, options.global_batch);
 
   // Backward, last op first, down to the first op with parameters; `grad` is the gradient of
   // the current op's output.
@@ -242,53 +332,53 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
   for (size_t i = plan.ops.size(); i-- > first;) {
     const PlanOp& op = plan.ops[i];
     const Saved& sv = saved[i];
-    rec.set_scope(op.name + " backward");
+    rec->set_scope(op.name + " backward");
     switch (op.kind) {
       case OpKind::Conv2d:
       case OpKind::Linear: {
-        if (op.relu && !through_relu) ops::relu_backward(rec, grad, sv.y, grad);
+        if (op.relu && !through_relu) ops::relu_backward(*rec, grad, sv.y, grad);
         through_relu = false;
         const bool conv = op.kind == OpKind::Conv2d;
         Conv2dParams p = op.conv;
         p.relu = false;
         if (conv) {
-          ops::conv2d_backward_weight(rec, grad, sv.x, s.grads.at(op.weight), p);
+          ops::conv2d_backward_weight(*rec, grad, sv.x, s.grads.at(op.weight), p);
         } else {
-          ops::linear_backward_weight(rec, grad, sv.x, s.grads.at(op.weight));
+          ops::linear_backward_weight(*rec, grad, sv.x, s.grads.at(op.weight));
         }
-        if (!op.bias.empty()) ops::bias_backward(rec, grad, s.grads.at(op.bias));
+        if (!op.bias.empty()) ops::bias_backward(*rec, grad, s.grads.at(op.bias));
         if (i > first) {
           Tensor gx = keep(ctx.tensor(sv.x.shape()));
           if (conv) {
-            ops::conv2d_backward_data(rec, grad, param(op.weight), gx, p);
+            ops::conv2d_backward_data(*rec, grad, param(op.weight), gx, p);
           } else {
-            ops::linear_backward_data(rec, grad, param(op.weight), gx);
+            ops::linear_backward_data(*rec, grad, param(op.weight), gx);
           }
           grad = gx;
         }
         break;
       }
       case OpKind::Relu:
-        ops::relu_backward(rec, grad, sv.y, grad);
+        ops::relu_backward(*rec, grad, sv.y, grad);
         break;
       case OpKind::Lrn: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
         // An LRN right after a layer's ReLU (AlexNet's conv1, conv2) also passes the
         // gradient back through that ReLU: its input is the ReLU's output.
         const bool relu_before = i > first && plan.ops[i - 1].relu;
-        ops::lrn_backward(rec, grad, sv.x, gx, op.lrn, relu_before);
+        ops::lrn_backward(*rec, grad, sv.x, gx, op.lrn, relu_before);
         through_relu = relu_before;
         grad = gx;
         break;
       }
       case OpKind::MaxPool: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
-        ops::max_pool_backward(rec, grad, sv.argmax, gx, op.pool);
+        ops::max_pool_backward(*rec, grad, sv.argmax, gx, op.pool);
         grad = gx;
         break;
       }
       case OpKind::Dropout:
-        ops::dropout_backward(rec, grad, grad, op.dropout, s.params);
+        ops::dropout_backward(*rec, grad, grad, op.dropout, s.params, dropout_first_index(op));
         break;
       case OpKind::Reshape:
         grad = grad.reshaped(sv.x.shape());
@@ -296,23 +386,65 @@ Trainer::Trainer(Net& net, uint32_t batch, const RecorderOptions& options)
       case OpKind::Softmax:
         break;
     }
+    // A bucket complete: its own submission ends here (with its copy to the host), the next
+    // bucket's backward pass goes on in the next.
+    if (next_bucket < s.buckets.size() && s.buckets[next_bucket].closes_after == i) {
+      const TrainerBucket& b = s.buckets[next_bucket++];
+      if (!b.staging.empty()) rec->copy(b.grads, b.staging);
+      rec->end();
+      if (next_bucket < s.buckets.size()) {
+        s.segments.push_back(std::make_unique<Recorder>(ctx, options.recorder));
+        rec = s.segments.back().get();
+        rec->begin();
+      } else {
+        s.update = std::make_unique<Recorder>(ctx, options.recorder);
+        rec = s.update.get();
+        rec->begin();
+        for (const TrainerBucket& bk : s.buckets) {
+          if (!bk.staging.empty()) rec->copy(bk.staging, bk.grads);
+        }
+      }
+    }
   }
 
-  rec.set_scope("sgd");
+  rec->set_scope("sgd");
   for (const auto& [name, shape] : parameter_shapes(m)) {
-    ops::sgd_update(rec, net.parameter_tensor(name), s.momentum.at(name), s.grads.at(name), s.params);
+    ops::sgd_update(*rec, net.parameter_tensor(name), s.momentum.at(name), s.grads.at(name), s.params);
   }
-  if (!s.stats_staging.empty()) rec.copy(s.stats, s.stats_staging);
-  rec.end();
+  if (!s.stats_staging.empty()) rec->copy(s.stats, s.stats_staging);
+  rec->end();
   ++records_;
 }
 
 Trainer::~Trainer() = default;
 
-std::vector<DispatchTiming> Trainer::timings() const { return state_->recorder->timings(); }
+std::vector<DispatchTiming> Trainer::timings() const {
+  std::vector<DispatchTiming> all;
+  for (const auto& seg : state_->segments) {
+    for (auto& t : seg->timings()) all.push_back(std::move(t));
+  }
+  if (state_->update) {
+    for (auto& t : state_->update->timings()) all.push_back(std::move(t));
+  }
+  return all;
+}
+
+std::vector<GradientBucket> Trainer::buckets() const {
+  std::vector<GradientBucket> out;
+  for (const TrainerBucket& b : state_->buckets) out.push_back(b.info);
+  return out;
+}
 
 StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params) {
+  return step(images, labels, params, nullptr);
+}
+
+StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params,
+                        GradientReducer* reducer) {
   const ModelDesc& m = model_;
+  if (reducer && state_->buckets.empty()) {
+    throw Error("Trainer::step: a GradientReducer needs a Trainer made with TrainerOptions::bucket_bytes");
+  }
   check_batch(m, images, labels, batch_);
   State& s = *state_;
   Context& ctx = context_;
@@ -320,10 +452,29 @@ StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& l
   ctx.upload(staged ? s.images_staging : s.images, images.data);
   ctx.upload(staged ? s.labels_staging : s.labels, labels);
   ctx.upload(staged ? s.params_staging : s.params, words(params));
-  s.recorder->run();
+  StepStats r;
+  if (!s.update) {
+    s.segments[0]->run();
+  } else {
+    // Every bucket's submission at once: the device runs them in order while the host hands
+    // each finished bucket to the reducer, whose sums then overlap the earlier layers' backward.
+    for (auto& seg : s.segments) seg->submit();
+    if (reducer) {
+      constexpr uint64_t kPollNs = 200'000;
+      for (size_t k = 0; k < s.segments.size(); ++k) {
+        while (!s.segments[k]->wait_for(kPollNs)) reducer->progress();
+        reducer->start(k, s.buckets[k].host());
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      for (size_t k = 0; k < s.buckets.size(); ++k) reducer->finish(k);
+      r.reduce_wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    } else {
+      for (auto& seg : s.segments) seg->wait();
+    }
+    s.update->run();
+  }
   ++submits_;
   const std::vector<float> stats = ctx.download(staged ? s.stats_staging : s.stats);
-  StepStats r;
   r.batch = batch_;
   for (uint32_t i = 0; i < batch_; ++i) {
     r.loss += stats[2 * i] / double(batch_);

@@ -165,11 +165,16 @@ struct RecorderImpl {
     }
   }
 
-  void wait() {
-    if (!in_flight) return;
-    vk_check(dev->vk.vkWaitForFences(dev->device, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  void wait() { wait_for(UINT64_MAX); }
+
+  bool wait_for(uint64_t timeout_ns) {
+    if (!in_flight) return true;
+    const VkResult result = dev->vk.vkWaitForFences(dev->device, 1, &fence, VK_TRUE, timeout_ns);
+    if (result == VK_TIMEOUT) return false;
+    vk_check(result, "vkWaitForFences");
     in_flight = false;
     collect_timings();
+    return true;
   }
 };
 
@@ -427,6 +432,8 @@ void Recorder::submit() {
 }
 
 void Recorder::wait() { impl_->wait(); }
+
+bool Recorder::wait_for(uint64_t timeout_ns) { return impl_->wait_for(timeout_ns); }
 
 void Recorder::run() {
   submit();
