@@ -285,6 +285,31 @@ TEST_CASE("batches depend only on seed, epoch and index, and augment as asked", 
   CHECK(plain.batches_per_epoch() == 5000);
 }
 
+TEST_CASE("shards of a batch are its images, in order, augmented as in the whole batch", "[data]") {
+  const auto data = load_fashion_mnist("test");
+  Preprocess p;
+  p.mean = {0.3f};
+  p.std = {0.5f};
+  BatchLoader whole(*data, 7, true, true, Augment{2, true, 0}, p, 28, 28, 4);
+  const uint64_t image = 28 * 28;
+  for (const auto& [first, count] : {std::pair<uint32_t, uint32_t>{0, 3}, {3, 4}, {6, 1}, {0, 7}}) {
+    BatchLoader shard(*data, 7, true, true, Augment{2, true, 0}, p, 28, 28, 4);
+    shard.shard(first, count);
+    for (auto [epoch, index] : {std::pair<uint32_t, size_t>{0, 0}, {0, 1}, {2, 5}}) {
+      INFO("shard " << first << "+" << count << ", epoch " << epoch << " batch " << index);
+      const auto all = whole.get(epoch, index);
+      const auto part = shard.get(epoch, index);
+      REQUIRE(part.images.shape == Shape{count, 1, 28, 28});
+      CHECK(std::vector<float>(all.images.data.begin() + first * image, all.images.data.begin() + (first + count) * image) ==
+            part.images.data);
+      CHECK(std::vector<uint32_t>(all.labels.begin() + first, all.labels.begin() + first + count) == part.labels);
+    }
+  }
+  BatchLoader bad(*data, 7, true, true, Augment{}, p, 28, 28, 4);
+  CHECK_THROWS_WITH(bad.shard(5, 3), Catch::Contains("images 5 to 7 are not within a batch of 7"));
+  CHECK_THROWS_WITH(bad.shard(0, 0), Catch::Contains("a shard of no images"));
+}
+
 TEST_CASE("train: checkpoint and resume equal an uninterrupted run", "[train][cli]") {
   test::TempDir dir;
   const std::string common = std::string(VKALEX_TRAIN_EXE) + " --model " + kModelDir +

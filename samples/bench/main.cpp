@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../common/cli.hpp"
+#include "../common/mpi.hpp"
 #include "bench.hpp"
 #include "vkalex/vkalex.hpp"
 
@@ -28,7 +29,8 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: bench [--model FILE.json] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
                "             [--warmup N] [--peak] [--tune] [--fp16] [--json FILE] [--no-verify]\n"
-               "             [--device N|NAME] [--seed S]\n"
+               "             [--device N|NAME] [--seed S] [--bucket-kib K]\n"
+               "       mpirun -n N bench --mode train ...   (data parallelism, see below)\n"
                "\n"
                "Times whole forward passes (or training steps: forward with dropout, loss,\n"
                "backward, SGD update) of the model on random data and parameters, then two more\n"
@@ -57,7 +59,16 @@ void usage(FILE* out) {
                "  --no-verify        skip the comparison with the CPU reference\n"
                "  --device N|NAME    device index or part of its name (default as in info)\n"
                "  --seed S           seed of the parameters and the data (default 1)\n"
+               "  --bucket-kib K     under mpirun: gradient buckets of at least K KiB (default 4096)\n"
                "  --help             this text\n"
+               "\n"
+               "Data parallelism: started by mpirun with N processes, --mode train also times each\n"
+               "batch size B as one process's shard of a global batch of N x B: the step alone\n"
+               "(every process at once, no exchange), the step with its gradients summed over the\n"
+               "processes in buckets as the backward pass makes them, the part of the sum the\n"
+               "step waited for, and a blocking all-reduce of all the gradients. The scaling\n"
+               "efficiency is the step alone over the step with the exchange. Rank 0 prints and\n"
+               "writes --json.\n"
                "\n"
                "Per layer: the kernel, GPU ms, FLOP (2 per multiply-add of convolution and\n"
                "linear layers, 1 per bias add; other ops count bytes only), GFLOP/s, the bytes\n"
@@ -79,7 +90,7 @@ struct Options {
   std::optional<std::string> device;
   std::vector<uint32_t> batches{1};
   uint32_t repeat = 10, warmup = 2;
-  uint64_t seed = 1;
+  uint64_t seed = 1, bucket_kib = 4096;
   bool peak = false, verify = true, tune = false, fp16 = false;
 };
 
@@ -117,7 +128,7 @@ Options parse(int argc, char** argv) {
       continue;
     }
     if (a != "--model" && a != "--mode" && a != "--batch" && a != "--repeat" && a != "--warmup" && a != "--json" &&
-        a != "--device" && a != "--seed") {
+        a != "--device" && a != "--seed" && a != "--bucket-kib") {
       vkalex_samples::die(kProgram, "unknown option \"" + a + "\" (see --help)");
     }
     if (i + 1 >= argc) vkalex_samples::die(kProgram, a + " needs a value (see --help)");
@@ -136,6 +147,7 @@ Options parse(int argc, char** argv) {
     }
     if (a == "--device") o.device = v;
     if (a == "--seed") o.seed = vkalex_samples::parse_count(kProgram, a, v, 0, UINT64_MAX);
+    if (a == "--bucket-kib") o.bucket_kib = vkalex_samples::parse_count(kProgram, a, v, 1, 1 << 22);
   }
   if (o.fp16 && o.mode == "train") vkalex_samples::die(kProgram, "--fp16 is for --mode forward: training keeps f32");
   return o;
@@ -221,15 +233,58 @@ void add_timings(std::vector<LayerRow>& rows, const std::vector<vkalex::Dispatch
   }
 }
 
+// Data parallelism (an MPI run, see usage()): training steps of `batch` images as this
+// process's shard of a global batch of batch x processes, their gradients summed over the World.
+nlohmann::json time_data_parallel(vkalex::Net& net, const Options& opt, uint32_t batch, const Data& d,
+                                  const vkalex_samples::World& world, double alone_ms) {
+  const uint32_t n = uint32_t(world.size()), rank = uint32_t(world.rank());
+  vkalex::TrainerOptions topt;
+  topt.global_batch = batch * n;
+  topt.first_image = batch * rank;
+  topt.bucket_bytes = opt.bucket_kib << 10;
+  vkalex::Trainer trainer(net, batch, topt);
+  vkalex_samples::MpiReducer reducer(world);
+  vkalex::StepParams sp;
+  sp.seed = uint32_t(opt.seed);
+  for (uint32_t w = 0; w < opt.warmup; ++w, ++sp.step) trainer.step(d.images, d.labels, sp, &reducer);
+  std::vector<double> ms, waited;
+  for (uint32_t r = 0; r < opt.repeat; ++r, ++sp.step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const vkalex::StepStats st = trainer.step(d.images, d.labels, sp, &reducer);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    waited.push_back(st.reduce_wait_ms);
+  }
+  uint64_t floats = 0;
+  for (const auto& b : trainer.buckets()) floats += b.floats;
+  const double allreduce_ms = world.time_allreduce(floats, int(opt.repeat));
+  const double step_ms = bench::median(ms), wait_ms = bench::median(waited);
+  const double bytes = double(floats) * 4, algbw = bytes / (allreduce_ms * 1e6), busbw = algbw * 2 * (n - 1) / n;
+  std::printf("batch %u x %u processes (global batch %u): step alone %.2f ms, with the gradient exchange %.2f ms "
+              "(waited %.2f ms for the sums) = scaling efficiency %.1f%%\n",
+              batch, n, batch * n, alone_ms, step_ms, wait_ms, 100 * alone_ms / step_ms);
+  std::printf("  all-reduce of the gradients: %.1f MB in %zu buckets of at least %llu KiB, %.2f ms blocking "
+              "(%.2f GB/s algorithm, %.2f GB/s bus bandwidth)\n",
+              bytes / 1e6, trainer.buckets().size(), (unsigned long long)opt.bucket_kib, allreduce_ms, algbw, busbw);
+  return {{"processes", n},          {"global_batch", batch * n},  {"buckets", trainer.buckets().size()},
+          {"gradient_bytes", bytes}, {"step_alone_ms", alone_ms},  {"step_exchange_ms", step_ms},
+          {"exposed_ms", wait_ms},   {"allreduce_ms", allreduce_ms}, {"allreduce_algbw_gbps", algbw},
+          {"allreduce_busbw_gbps", busbw}, {"efficiency", alone_ms / step_ms}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   vkalex_samples::check_stdout_at_exit("bench");
   const Options opt = parse(argc, argv);
+  const vkalex_samples::World world(&argc, &argv, kProgram);
+  // Under mpirun every process runs the same benchmark; rank 0 alone prints and writes.
+  if (world.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) {
+    vkalex_samples::die(kProgram, "cannot silence the standard output of rank " + std::to_string(world.rank()));
+  }
   try {
     const vkalex::ModelDesc model = vkalex::load_model(opt.model);
     vkalex::ContextOptions copt;
-    copt.device = opt.device;
+    copt.device = opt.device ? opt.device : vkalex_samples::device_for_rank(world);
     const bool train = opt.mode == "train";
     std::vector<vkalex::TuningEntry> tuned;
     if (opt.tune) {
@@ -243,6 +298,9 @@ int main(int argc, char** argv) {
     }
     vkalex::Context ctx(copt);  // takes the tuning file as it is now
     const vkalex::DeviceInfo& dev = ctx.device();
+    if (const std::string w = vkalex_samples::binding_warning(world, dev); !w.empty() && world.rank() == 0) {
+      std::fprintf(stderr, "%s: warning: %s\n", kProgram, w.c_str());
+    }
     std::printf("device: %s (%s, driver %s %s), model %s, %s\n", dev.name.c_str(), dev.vendor.c_str(),
                 dev.driver_name.c_str(), dev.driver_version_string.c_str(), model.name.c_str(), opt.mode.c_str());
     std::printf("tuning file: %s%s%s\n", ctx.tuning_file_status().c_str(), ctx.tuning_file_path().empty() ? "" : ", ",
@@ -407,9 +465,13 @@ int main(int argc, char** argv) {
       }
       run["gpu_ms"] = total_ms;
       run["layers"] = layers;
+      if (train && world.distributed()) {
+        trainer.reset();
+        run["data_parallel"] = time_data_parallel(net, opt, batch, d, world, med);
+      }
       out["runs"].push_back(run);
     }
-    if (!opt.json.empty()) {
+    if (!opt.json.empty() && world.rank() == 0) {
       vkalex::write_file_atomically(opt.json, out.dump(2) + "\n");
       std::printf("wrote %s\n", opt.json.c_str());
     }

@@ -1,6 +1,9 @@
 // MPI for the samples: see mpi.hpp.
 #include "mpi.hpp"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -80,6 +83,18 @@ std::optional<std::string> device_for_rank(const World& world) {
   }
   if (gpus.size() < 2) return std::nullopt;
   return std::to_string(gpus[size_t(world.local_rank()) % gpus.size()]);
+}
+
+std::string binding_warning(const World& world, const vkalex::DeviceInfo& device) {
+  if (!world.distributed() || device.type != vkalex::DeviceType::Cpu) return "";
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return "";
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  const int bound = CPU_COUNT(&set);
+  if (online <= 0 || bound >= online) return "";
+  return "this process is bound to " + std::to_string(bound) + " of " + std::to_string(online) + " cores and its device (" +
+         device.name + ") runs on the CPU, which then shares them: start mpirun with --bind-to none";
 }
 
 std::string World::where() const {

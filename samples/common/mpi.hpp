@@ -52,6 +52,11 @@ class World {
 // turn (by local rank); else the default choice (nullopt).
 std::optional<std::string> device_for_rank(const World& world);
 
+// Where the device runs on the CPU (lavapipe, SwiftShader) and mpirun bound this process to
+// fewer cores than the machine has (its default for a few processes), the device's threads
+// share those cores and run many times slower: a warning saying so and what to do, else "".
+std::string binding_warning(const World& world, const vkalex::DeviceInfo& device);
+
 // Sums each bucket over the World with MPI_Iallreduce as soon as the Trainer hands it over,
 // moving the sums on (MPI_Testall) while the Trainer waits for the device.
 class MpiReducer : public vkalex::GradientReducer {

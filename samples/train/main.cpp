@@ -396,6 +396,9 @@ int main(int argc, char** argv) {
     vkalex::ContextOptions copt;
     copt.device = opt.device ? opt.device : vkalex_samples::device_for_rank(world);
     vkalex::Context ctx(copt);
+    if (const std::string w = vkalex_samples::binding_warning(world, ctx.device()); !w.empty() && lead) {
+      std::fprintf(stderr, "%s: warning: %s\n", program.c_str(), w.c_str());
+    }
     vkalex::Net net(ctx, model);
 
     if (opt.eval_only) {

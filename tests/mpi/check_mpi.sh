@@ -6,7 +6,8 @@
 #   2. a run of 2 processes stopped after 2 steps, resumed by 1 process to step 4: the same;
 #   3. a process that fails (rank 1 given a device that does not exist) ends the job with its
 #      error and a non-zero status, the other process included;
-#   4. a process killed (SIGKILL) in the middle of training ends the job, no process left.
+#   4. a process killed (SIGKILL) in the middle of training ends the job, no process left;
+#   and bench --mode train under 2 processes reports the all-reduce and the scaling efficiency.
 # Usage: check_mpi.sh MPIRUN BIN_DIR WORK_DIR (VKALEX_MODEL_DIR must name the model folder).
 set -u
 mpirun=$1
@@ -45,6 +46,19 @@ step "resume: 2 processes to step 2, then 1 process to step 4"
   fail "train (resumed by 1 process)"
 "$bin/compare_checkpoints" "$work/resume/checkpoint.safetensors" "$work/one/checkpoint.safetensors" 1e-5 ||
   fail "the run resumed from 2 processes by 1 differs from 1 process throughout"
+
+step "bench --mode train under 2 processes reports the exchange"
+"${mpi[@]}" -n 2 "$bin/bench" --model "$VKALEX_MODEL_DIR/alexnet-fashion.json" --mode train --batch 4 --repeat 3 \
+  --warmup 1 --bucket-kib 16 --json "$work/bench.json" >"$work/bench.log" 2>&1 || { cat "$work/bench.log"; fail "bench"; }
+cat "$work/bench.log"
+[ "$(grep -c '^device:' "$work/bench.log")" = 1 ] || fail "bench printed from more than rank 0"
+grep -q "batch 4 x 2 processes (global batch 8): .* scaling efficiency" "$work/bench.log" || fail "no scaling line"
+python3 - "$work/bench.json" <<'PY' || fail "bench's JSON lacks the data-parallel figures"
+import json, sys
+dp = json.load(open(sys.argv[1]))["runs"][0]["data_parallel"]
+assert dp["processes"] == 2 and dp["global_batch"] == 8 and dp["buckets"] > 1, dp
+assert dp["allreduce_ms"] > 0 and dp["step_exchange_ms"] > 0 and 0 < dp["efficiency"], dp
+PY
 
 step "a process that fails ends the job"
 timeout 300 "${mpi[@]}" -n 1 "$bin/train" "${common[@]}" --out "$work/failed" : \

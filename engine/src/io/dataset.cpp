@@ -226,7 +226,8 @@ size_t BatchLoader::batches_per_epoch() const {
 }
 
 void BatchLoader::shard(uint32_t first, uint32_t count) {
-  if (count == 0 || uint64_t(first) + count > batch_) {
+  if (count == 0) throw Error("BatchLoader: a shard of no images");
+  if (uint64_t(first) + count > batch_) {
     throw Error("BatchLoader: images " + std::to_string(first) + " to " + std::to_string(uint64_t(first) + count - 1) +
                 " are not within a batch of " + std::to_string(batch_));
   }
