@@ -64,6 +64,7 @@ void print_device(const vkalex::DeviceInfo& d) {
   std::printf("  cooperative matrix %s\n", d.cooperative_matrix ? "yes" : "no");
   std::printf("  fp16 arithmetic  %s\n", d.shader_float16 ? "yes" : "no");
   std::printf("  16-bit storage   %s\n", d.storage_buffer_16bit ? "yes" : "no");
+  std::printf("  timeline sems    %s\n", d.timeline_semaphore ? "yes (two-device nets)" : "no");
   if (d.timestamps)
     std::printf("  timestamps       yes (%.3g ns per tick)\n", d.timestamp_period_ns);
   else

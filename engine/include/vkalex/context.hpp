@@ -63,6 +63,9 @@ struct DeviceInfo {
   bool shader_float16 = false;     // fp16 arithmetic in shaders
   bool storage_buffer_16bit = false;  // 16-bit values in storage buffers
   bool timestamps = false;         // compute queue can write timestamps
+  // Vulkan 1.2's timeline semaphores: a Context the engine makes enables them (a net spread
+  // over two devices needs them on both, see vkalex/split.hpp).
+  bool timeline_semaphore = false;
   double timestamp_period_ns = 0;  // nanoseconds per timestamp tick
   // Limits the engine respects (DESIGN.md, "Device limits that bite").
   uint64_t max_storage_buffer_range = 0;

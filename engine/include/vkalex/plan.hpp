@@ -4,6 +4,7 @@
 // backward) and bench's per-layer report.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -74,6 +75,41 @@ Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device, DTy
 // hold in all: what a forward pass allocates for its activations.
 bool owns_output(OpKind kind);
 uint64_t activation_elements(const Plan& plan);
+
+// ---- The paper's model parallelism (vkalex/split.hpp): a plan shared by two devices.
+
+// Channels begin to end - 1 of a tensor [N, C, ...] (features of [N, F]).
+struct ChannelRange {
+  uint32_t begin = 0, end = 0;
+  uint32_t size() const { return end > begin ? end - begin : 0; }
+  bool empty() const { return end <= begin; }
+  bool operator==(const ChannelRange&) const = default;
+};
+
+// One plan op on each of the two devices (index 0 and 1).
+struct SplitOp {
+  // The output channels each device computes: the first half on device 0, the second on
+  // device 1 (the softmax: all on device 0, nothing on device 1).
+  std::array<ChannelRange, 2> computes;
+  // The input channels each device's op reads, which its input tensor holds: its own half
+  // (ReLU, max pool, dropout, a convolution whose groups split with the devices), all of them
+  // (a convolution with groups 1, a linear layer, the softmax), or its half and
+  // 2 x floor(size / 2) channels each side (an LRN: its sums reach that far in the backward pass).
+  std::array<ChannelRange, 2> input;
+  // The channels each device's output tensor holds: `computes`, but for an LRN, which runs
+  // over what it reads (only its `computes` channels are right).
+  std::array<ChannelRange, 2> output;
+};
+
+struct SplitPlan {
+  Plan plan;
+  std::vector<SplitOp> ops;  // one per plan op
+};
+
+// Splits `plan` over two devices. Input channels a device needs and does not compute itself
+// come from the other device (see SplitNet). Throws Error naming the op where it cannot be
+// split: a convolution whose groups are neither 1 nor even, a reshape that is not a flatten.
+SplitPlan split_plan(const Plan& plan);
 
 }  // namespace vkalex
 VKALEX_PUBLIC_END

@@ -18,5 +18,6 @@
 #include "vkalex/net.hpp"
 #include "vkalex/safetensors.hpp"
 #include "vkalex/trainer.hpp"
+#include "vkalex/split.hpp"
 #include "vkalex/tuning.hpp"
 #include "vkalex/dataset.hpp"

@@ -1,6 +1,8 @@
 // Lowering a model description into a plan: the one place that interprets its layers.
 #include "vkalex/plan.hpp"
 
+#include <algorithm>
+
 #include "vkalex/error.hpp"
 #include "vkalex/ops.hpp"
 
@@ -126,6 +128,71 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType s
     plan.ops.push_back(std::move(op));
   }
   return plan;
+}
+
+SplitPlan split_plan(const Plan& plan) {
+  SplitPlan sp;
+  sp.plan = plan;
+  auto halves = [](uint32_t c) { return std::array<ChannelRange, 2>{ChannelRange{0, c / 2}, ChannelRange{c / 2, c}}; };
+  auto both = [](uint32_t c) { return std::array<ChannelRange, 2>{ChannelRange{0, c}, ChannelRange{0, c}}; };
+  for (const PlanOp& op : plan.ops) {
+    const uint32_t cin = op.in[1], cout = op.out[1];
+    auto fail = [&](const std::string& why) {
+      throw Error("split over two devices: op " + op.name + " (" + op_kind_name(op.kind) + "): " + why);
+    };
+    SplitOp s;
+    switch (op.kind) {
+      case OpKind::Conv2d: {
+        const uint32_t g = op.conv.groups;
+        s.computes = halves(cout);
+        if (g == 1) {
+          s.input = both(cin);
+        } else if (g % 2 == 0) {
+          s.input = halves(cin);  // each device holds whole groups: g / 2 of them
+        } else {
+          fail("groups " + std::to_string(g) + " is neither 1 nor even");
+        }
+        s.output = s.computes;
+        break;
+      }
+      case OpKind::Linear:
+        s.computes = halves(cout);
+        s.input = both(cin);
+        s.output = s.computes;
+        break;
+      case OpKind::Relu:
+      case OpKind::MaxPool:
+      case OpKind::Dropout:
+        s.computes = s.input = s.output = halves(cout);
+        break;
+      case OpKind::Lrn: {
+        s.computes = halves(cout);
+        const uint32_t h = 2 * (op.lrn.size / 2);
+        for (int d = 0; d < 2; ++d) {
+          s.input[d] = {s.computes[d].begin > h ? s.computes[d].begin - h : 0, std::min(cout, s.computes[d].end + h)};
+        }
+        s.output = s.input;
+        break;
+      }
+      case OpKind::Reshape: {
+        // A flatten ([N, C, H, W] to [N, C*H*W]) or the identity: each input channel becomes
+        // k output channels, its elements in the same order.
+        const uint64_t inner_in = op.in.numel() / (uint64_t(op.in[0]) * cin);
+        const uint64_t inner_out = op.out.numel() / (uint64_t(op.out[0]) * cout);
+        if (cout % cin != 0 || inner_in != uint64_t(cout / cin) * inner_out) fail("a reshape that is not a flatten");
+        const uint32_t k = cout / cin;
+        s.input = halves(cin);
+        for (int d = 0; d < 2; ++d) s.computes[d] = {s.input[d].begin * k, s.input[d].end * k};
+        s.output = s.computes;
+        break;
+      }
+      case OpKind::Softmax:
+        s.computes = s.input = s.output = {ChannelRange{0, cout}, ChannelRange{}};
+        break;
+    }
+    sp.ops.push_back(s);
+  }
+  return sp;
 }
 
 }  // namespace vkalex

@@ -264,6 +264,10 @@ Context::Context(const ContextOptions& options) : impl_(std::make_shared<detail:
   // them (a Vulkan 1.1 feature; lavapipe has it, SwiftShader not).
   VkPhysicalDevice16BitStorageFeatures storage16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
   storage16.storageBuffer16BitAccess = d.info.storage_buffer_16bit ? VK_TRUE : VK_FALSE;
+  // Timeline semaphores where the device has them (Vulkan 1.2): nets over two devices.
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
+  timeline.timelineSemaphore = VK_TRUE;
+  if (d.info.timeline_semaphore) storage16.pNext = &timeline;
   VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   device_info.pNext = &storage16;
   device_info.queueCreateInfoCount = 1;
@@ -298,6 +302,7 @@ Context::Context(const HostDevice& host, const ContextOptions& options) : impl_(
   const auto at = std::find(physical.begin(), physical.end(), host.physical_device);
   if (at == physical.end()) throw Error("HostDevice: physical_device is not one of the instance's physical devices");
   d.info = detail::describe_device(d.vki, d.physical, static_cast<uint32_t>(at - physical.begin()));
+  d.info.timeline_semaphore = false;  // the host's device may not have them enabled
   if (d.info.api_version < VK_API_VERSION_1_1) {
     throw Error("HostDevice: \"" + d.info.name + "\" supports Vulkan " + d.info.api_version_string +
                 "; vkalex needs 1.1 or later");

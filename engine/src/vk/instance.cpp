@@ -215,9 +215,11 @@ DeviceInfo describe_device(const InstanceTable& vki, VkPhysicalDevice device, ui
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
   VkPhysicalDeviceShaderFloat16Int8Features float16{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
   features.pNext = &storage16;
   if (v12 || has_extension(vki, device, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME))
     storage16.pNext = &float16;
+  if (v12) float16.pNext = &timeline;  // core in 1.2 (the extension alone is not used)
   vki.vkGetPhysicalDeviceFeatures2(device, &features);
 
   VkPhysicalDeviceMemoryProperties memory{};
@@ -258,6 +260,7 @@ DeviceInfo describe_device(const InstanceTable& vki, VkPhysicalDevice device, ui
                           (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
   info.storage_buffer_16bit = storage16.storageBuffer16BitAccess == VK_TRUE;
   info.shader_float16 = storage16.pNext == &float16 && float16.shaderFloat16 == VK_TRUE;
+  info.timeline_semaphore = v12 && timeline.timelineSemaphore == VK_TRUE;
   for (const auto& f : families) {
     if ((f.queueFlags & VK_QUEUE_COMPUTE_BIT) && f.timestampValidBits > 0) info.timestamps = true;
   }

@@ -80,6 +80,9 @@ void load_device_functions(DeviceTable& table, PFN_vkGetDeviceProcAddr get_devic
   if (!table.name) throw Error("the Vulkan device does not give " #name);
   VKALEX_VK_DEVICE_FUNCTIONS(VKALEX_VK_LOAD)
 #undef VKALEX_VK_LOAD
+#define VKALEX_VK_LOAD_OPTIONAL(name) table.name = reinterpret_cast<PFN_##name>(get_device_proc_addr(device, #name));
+  VKALEX_VK_OPTIONAL_DEVICE_FUNCTIONS(VKALEX_VK_LOAD_OPTIONAL)
+#undef VKALEX_VK_LOAD_OPTIONAL
 }
 
 }  // namespace vkalex::detail

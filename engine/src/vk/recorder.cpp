@@ -7,6 +7,7 @@
 
 #include "vk/device.hpp"
 #include "vk/dispatch.hpp"
+#include "vk/exchange.hpp"
 #include "vk/sync.hpp"
 #include "vkalex/error.hpp"
 #include "vkalex/host_vulkan.hpp"
@@ -515,3 +516,120 @@ size_t Recorder::barrier_count() const { return impl_->barriers; }
 size_t Recorder::submit_count() const { return impl_->submits; }
 
 }  // namespace vkalex
+
+namespace vkalex::detail {
+
+void copy_channels(Recorder& rec, const Tensor& src, uint32_t src_first, const Tensor& dst, uint32_t dst_first,
+                   uint32_t count) {
+  auto& r = rec.impl();
+  r.require_recording("copy_channels()");
+  const Shape& s = src.shape();
+  const Shape& d = dst.shape();
+  if (s.rank() < 2 || d.rank() != s.rank() || s[0] != d[0] || src.dtype() != dst.dtype() ||
+      s.numel() / (uint64_t(s[0]) * s[1]) != d.numel() / (uint64_t(d[0]) * d[1])) {
+    throw Error("copy_channels: " + s.str() + " and " + d.str() + " differ in more than their channels");
+  }
+  if (uint64_t(src_first) + count > s[1] || uint64_t(dst_first) + count > d[1]) {
+    throw Error("copy_channels: channels " + std::to_string(src_first) + "+" + std::to_string(count) + " of " + s.str() +
+                " to " + std::to_string(dst_first) + " of " + d.str() + " lie outside them");
+  }
+  if (src.aliases(dst)) throw Error("copy_channels: source and destination overlap");
+  if (count == 0 || s[0] == 0) return;
+  const uint64_t channel = s.numel() / (uint64_t(s[0]) * s[1]) * dtype_size(src.dtype());
+  const auto& sa = src.allocation();
+  const auto& da = dst.allocation();
+  require_usage(sa, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "copy_channels (source)");
+  require_usage(da, VK_BUFFER_USAGE_TRANSFER_DST_BIT, "copy_channels (destination)");
+  r.before_command({access_of(src, 0, src.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, false),
+                    access_of(dst, 0, dst.bytes(), VK_PIPELINE_STAGE_TRANSFER_BIT, true)},
+                   "copy_channels");
+  std::vector<VkBufferCopy> regions;
+  const bool whole = count == s[1] && count == d[1];
+  for (uint32_t n = 0; n < (whole ? 1u : s[0]); ++n) {
+    regions.push_back({sa.offset + src.offset() + (uint64_t(n) * s[1] + src_first) * channel,
+                       da.offset + dst.offset() + (uint64_t(n) * d[1] + dst_first) * channel,
+                       (whole ? uint64_t(s[0]) : 1u) * count * channel});
+  }
+  r.emit([sb = sa.buffer(), db = da.buffer(), regions](const DeviceTable& vk, VkCommandBuffer c) {
+    vk.vkCmdCopyBuffer(c, sb, db, uint32_t(regions.size()), regions.data());
+  });
+  r.after_command();
+}
+
+void record_host_writes_barrier(Recorder& rec) {
+  auto& r = rec.impl();
+  r.require_recording("record_host_writes_barrier()");
+  r.emit([](const DeviceTable& vk, VkCommandBuffer c) {
+    VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    barrier.srcAccessMask = VK_ACCESS_HOST_WRITE_BIT;
+    barrier.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT;
+    vk.vkCmdPipelineBarrier(c, VK_PIPELINE_STAGE_HOST_BIT,
+                            VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0,
+                            nullptr, 0, nullptr);
+  });
+}
+
+Timeline::Timeline(std::shared_ptr<DeviceImpl> device) : device_(std::move(device)) {
+  if (!device_->info.timeline_semaphore || !device_->vk.vkWaitSemaphores || !device_->vk.vkSignalSemaphore) {
+    throw Error("device \"" + device_->info.name +
+                "\" has no timeline semaphores enabled (Vulkan 1.2; a Context on a host's device does not enable them)");
+  }
+  VkSemaphoreTypeCreateInfo type{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+  type.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+  type.initialValue = 0;
+  VkSemaphoreCreateInfo info{VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
+  info.pNext = &type;
+  vk_check(device_->vk.vkCreateSemaphore(device_->device, &info, nullptr, &semaphore_), "vkCreateSemaphore");
+}
+
+Timeline::~Timeline() {
+  if (semaphore_) device_->vk.vkDestroySemaphore(device_->device, semaphore_, nullptr);
+}
+
+void Timeline::wait(uint64_t value) const {
+  VkSemaphoreWaitInfo info{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+  info.semaphoreCount = 1;
+  info.pSemaphores = &semaphore_;
+  info.pValues = &value;
+  vk_check(device_->vk.vkWaitSemaphores(device_->device, &info, UINT64_MAX), "vkWaitSemaphores");
+}
+
+void Timeline::signal(uint64_t value) const {
+  VkSemaphoreSignalInfo info{VK_STRUCTURE_TYPE_SEMAPHORE_SIGNAL_INFO};
+  info.semaphore = semaphore_;
+  info.value = value;
+  vk_check(device_->vk.vkSignalSemaphore(device_->device, &info), "vkSignalSemaphore");
+}
+
+void submit_timeline(Recorder& rec, std::optional<TimelinePoint> wait, std::optional<TimelinePoint> signal) {
+  auto& r = rec.impl();
+  if (r.state != RecorderImpl::State::Recorded) {
+    throw Error("Recorder: submit needs a finished recording (begin(), ops, end())");
+  }
+  r.wait();
+  auto& dev = *r.dev;
+  vk_check(dev.vk.vkResetFences(dev.device, 1, &r.fence), "vkResetFences");
+  const VkSemaphore wait_sem = wait ? wait->timeline->handle() : VK_NULL_HANDLE;
+  const VkSemaphore signal_sem = signal ? signal->timeline->handle() : VK_NULL_HANDLE;
+  const uint64_t wait_value = wait ? wait->value : 0, signal_value = signal ? signal->value : 0;
+  const VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_ALL_COMMANDS_BIT;
+  VkTimelineSemaphoreSubmitInfo values{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+  values.waitSemaphoreValueCount = wait ? 1 : 0;
+  values.pWaitSemaphoreValues = &wait_value;
+  values.signalSemaphoreValueCount = signal ? 1 : 0;
+  values.pSignalSemaphoreValues = &signal_value;
+  VkSubmitInfo submit{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  submit.pNext = &values;
+  submit.waitSemaphoreCount = wait ? 1 : 0;
+  submit.pWaitSemaphores = &wait_sem;
+  submit.pWaitDstStageMask = &wait_stage;
+  submit.commandBufferCount = 1;
+  submit.pCommandBuffers = &r.cmd;
+  submit.signalSemaphoreCount = signal ? 1 : 0;
+  submit.pSignalSemaphores = &signal_sem;
+  vk_check(dev.submit(submit, r.fence), "vkQueueSubmit");
+  r.in_flight = true;
+  ++r.submits;
+}
+
+}  // namespace vkalex::detail

@@ -54,7 +54,11 @@ namespace vkalex::detail {
   X(vkFreeMemory) X(vkGetBufferMemoryRequirements) X(vkGetDeviceQueue) X(vkGetPipelineCacheData) \
   X(vkGetQueryPoolResults) X(vkMapMemory) X(vkQueueSubmit) X(vkQueueWaitIdle) X(vkResetCommandBuffer)             \
   X(vkResetCommandPool) X(vkResetDescriptorPool) X(vkResetFences) X(vkUnmapMemory)             \
-  X(vkUpdateDescriptorSets) X(vkWaitForFences)
+  X(vkUpdateDescriptorSets) X(vkWaitForFences) X(vkCreateSemaphore) X(vkDestroySemaphore)
+
+// Of a device with Vulkan 1.2's timeline semaphores (DeviceInfo::timeline_semaphore); null
+// where the device does not give them.
+#define VKALEX_VK_OPTIONAL_DEVICE_FUNCTIONS(X) X(vkWaitSemaphores) X(vkSignalSemaphore) X(vkGetSemaphoreCounterValue)
 
 #define VKALEX_VK_MEMBER(name) PFN_##name name = nullptr;
 
@@ -67,6 +71,7 @@ struct InstanceTable {
 
 struct DeviceTable {
   VKALEX_VK_DEVICE_FUNCTIONS(VKALEX_VK_MEMBER)
+  VKALEX_VK_OPTIONAL_DEVICE_FUNCTIONS(VKALEX_VK_MEMBER)
 };
 
 #undef VKALEX_VK_MEMBER

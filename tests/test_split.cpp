@@ -1,0 +1,149 @@
+// The paper's model parallelism: a net split over two devices against the same net on one.
+// The two devices: $VKALEX_SPLIT_DEVICES ("SPEC,SPEC", each an index or a part of a device's
+// name) where set, e.g. lavapipe and SwiftShader with both ICDs visible (ctest runs that too),
+// else the default device opened twice.
+#include <cstdlib>
+#include <cstring>
+
+#include "common.hpp"
+
+using namespace vkalex;
+
+namespace {
+
+const std::string kModelDir = VKALEX_MODEL_DIR;
+
+std::pair<Context, Context> two_devices() {
+  ContextOptions a = test::options(), b = test::options();
+  if (const char* env = std::getenv("VKALEX_SPLIT_DEVICES"); env && *env) {
+    const std::string spec = env;
+    const size_t comma = spec.find(',');
+    REQUIRE(comma != std::string::npos);
+    a.device = spec.substr(0, comma);
+    b.device = spec.substr(comma + 1);
+  }
+  return {Context(a), Context(b)};
+}
+
+HostTensor random_input(const ModelDesc& m, uint32_t batch, uint64_t seed) {
+  return HostTensor(m.input_shape(batch), random_uniform(m.input_shape(batch).numel(), seed, 2.0f));
+}
+
+void require_close(const std::vector<float>& got, const std::vector<float>& want, double tol, const char* what) {
+  const double e = relative_l2(got, want);
+  INFO(what << ": relative L2 " << e << " (seed " << test::seed() << ")");
+  REQUIRE(e <= tol);
+}
+
+}  // namespace
+
+TEST_CASE("split plan: the paper's halves, exchanges where a layer reads the other half", "[split][plan]") {
+  const ModelDesc m = load_model(kModelDir + "/alexnet2012.json");
+  const SplitPlan sp = split_plan(lower(m, 2, DeviceInfo{}));
+  REQUIRE(sp.ops.size() == sp.plan.ops.size());
+  auto op = [&](const std::string& name) -> const SplitOp& {
+    for (size_t i = 0; i < sp.plan.ops.size(); ++i)
+      if (sp.plan.ops[i].name == name) return sp.ops[i];
+    FAIL("no op " << name);
+    throw 0;
+  };
+  // conv1 reads the whole image and computes 48 + 48 maps.
+  CHECK(op("conv1").input[0] == ChannelRange{0, 3});
+  CHECK(op("conv1").computes[1] == ChannelRange{48, 96});
+  // The LRN reads its half and 4 channels across the middle.
+  CHECK(op("norm1").input[0] == ChannelRange{0, 52});
+  CHECK(op("norm1").input[1] == ChannelRange{44, 96});
+  CHECK(op("norm1").computes[0] == ChannelRange{0, 48});
+  // conv2 (groups 2) reads its own half; conv3 (groups 1) everything.
+  CHECK(op("conv2").input[1] == ChannelRange{48, 96});
+  CHECK(op("conv3").input[1] == ChannelRange{0, 256});
+  CHECK(op("conv4").input[0] == ChannelRange{0, 192});
+  CHECK(op("fc6").input[0] == ChannelRange{0, 9216});
+  CHECK(op("fc8").computes[1] == ChannelRange{500, 1000});
+  CHECK(op("prob").computes[0] == ChannelRange{0, 1000});
+  CHECK(op("prob").computes[1].empty());
+  // A convolution with 3 groups cannot be split.
+  ModelDesc odd = m;
+  for (auto& l : odd.layers)
+    if (l.name == "conv2") l.conv.groups = 3, l.out_channels = 255;
+  CHECK_THROWS_WITH(split_plan(lower(odd, 1, DeviceInfo{})), Catch::Contains("conv2") && Catch::Contains("groups 3"));
+}
+
+TEST_CASE("a net split over two devices gives the single-device net's forward pass", "[split]") {
+  auto [a, b] = two_devices();
+  INFO("devices: " << a.device().name << " and " << b.device().name);
+  WARN("split over " << a.device().name << " and " << b.device().name);
+  for (const char* name : {"alexnet-fashion", "alexnet2012"}) {
+    const ModelDesc m = load_model(kModelDir + "/" + name + ".json");
+    const auto params = random_parameters(m, test::seed());
+    Net one(a, m);
+    one.set_parameters(params);
+    SplitNet split(a, b, m);
+    split.set_parameters(params);
+    for (uint32_t batch : {1u, 3u}) {
+      INFO(name << " batch " << batch);
+      const HostTensor x = random_input(m, batch, test::seed() + batch);
+      const ForwardResult want = one.forward(x);
+      const ForwardResult got = split.forward(x);
+      require_close(got.logits, want.logits, 1e-5, "logits");
+      require_close(got.probabilities, want.probabilities, 1e-5, "probabilities");
+    }
+    // The exchanges: the LRNs' middle channels, the inputs of conv3 and the fully connected
+    // layers, and the logits to device 0.
+    std::vector<std::string> where;
+    for (const auto& e : split.exchanges()) where.push_back(e.before);
+    CHECK(where == std::vector<std::string>{"norm1", "norm2", "conv3", "fc6", "fc7", "fc8", "prob"});
+    // The parameters come back whole.
+    const auto back = split.parameters();
+    for (const auto& [pname, t] : params) {
+      INFO(pname);
+      REQUIRE(back.at(pname).data.size() == t.data.size());
+      REQUIRE(std::memcmp(back.at(pname).data.data(), t.data.data(), t.data.size() * 4) == 0);
+    }
+    test::require_no_validation_messages(a);
+    test::require_no_validation_messages(b);
+  }
+}
+
+TEST_CASE("a split net with strong LRNs, odd channel counts and a separate ReLU", "[split]") {
+  // LRNs whose sums weigh heavily (alpha 1), so that a channel missing across the middle shows;
+  // 7 and 10 channels, split 3 + 4 and 5 + 5; a ReLU of its own; a reshape kept whole.
+  const ModelDesc m = parse_model(R"({
+    "name": "split-check", "input": {"channels": 3, "height": 9, "width": 9},
+    "preprocess": {"resize": 9, "mean": [0, 0, 0], "std": [1, 1, 1]}, "classes": 5,
+    "layers": [
+      {"name": "c1", "type": "conv2d", "out_channels": 7, "kernel": 3, "padding": 1, "weight": "c1.w", "bias": "c1.b"},
+      {"type": "lrn", "size": 5, "alpha": 1, "beta": 0.75, "k": 1},
+      {"type": "relu"},
+      {"type": "max_pool", "kernel": 2, "stride": 2},
+      {"name": "c2", "type": "conv2d", "out_channels": 10, "kernel": 3, "padding": 1, "weight": "c2.w"},
+      {"type": "relu"},
+      {"type": "lrn", "size": 3, "alpha": 1, "beta": 0.75, "k": 1},
+      {"name": "c3", "type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1, "groups": 2, "weight": "c3.w"},
+      {"type": "flatten"},
+      {"name": "f1", "type": "linear", "out_features": 5, "weight": "f1.w", "bias": "f1.b"},
+      {"type": "softmax"}
+    ]})", "split-check", ".");
+  auto [a, b] = two_devices();
+  const auto params = random_parameters(m, test::seed());
+  Net one(a, m);
+  one.set_parameters(params);
+  SplitNet split(a, b, m);
+  split.set_parameters(params);
+  const HostTensor x = random_input(m, 3, test::seed() + 1);
+  const ForwardResult want = one.forward_cpu(x, true), got = split.forward(x);
+  require_close(got.logits, want.logits, 1e-5, "logits");
+  require_close(got.probabilities, want.probabilities, 1e-5, "probabilities");
+}
+
+TEST_CASE("a split net refuses one device twice and bad parameters", "[split]") {
+  Context& ctx = test::gpu();
+  const ModelDesc m = load_model(kModelDir + "/alexnet-fashion.json");
+  CHECK_THROWS_WITH(SplitNet(ctx, ctx, m), Catch::Contains("both Contexts are handles on one device"));
+  Context other(test::options());
+  SplitNet split(ctx, other, m);
+  auto params = random_parameters(m, 1);
+  params.erase("fc7.bias");
+  CHECK_THROWS_WITH(split.set_parameters(params), Catch::Contains("\"fc7.bias\" is missing"));
+  CHECK_THROWS_WITH(split.forward(HostTensor(Shape{2, 3, 28, 28})), Catch::Contains("is not [N, 1, 28, 28]"));
+}
