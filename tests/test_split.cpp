@@ -2,6 +2,7 @@
 // The two devices: $VKALEX_SPLIT_DEVICES ("SPEC,SPEC", each an index or a part of a device's
 // name) where set, e.g. lavapipe and SwiftShader with both ICDs visible (ctest runs that too),
 // else the default device opened twice.
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -33,6 +34,27 @@ void require_close(const std::vector<float>& got, const std::vector<float>& want
   const double e = relative_l2(got, want);
   INFO(what << ": relative L2 " << e << " (seed " << test::seed() << ")");
   REQUIRE(e <= tol);
+}
+
+// LRNs whose sums weigh heavily (alpha 1), so that a channel missing across the middle shows;
+// 7 and 10 channels, split 3 + 4 and 5 + 5; a ReLU of its own; groups 2 after groups 1.
+ModelDesc strong_lrn_model() {
+  return parse_model(R"({
+    "name": "split-check", "input": {"channels": 3, "height": 9, "width": 9},
+    "preprocess": {"resize": 9, "mean": [0, 0, 0], "std": [1, 1, 1]}, "classes": 5,
+    "layers": [
+      {"name": "c1", "type": "conv2d", "out_channels": 7, "kernel": 3, "padding": 1, "weight": "c1.w", "bias": "c1.b"},
+      {"type": "lrn", "size": 5, "alpha": 1, "beta": 0.75, "k": 1},
+      {"type": "relu"},
+      {"type": "max_pool", "kernel": 2, "stride": 2},
+      {"name": "c2", "type": "conv2d", "out_channels": 10, "kernel": 3, "padding": 1, "weight": "c2.w"},
+      {"type": "relu"},
+      {"type": "lrn", "size": 3, "alpha": 1, "beta": 0.75, "k": 1},
+      {"name": "c3", "type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1, "groups": 2, "weight": "c3.w"},
+      {"type": "flatten"},
+      {"name": "f1", "type": "linear", "out_features": 5, "weight": "f1.w", "bias": "f1.b"},
+      {"type": "softmax"}
+    ]})", "split-check", ".");
 }
 
 }  // namespace
@@ -106,24 +128,7 @@ TEST_CASE("a net split over two devices gives the single-device net's forward pa
 }
 
 TEST_CASE("a split net with strong LRNs, odd channel counts and a separate ReLU", "[split]") {
-  // LRNs whose sums weigh heavily (alpha 1), so that a channel missing across the middle shows;
-  // 7 and 10 channels, split 3 + 4 and 5 + 5; a ReLU of its own; a reshape kept whole.
-  const ModelDesc m = parse_model(R"({
-    "name": "split-check", "input": {"channels": 3, "height": 9, "width": 9},
-    "preprocess": {"resize": 9, "mean": [0, 0, 0], "std": [1, 1, 1]}, "classes": 5,
-    "layers": [
-      {"name": "c1", "type": "conv2d", "out_channels": 7, "kernel": 3, "padding": 1, "weight": "c1.w", "bias": "c1.b"},
-      {"type": "lrn", "size": 5, "alpha": 1, "beta": 0.75, "k": 1},
-      {"type": "relu"},
-      {"type": "max_pool", "kernel": 2, "stride": 2},
-      {"name": "c2", "type": "conv2d", "out_channels": 10, "kernel": 3, "padding": 1, "weight": "c2.w"},
-      {"type": "relu"},
-      {"type": "lrn", "size": 3, "alpha": 1, "beta": 0.75, "k": 1},
-      {"name": "c3", "type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1, "groups": 2, "weight": "c3.w"},
-      {"type": "flatten"},
-      {"name": "f1", "type": "linear", "out_features": 5, "weight": "f1.w", "bias": "f1.b"},
-      {"type": "softmax"}
-    ]})", "split-check", ".");
+  const ModelDesc m = strong_lrn_model();
   auto [a, b] = two_devices();
   const auto params = random_parameters(m, test::seed());
   Net one(a, m);
@@ -134,6 +139,58 @@ TEST_CASE("a split net with strong LRNs, odd channel counts and a separate ReLU"
   const ForwardResult want = one.forward_cpu(x, true), got = split.forward(x);
   require_close(got.logits, want.logits, 1e-5, "logits");
   require_close(got.probabilities, want.probabilities, 1e-5, "probabilities");
+}
+
+namespace {
+
+// `steps` SGD steps on one device and split over two from the same start; every parameter and
+// momentum tensor within 1e-5 (relative L2) of the single device's.
+void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, Init init, const std::string& moved) {
+  auto [a, b] = two_devices();
+  const auto start = initial_parameters(m, init, test::seed());
+  Net one(a, m);
+  one.set_parameters(start);
+  Trainer trainer(one, batch);
+  SplitNet split(a, b, m);
+  split.set_parameters(start);
+  SplitTrainer split_trainer(split, batch);
+  for (uint32_t step = 0; step < steps; ++step) {
+    const HostTensor x = random_input(m, batch, test::seed() + 100 + step);
+    std::vector<uint32_t> labels(batch);
+    for (uint32_t i = 0; i < batch; ++i) labels[i] = uint32_t((test::seed() + 3 * i + step) % m.classes);
+    StepParams sp;
+    sp.step = step;
+    sp.seed = uint32_t(test::seed());
+    sp.lr = 0.02f;
+    const StepStats want = trainer.step(x, labels, sp);
+    const StepStats got = split_trainer.step(x, labels, sp);
+    INFO("step " << step);
+    CHECK(std::fabs(got.loss - want.loss) <= 1e-5 * std::fabs(want.loss));
+    CHECK(got.correct == want.correct);
+  }
+  const auto want_w = one.parameters(), got_w = split.parameters();
+  const auto want_v = trainer.momentum(), got_v = split_trainer.momentum();
+  for (const auto& [name, t] : want_w) {
+    require_close(got_w.at(name).data, t.data, 1e-5, ("weights " + name).c_str());
+    require_close(got_v.at(name).data, want_v.at(name).data, 1e-5, ("momentum " + name).c_str());
+  }
+  // The weights moved: a step that updated nothing would match nothing but the start.
+  CHECK(relative_l2(got_w.at(moved).data, start.at(moved).data) > 1e-4);
+  test::require_no_validation_messages(a);
+  test::require_no_validation_messages(b);
+}
+
+}  // namespace
+
+TEST_CASE("training steps split over two devices match the single-device steps", "[split][train]") {
+  const ModelDesc m = load_model(kModelDir + "/alexnet-fashion.json");
+  check_split_training(m, 3, 3, Init::He, "fc8.weight");
+  check_split_training(strong_lrn_model(), 3, 2, Init::He, "f1.w");
+}
+
+TEST_CASE("an alexnet2012 training step split over two devices matches the single-device step", "[split][train][alexnet]") {
+  const ModelDesc m = load_model(kModelDir + "/alexnet2012.json");
+  check_split_training(m, 2, 1, Init::He, "fc8.weight");
 }
 
 TEST_CASE("a split net refuses one device twice and bad parameters", "[split]") {

@@ -81,13 +81,16 @@ void linear_backward_data(Recorder& rec, const Tensor& dy, const Tensor& weight,
 void linear_backward_weight(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor& dweight);
 // Training-mode dropout with the mask of dropout_hash(seed, step, index) (seed and step read
 // from `step_params`); dropout_backward applies the same mask to dy. y may be x itself.
-// `first_index`: the index of x's first element in the whole batch the mask is drawn for (a
-// data-parallel worker holding images from k on of a global batch passes k times the elements
-// of one image, so that its shard draws the same mask as a single worker would).
+// Element (n, j) of x ([N, ...], j counting within image n) draws the index first_index +
+// n * row_stride + j of the whole tensor the mask is drawn for (row_stride 0: x's own elements
+// per image). A data-parallel worker holding images from k on of a global batch passes
+// first_index = k times the elements of one image; a device holding features f0 to f1 - 1 of
+// a layer split over two devices passes first_index = f0 and row_stride = the layer's
+// features: each draws the mask one device given the whole batch would.
 void dropout(Recorder& rec, const Tensor& x, const Tensor& y, float p, const Tensor& step_params,
-             uint32_t first_index = 0);
+             uint32_t first_index = 0, uint32_t row_stride = 0);
 void dropout_backward(Recorder& rec, const Tensor& dy, const Tensor& dx, float p, const Tensor& step_params,
-                      uint32_t first_index = 0);
+                      uint32_t first_index = 0, uint32_t row_stride = 0);
 // Fused softmax and cross-entropy averaged over the batch: dlogits = (softmax - onehot) / M,
 // where M is `mean_over` (0: N, this batch; a data-parallel worker passes the global batch, so
 // that the workers' gradients sum to the global batch's),

@@ -82,5 +82,36 @@ class SplitNet {
   uint32_t batch_ = 0;
 };
 
+// Training a SplitNet: the Trainer's SGD step (forward with dropout, loss, backward, update)
+// with each device updating its own rows of the parameters. Besides the forward pass's
+// exchanges, the backward pass sends device 1 its half of the logits' gradient, sends each
+// LRN's gradient across the middle, and where a layer read the other device's channels
+// (conv3, the fully connected layers) adds the two devices' partial gradients of that input
+// (each device gets the sum over its own channels). Dropout draws the single-device net's
+// masks. The SplitNet must outlive its SplitTrainer.
+class SplitTrainer {
+ public:
+  // Allocates gradients, momentum (zero) and training activations for `batch` images on both
+  // devices, and records the step.
+  SplitTrainer(SplitNet& net, uint32_t batch);
+  ~SplitTrainer();
+
+  // One step on images [batch, C, H, W] (uploaded to both devices) with labels (each below
+  // the class count, checked here); returns the loss and correct count as device 0 computed
+  // them.
+  StepStats step(const HostTensor& images, const std::vector<uint32_t>& labels, const StepParams& params);
+
+  uint32_t batch() const { return batch_; }
+  // The momentum, whole, put together from both devices' rows.
+  std::map<std::string, HostTensor> momentum() const;
+  // The exchanges of the recorded step.
+  const std::vector<SplitExchange>& exchanges() const;
+
+ private:
+  struct State;
+  uint32_t batch_;
+  std::unique_ptr<State> state_;
+};
+
 }  // namespace vkalex
 VKALEX_PUBLIC_END

@@ -111,7 +111,12 @@ void SplitProgram::run() {
       for (int d = 0; d < 2; ++d) in[d]->signal(base + k + 1);
       released = k + 1;
     }
-    for (int d = 0; d < 2; ++d) segments_[d][K]->wait();
+    // Every command buffer waited for now, not only each queue's last: one left unwaited would
+    // be waited for when submitted again, with the next pass queued behind a host signal not
+    // yet given, and lavapipe's wait for its timestamps then waits for that too (deadlock).
+    for (int d = 0; d < 2; ++d) {
+      for (auto& seg : segments_[d]) seg->wait();
+    }
   } catch (...) {
     if (released < K) release_all();
     devices_.value = base + K;
@@ -126,18 +131,6 @@ using detail::SplitProgram;
 using detail::with_channels;
 using detail::with_dim;
 
-struct SplitNet::State {
-  detail::SplitDevices devices;
-  SplitPlan plan;
-  std::array<std::map<std::string, Tensor>, 2> params;  // each device's rows
-  std::map<std::string, std::array<ChannelRange, 2>> rows;  // of each parameter, per device
-  std::array<Tensor, 2> input;
-  Tensor logits, probabilities;  // on device 0
-  std::vector<Tensor> keep;
-  std::unique_ptr<SplitProgram> program;
-  std::vector<SplitExchange> exchanges;
-  State(Context& a, Context& b) : devices(a, b) {}
-};
 
 namespace detail {
 
@@ -155,17 +148,17 @@ ChannelRange intersect(const ChannelRange& a, const ChannelRange& b) {
   return r.empty() ? ChannelRange{} : r;
 }
 
-std::array<Tensor, 2> gather_inputs(SplitProgram& program, const std::string& before, const Shape& shape,
-                                    const std::array<ChannelRange, 2>& need, const std::array<ChannelRange, 2>& valid,
-                                    const std::array<ChannelRange, 2>& held, const std::array<Tensor, 2>& have,
-                                    std::vector<Tensor>& keep) {
+std::array<Tensor, 2> gather(SplitProgram& program, const std::string& before, const Shape& shape,
+                             const std::array<ChannelRange, 2>& holds, const std::array<ChannelRange, 2>& need,
+                             const std::array<ChannelRange, 2>& valid, const std::array<ChannelRange, 2>& held,
+                             const std::array<Tensor, 2>& have, std::vector<Tensor>& keep) {
   std::array<Tensor, 2> in;
-  // Where a device already holds exactly what it needs, its tensor is the input.
+  // Where a device already holds what it needs, as it needs it, its tensor is the one.
   std::array<bool, 2> reuse{};
   std::array<std::vector<std::pair<ChannelRange, Tensor>>, 2> received;
   for (int d = 0; d < 2; ++d) {
     if (need[d].empty()) continue;
-    reuse[d] = need[d] == held[d] && need[d] == valid[d];
+    reuse[d] = holds[d] == held[d] && intersect(need[d], valid[d]) == need[d];
     for (const ChannelRange& part : missing(need[d], valid[d])) {
       const int from = 1 - d;
       if (intersect(part, valid[from]) != part) {
@@ -182,18 +175,34 @@ std::array<Tensor, 2> gather_inputs(SplitProgram& program, const std::string& be
       in[d] = have[d];
       continue;
     }
-    const Shape s = with_dim(shape, 1, need[d].size());
-    in[d] = program.context(d).tensor(s);
+    in[d] = with_channels(program.context(d), shape, holds[d].size(), false);
     keep.push_back(in[d]);
+    if (need[d] != holds[d]) program.rec(d).fill(in[d], 0.0f);  // channels nobody reads, defined
     const ChannelRange own = intersect(need[d], valid[d]);
     if (!own.empty()) {
-      copy_channels(program.rec(d), have[d], own.begin - held[d].begin, in[d], own.begin - need[d].begin, own.size());
+      copy_channels(program.rec(d), have[d], own.begin - held[d].begin, in[d], own.begin - holds[d].begin, own.size());
     }
     for (const auto& [part, recv] : received[d]) {
-      copy_channels(program.rec(d), recv, 0, in[d], part.begin - need[d].begin, part.size());
+      copy_channels(program.rec(d), recv, 0, in[d], part.begin - holds[d].begin, part.size());
     }
   }
   return in;
+}
+
+std::map<std::string, HostTensor> whole(SplitDevices& devices, const std::array<std::map<std::string, Tensor>, 2>& rows,
+                                         const ModelDesc& model) {
+  std::map<std::string, HostTensor> out;
+  for (const auto& [name, shape] : parameter_shapes(model)) {
+    HostTensor t(shape);
+    size_t at = 0;
+    for (int d = 0; d < 2; ++d) {
+      const auto part = devices.ctx[d].download(rows[d].at(name));
+      std::copy(part.begin(), part.end(), t.data.begin() + at);
+      at += part.size();
+    }
+    out.emplace(name, std::move(t));
+  }
+  return out;
 }
 
 // Rows begin to end - 1 of a parameter [rows, ...] (a weight's output channels, a bias).
@@ -260,18 +269,7 @@ void SplitNet::set_parameters(const std::map<std::string, HostTensor>& parameter
 }
 
 std::map<std::string, HostTensor> SplitNet::parameters() const {
-  std::map<std::string, HostTensor> out;
-  for (const auto& [name, shape] : parameter_shapes(model_)) {
-    HostTensor t(shape);
-    size_t at = 0;
-    for (int d = 0; d < 2; ++d) {
-      const auto part = state_->devices.ctx[d].download(state_->params[d].at(name));
-      std::copy(part.begin(), part.end(), t.data.begin() + at);
-      at += part.size();
-    }
-    out.emplace(name, std::move(t));
-  }
-  return out;
+  return detail::whole(state_->devices, state_->params, model_);
 }
 
 void SplitNet::prepare(uint32_t batch) {
@@ -294,7 +292,7 @@ void SplitNet::prepare(uint32_t batch) {
     const PlanOp& op = plan.ops[i];
     const SplitOp& so = s.plan.ops[i];
     const std::array<Tensor, 2> in =
-        detail::gather_inputs(program, op.name, op.in, so.input, valid, held, have, s.keep);
+        detail::gather(program, op.name, op.in, so.input, so.input, valid, held, have, s.keep);
     std::array<Tensor, 2> out;
     for (int d = 0; d < 2; ++d) {
       if (so.computes[d].empty()) continue;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,15 +67,41 @@ class SplitProgram {
 std::vector<ChannelRange> missing(const ChannelRange& need, const ChannelRange& have);
 ChannelRange intersect(const ChannelRange& a, const ChannelRange& b);
 
-// The input tensors of an op on both devices: `need[d]` channels of a tensor shaped like
-// `shape`, from what each device holds now (`have[d]`, holding channels `held[d]`, of which
-// `valid[d]` are right), the rest received from the other device through one exchange.
-std::array<Tensor, 2> gather_inputs(SplitProgram& program, const std::string& before, const Shape& shape,
-                                    const std::array<ChannelRange, 2>& need, const std::array<ChannelRange, 2>& valid,
-                                    const std::array<ChannelRange, 2>& held, const std::array<Tensor, 2>& have,
-                                    std::vector<Tensor>& keep);
+// Tensors on both devices holding channels `holds[d]` of a tensor shaped like `shape`, of
+// which `need[d]` are filled (the rest zero): from what each device holds now (`have[d]`,
+// holding channels `held[d]`, of which `valid[d]` are right) and the rest received from the
+// other device through one exchange. Where a device holds what it needs as it needs it, its
+// tensor is returned as it is. A device whose need is empty gets an empty tensor.
+std::array<Tensor, 2> gather(SplitProgram& program, const std::string& before, const Shape& shape,
+                             const std::array<ChannelRange, 2>& holds, const std::array<ChannelRange, 2>& need,
+                             const std::array<ChannelRange, 2>& valid, const std::array<ChannelRange, 2>& held,
+                             const std::array<Tensor, 2>& have, std::vector<Tensor>& keep);
+
+// Throws Error unless `images` are [batch, C, H, W] of the model and `labels` `batch` labels
+// each below the class count (trainer.cpp).
+void check_step_batch(const ModelDesc& m, const HostTensor& images, const std::vector<uint32_t>& labels, uint32_t batch);
 
 // Rows r of a parameter [rows, ...].
 HostTensor rows_of(const HostTensor& t, const ChannelRange& r);
+// Every parameter of `model`, whole, from both devices' rows of it.
+std::map<std::string, HostTensor> whole(SplitDevices& devices, const std::array<std::map<std::string, Tensor>, 2>& rows,
+                                         const ModelDesc& model);
 
 }  // namespace vkalex::detail
+
+namespace vkalex {
+
+struct SplitNet::State {
+  detail::SplitDevices devices;
+  SplitPlan plan;
+  std::array<std::map<std::string, Tensor>, 2> params;  // each device's rows
+  std::map<std::string, std::array<ChannelRange, 2>> rows;  // of each parameter, per device
+  std::array<Tensor, 2> input;
+  Tensor logits, probabilities;  // on device 0
+  std::vector<Tensor> keep;
+  std::unique_ptr<detail::SplitProgram> program;
+  std::vector<SplitExchange> exchanges;
+  State(Context& a, Context& b) : devices(a, b) {}
+};
+
+}  // namespace vkalex

@@ -35,9 +35,9 @@ std::map<std::string, HostTensor> initial_parameters(const ModelDesc& model, Ini
   return out;
 }
 
-namespace {
+namespace detail {
 
-void check_batch(const ModelDesc& m, const HostTensor& images, const std::vector<uint32_t>& labels, uint32_t batch) {
+void check_step_batch(const ModelDesc& m, const HostTensor& images, const std::vector<uint32_t>& labels, uint32_t batch) {
   if (images.shape != m.input_shape(batch) || images.data.size() != images.shape.numel()) {
     throw Error("train step: images " + images.shape.str() + " are not " + m.input_shape(batch).str());
   }
@@ -51,6 +51,12 @@ void check_batch(const ModelDesc& m, const HostTensor& images, const std::vector
     }
   }
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::check_step_batch;
 
 // Near ties (see train_step_cpu): within this share of the layer input's RMS.
 constexpr double kTieWindow = 1e-4;
@@ -445,7 +451,7 @@ StepStats Trainer::step(const HostTensor& images, const std::vector<uint32_t>& l
   if (reducer && state_->buckets.empty()) {
     throw Error("Trainer::step: a GradientReducer needs a Trainer made with TrainerOptions::bucket_bytes");
   }
-  check_batch(m, images, labels, batch_);
+  check_step_batch(m, images, labels, batch_);
   State& s = *state_;
   Context& ctx = context_;
   const bool staged = !s.images_staging.empty();
@@ -516,7 +522,7 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
                          size_t* followed) {
   const uint32_t batch = images.shape.rank() ? images.shape[0] : 0;
   if (followed) *followed = 0;
-  check_batch(m, images, labels, batch);
+  check_step_batch(m, images, labels, batch);
   const Plan plan = lower(m, batch, DeviceInfo{});
   struct Saved {
     HostTensor x, y;

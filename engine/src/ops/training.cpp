@@ -13,19 +13,18 @@ void check_step_params(const char* op, const Tensor& t) {
 }
 
 // One dispatch of `shader` per element range, binding `tensors` (all of `count` floats) in
-// that range and then `step_params` whole; set_base gets the range's first element plus
-// `first_index`.
+// that range and then `step_params` whole; set_base gets the range's first element.
 template <typename Push>
 void elementwise(Recorder& rec, const char* shader, const char* op, uint64_t count,
                  std::initializer_list<std::pair<const Tensor*, detail::Use>> tensors, const Tensor& step_params,
-                 Push push, uint32_t first_index = 0) {
+                 Push push) {
   using namespace detail;
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   if (count > UINT32_MAX) throw Error(std::string(op) + ": more than 2^32 elements");
   for (auto [i0, i1] : item_ranges(dev, op, static_cast<uint32_t>(count), {sizeof(float)})) {
     push.count = i1 - i0;
-    push.set_base(first_index + i0);
+    push.set_base(i0);
     Dispatch d;
     d.shader = shader;
     d.label = op;
@@ -42,37 +41,46 @@ void elementwise(Recorder& rec, const char* shader, const char* op, uint64_t cou
 struct DropoutPush {
   uint32_t count, threshold;
   float scale;
-  uint32_t index_base;
+  uint32_t index_base, first, row_len, row_stride;
   void set_base(uint32_t b) { index_base = b; }
 };
 
 void record_dropout(Recorder& rec, const char* op, const Tensor& x, const Tensor& y, float p, const Tensor& step_params,
-                    uint32_t first_index) {
+                    uint32_t first_index, uint32_t row_stride) {
   detail::check_tensor(op, "input", x, x.shape());
   detail::check_tensor(op, "output", y, x.shape());
   check_step_params(op, step_params);
   if (!(p >= 0.0f && p < 1.0f)) throw Error(std::string(op) + ": p must be in [0, 1)");
   if (y.aliases(x) && y.offset() != x.offset()) throw Error(std::string(op) + ": output overlaps the input without being it");
-  if (x.numel() > uint64_t(UINT32_MAX) - first_index) {
-    throw Error(std::string(op) + ": first_index " + std::to_string(first_index) + " plus " + std::to_string(x.numel()) +
-                " elements pass 2^32");
+  const uint64_t rows = x.shape().rank() ? x.shape()[0] : 1;
+  const uint64_t row_len = rows ? x.numel() / rows : 0;
+  if (row_stride == 0) row_stride = uint32_t(std::min<uint64_t>(row_len, UINT32_MAX));
+  if (row_stride < row_len) {
+    throw Error(std::string(op) + ": row_stride " + std::to_string(row_stride) + " is less than the " +
+                std::to_string(row_len) + " elements of each image");
+  }
+  if (rows && uint64_t(first_index) + (rows - 1) * row_stride + row_len > UINT32_MAX) {
+    throw Error(std::string(op) + ": the mask's indices (from " + std::to_string(first_index) + ", " +
+                std::to_string(rows) + " rows of " + std::to_string(row_stride) + ") pass 2^32");
   }
   const bool in_place = y.aliases(x);
   elementwise(rec, "dropout_forward", op, x.numel(),
               {{&x, in_place ? detail::Use::Unused : detail::Use::Read}, {&y, in_place ? detail::Use::ReadWrite : detail::Use::Write}},
-              step_params, DropoutPush{0, dropout_threshold(p), float(1.0 / (1.0 - double(p))), 0}, first_index);
+              step_params,
+              DropoutPush{0, dropout_threshold(p), float(1.0 / (1.0 - double(p))), 0, first_index,
+                          uint32_t(std::max<uint64_t>(row_len, 1)), row_stride});
 }
 
 }  // namespace
 
 void dropout(Recorder& rec, const Tensor& x, const Tensor& y, float p, const Tensor& step_params,
-             uint32_t first_index) {
-  record_dropout(rec, "dropout", x, y, p, step_params, first_index);
+             uint32_t first_index, uint32_t row_stride) {
+  record_dropout(rec, "dropout", x, y, p, step_params, first_index, row_stride);
 }
 
 void dropout_backward(Recorder& rec, const Tensor& dy, const Tensor& dx, float p, const Tensor& step_params,
-                      uint32_t first_index) {
-  record_dropout(rec, "dropout_backward", dy, dx, p, step_params, first_index);
+                      uint32_t first_index, uint32_t row_stride) {
+  record_dropout(rec, "dropout_backward", dy, dx, p, step_params, first_index, row_stride);
 }
 
 void softmax_cross_entropy(Recorder& rec, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,
