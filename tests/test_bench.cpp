@@ -217,6 +217,24 @@ TEST_CASE("bench --tune times each variant, writes the tuning file, and the next
   }
 }
 
+TEST_CASE("bench --split: passes and steps over two devices, verified, with their exchanges", "[bench][split]") {
+  test::TempDir dir;
+  for (const char* mode : {"forward", "train"}) {
+    INFO(mode);
+    const auto [status, out] = run("--model " + kModel + " --mode " + mode + " --split 0,0 --batch 3 --repeat 2 --warmup 1 --json " +
+                                   (dir / "split.json"));
+    INFO(out);
+    REQUIRE(status == 0);
+    CHECK_THAT(out, Catch::Contains("verified a split") && Catch::Contains("(ok)") && Catch::Contains("over 2 devices"));
+    const nlohmann::json j = read_json(dir / "split.json");
+    const auto& run0 = j.at("runs").at(0);
+    CHECK(run0.at("verify").at("rel_l2").get<double>() <= 1e-4);
+    CHECK(run0.at("median_ms").get<double>() > 0);
+    // Forward: norm1, norm2, conv3, fc6, fc7, fc8, prob; a step adds 7 backward exchanges.
+    CHECK(run0.at("split").at("exchanges").size() == (std::string(mode) == "train" ? 14u : 7u));
+  }
+}
+
 TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench][errors]") {
   auto refuse = [&](const std::string& args, const std::string& what) {
     const auto [status, out] = run(args);
@@ -237,6 +255,10 @@ TEST_CASE("bench: bad arguments give a clear message and exit status 1", "[bench
   refuse("--model " + kModel + " --device nosuchgpu", "no device name contains \"nosuchgpu\"");
   refuse("--model " + kModel + " --batch 1 --repeat 1 --json /nonexistent/dir/out.json", "cannot write /nonexistent/dir/out.json");
   refuse("--model " + kModel + " --tune", "--tune: the tuning file is off");  // the tests run with VKALEX_TUNING=0
+  refuse("--model " + kModel + " --split 0", "--split takes two devices");
+  refuse("--model " + kModel + " --split 0,0,0", "--split takes two devices");
+  refuse("--model " + kModel + " --split 0,0 --fp16", "--split goes without");
+  refuse("--model " + kModel + " --split 0,nosuchgpu", "no device name contains \"nosuchgpu\"");
   const auto [cstatus, cout] = test::run_command("python3 " + std::string(VKALEX_BENCH_DIR) + "/compare.py /nonexistent.json");
   CHECK(cstatus == 1);
   CHECK_THAT(cout, Catch::Contains("cannot read /nonexistent.json"));

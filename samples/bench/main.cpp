@@ -29,7 +29,7 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: bench [--model FILE.json] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
                "             [--warmup N] [--peak] [--tune] [--fp16] [--json FILE] [--no-verify]\n"
-               "             [--device N|NAME] [--seed S] [--bucket-kib K]\n"
+               "             [--device N|NAME] [--split N|NAME,N|NAME] [--seed S] [--bucket-kib K]\n"
                "       mpirun -n N bench --mode train ...   (data parallelism, see below)\n"
                "\n"
                "Times whole forward passes (or training steps: forward with dropout, loss,\n"
@@ -59,6 +59,10 @@ void usage(FILE* out) {
                "  --no-verify        skip the comparison with the CPU reference\n"
                "  --device N|NAME    device index or part of its name (default as in info)\n"
                "  --seed S           seed of the parameters and the data (default 1)\n"
+               "  --split A,B        the model split over two devices (the paper's model\n"
+               "                     parallelism; each an index or part of a name, the same one\n"
+               "                     twice opens it twice): whole passes or steps timed, the\n"
+               "                     bytes exchanged between the devices, no per-layer table\n"
                "  --bucket-kib K     under mpirun: gradient buckets of at least K KiB (default 4096)\n"
                "  --help             this text\n"
                "\n"
@@ -88,6 +92,7 @@ void usage(FILE* out) {
 struct Options {
   std::string model = kDefaultModel, mode = "forward", json;
   std::optional<std::string> device;
+  std::vector<std::string> split;  // two device specs, or none
   std::vector<uint32_t> batches{1};
   uint32_t repeat = 10, warmup = 2;
   uint64_t seed = 1, bucket_kib = 4096;
@@ -128,7 +133,7 @@ Options parse(int argc, char** argv) {
       continue;
     }
     if (a != "--model" && a != "--mode" && a != "--batch" && a != "--repeat" && a != "--warmup" && a != "--json" &&
-        a != "--device" && a != "--seed" && a != "--bucket-kib") {
+        a != "--device" && a != "--seed" && a != "--bucket-kib" && a != "--split") {
       vkalex_samples::die(kProgram, "unknown option \"" + a + "\" (see --help)");
     }
     if (i + 1 >= argc) vkalex_samples::die(kProgram, a + " needs a value (see --help)");
@@ -146,10 +151,20 @@ Options parse(int argc, char** argv) {
       o.json = v;
     }
     if (a == "--device") o.device = v;
+    if (a == "--split") {
+      const size_t comma = v.find(',');
+      if (comma == std::string::npos || comma == 0 || comma + 1 == v.size() || v.find(',', comma + 1) != std::string::npos) {
+        vkalex_samples::die(kProgram, "--split takes two devices, e.g. 0,1 or llvmpipe,SwiftShader; got \"" + v + "\"");
+      }
+      o.split = {v.substr(0, comma), v.substr(comma + 1)};
+    }
     if (a == "--seed") o.seed = vkalex_samples::parse_count(kProgram, a, v, 0, UINT64_MAX);
     if (a == "--bucket-kib") o.bucket_kib = vkalex_samples::parse_count(kProgram, a, v, 1, 1 << 22);
   }
   if (o.fp16 && o.mode == "train") vkalex_samples::die(kProgram, "--fp16 is for --mode forward: training keeps f32");
+  if (!o.split.empty() && (o.fp16 || o.tune || o.peak || o.device)) {
+    vkalex_samples::die(kProgram, "--split goes without --fp16, --tune, --peak and --device");
+  }
   return o;
 }
 
@@ -233,6 +248,78 @@ void add_timings(std::vector<LayerRow>& rows, const std::vector<vkalex::Dispatch
   }
 }
 
+// The model split over two devices (--split): verified against one device, then timed whole.
+nlohmann::json time_split(vkalex::Context& a, vkalex::Context& b, const vkalex::ModelDesc& model, const Options& opt,
+                          uint32_t batch, const std::map<std::string, vkalex::HostTensor>& params) {
+  const bool train = opt.mode == "train";
+  nlohmann::json run;
+  run["batch"] = batch;
+  vkalex::SplitNet split(a, b, model);
+  split.set_parameters(params);
+  vkalex::StepParams sp;
+  sp.seed = uint32_t(opt.seed);
+  if (opt.verify) {  // against the same pass or step on the first device alone
+    const uint32_t vb = std::min<uint32_t>(batch, 2);
+    const Data d = synthetic_batch(model, vb, opt.seed + 1);
+    vkalex::Net one(a, model);
+    one.set_parameters(params);
+    double err = 0;
+    if (train) {
+      vkalex::Trainer t(one, vb);
+      vkalex::SplitTrainer st(split, vb);
+      t.step(d.images, d.labels, sp);
+      st.step(d.images, d.labels, sp);
+      const auto want = one.parameters(), got = split.parameters();
+      for (const auto& [name, w] : want) err = std::max(err, vkalex::relative_l2(got.at(name).data, w.data));
+      split.set_parameters(params);
+    } else {
+      const auto want = one.forward(d.images), got = split.forward(d.images);
+      err = std::max(vkalex::relative_l2(got.logits, want.logits), vkalex::relative_l2(got.probabilities, want.probabilities));
+    }
+    const bool ok = err <= kVerifyTolerance;
+    std::printf("batch %u: verified a split %s at batch %u against %s alone: relative L2 %.2e (%s)\n", batch,
+                train ? "training step" : "forward pass", vb, a.device().name.c_str(), err, ok ? "ok" : "FAILED");
+    run["verify"] = {{"batch", vb}, {"rel_l2", err}, {"passed", ok}};
+    if (!ok) vkalex_samples::die(kProgram, "the split does not match one device; not timing it");
+  }
+  const Data d = synthetic_batch(model, batch, opt.seed + 2);
+  std::optional<vkalex::SplitTrainer> trainer;
+  if (train) trainer.emplace(split, batch);
+  auto pass = [&] {
+    if (trainer) {
+      trainer->step(d.images, d.labels, sp);
+      ++sp.step;
+    } else {
+      split.forward(d.images);
+    }
+  };
+  for (uint32_t w = 0; w < opt.warmup; ++w) pass();
+  std::vector<double> ms;
+  for (uint32_t r = 0; r < opt.repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pass();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const auto& exchanges = trainer ? trainer->exchanges() : split.exchanges();
+  uint64_t bytes[2] = {0, 0};
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& e : exchanges) {
+    bytes[0] += e.bytes_to[0];
+    bytes[1] += e.bytes_to[1];
+    list.push_back({{"before", e.before}, {"bytes_to_0", e.bytes_to[0]}, {"bytes_to_1", e.bytes_to[1]}});
+  }
+  const double med = bench::median(ms);
+  std::printf("batch %u: median %.2f ms per %s over 2 devices (min %.2f, max %.2f, %u passes), %.1f images/s; "
+              "%zu exchanges, %.2f MB to device 0 and %.2f MB to device 1\n",
+              batch, med, train ? "step" : "pass", *std::min_element(ms.begin(), ms.end()),
+              *std::max_element(ms.begin(), ms.end()), opt.repeat, batch * 1000.0 / med, exchanges.size(), bytes[0] / 1e6,
+              bytes[1] / 1e6);
+  run["median_ms"] = med;
+  run["images_per_s"] = batch * 1000.0 / med;
+  run["split"] = {{"devices", {a.device().name, b.device().name}}, {"exchanges", list}};
+  return run;
+}
+
 // Data parallelism (an MPI run, see usage()): training steps of `batch` images as this
 // process's shard of a global batch of batch x processes, their gradients summed over the World.
 nlohmann::json time_data_parallel(vkalex::Net& net, const Options& opt, uint32_t batch, const Data& d,
@@ -277,6 +364,9 @@ int main(int argc, char** argv) {
   vkalex_samples::check_stdout_at_exit("bench");
   const Options opt = parse(argc, argv);
   const vkalex_samples::World world(&argc, &argv, kProgram);
+  if (!opt.split.empty() && world.distributed()) {
+    vkalex_samples::die(kProgram, "--split is for one process: under mpirun each process has its own device");
+  }
   // Under mpirun every process runs the same benchmark; rank 0 alone prints and writes.
   if (world.rank() != 0 && !std::freopen("/dev/null", "w", stdout)) {
     vkalex_samples::die(kProgram, "cannot silence the standard output of rank " + std::to_string(world.rank()));
@@ -296,8 +386,15 @@ int main(int argc, char** argv) {
       const size_t all = vkalex::save_tuning_file(path, probe.device(), tuned);
       std::printf("wrote %zu tuned choices to %s (%zu in the file)\n\n", tuned.size(), path.c_str(), all);
     }
+    if (!opt.split.empty()) copt.device = opt.split[0];
     vkalex::Context ctx(copt);  // takes the tuning file as it is now
     const vkalex::DeviceInfo& dev = ctx.device();
+    std::optional<vkalex::Context> second;
+    if (!opt.split.empty()) {
+      vkalex::ContextOptions o2 = copt;
+      o2.device = opt.split[1];
+      second.emplace(o2);
+    }
     if (const std::string w = vkalex_samples::binding_warning(world, dev); !w.empty() && world.rank() == 0) {
       std::fprintf(stderr, "%s: warning: %s\n", kProgram, w.c_str());
     }
@@ -345,7 +442,15 @@ int main(int argc, char** argv) {
     }
 
     const auto params = vkalex::initial_parameters(model, vkalex::Init::He, opt.seed);
+    if (second) {
+      std::printf("split over 2 devices: %s and %s\n", dev.name.c_str(), second->device().name.c_str());
+      out["split_devices"] = {dev.name, second->device().name};
+    }
     for (const uint32_t batch : opt.batches) {
+      if (second) {
+        out["runs"].push_back(time_split(ctx, *second, model, opt, batch, params));
+        continue;
+      }
       vkalex::Net net(ctx, model, vkalex::NetOptions{opt.fp16 ? vkalex::DType::F16 : vkalex::DType::F32});
       net.set_parameters(params);
       nlohmann::json run;
@@ -476,6 +581,7 @@ int main(int argc, char** argv) {
       std::printf("wrote %s\n", opt.json.c_str());
     }
     vkalex_samples::fail_on_validation_messages("bench", ctx);
+    if (second) vkalex_samples::fail_on_validation_messages("bench", *second);
     return 0;
   } catch (const std::exception& e) {
     vkalex_samples::die(kProgram, vkalex_samples::describe(e));

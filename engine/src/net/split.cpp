@@ -103,12 +103,16 @@ void SplitProgram::run() {
       }
     }
     for (size_t k = 0; k < K; ++k) {
-      for (const Transfer& t : exchanges_[k].transfers) {
-        out[t.from]->wait(base + k + 1);
-        std::memcpy(t.recv.allocation().mapped() + t.recv.offset(), t.send.allocation().mapped() + t.send.offset(),
-                    t.send.bytes());
+      // Each device is let go as soon as what it receives here is in its staging.
+      for (int to = 0; to < 2; ++to) {
+        for (const Transfer& t : exchanges_[k].transfers) {
+          if (t.from != 1 - to) continue;
+          out[t.from]->wait(base + k + 1);
+          std::memcpy(t.recv.allocation().mapped() + t.recv.offset(), t.send.allocation().mapped() + t.send.offset(),
+                      t.send.bytes());
+        }
+        in[to]->signal(base + k + 1);
       }
-      for (int d = 0; d < 2; ++d) in[d]->signal(base + k + 1);
       released = k + 1;
     }
     // Every command buffer waited for now, not only each queue's last: one left unwaited would
