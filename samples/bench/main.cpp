@@ -248,6 +248,19 @@ void add_timings(std::vector<LayerRow>& rows, const std::vector<vkalex::Dispatch
   }
 }
 
+// `opt.warmup` untimed calls of `pass`, then the wall time of `opt.repeat` more, in ms.
+template <typename F>
+std::vector<double> time_passes(const Options& opt, F&& pass) {
+  for (uint32_t w = 0; w < opt.warmup; ++w) pass();
+  std::vector<double> ms;
+  for (uint32_t r = 0; r < opt.repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pass();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return ms;
+}
+
 // The model split over two devices (--split): verified against one device, then timed whole.
 nlohmann::json time_split(vkalex::Context& a, vkalex::Context& b, const vkalex::ModelDesc& model, const Options& opt,
                           uint32_t batch, const std::map<std::string, vkalex::HostTensor>& params) {
@@ -293,13 +306,7 @@ nlohmann::json time_split(vkalex::Context& a, vkalex::Context& b, const vkalex::
       split.forward(d.images);
     }
   };
-  for (uint32_t w = 0; w < opt.warmup; ++w) pass();
-  std::vector<double> ms;
-  for (uint32_t r = 0; r < opt.repeat; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pass();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
+  const std::vector<double> ms = time_passes(opt, pass);
   const auto& exchanges = trainer ? trainer->exchanges() : split.exchanges();
   uint64_t bytes[2] = {0, 0};
   nlohmann::json list = nlohmann::json::array();
@@ -505,13 +512,7 @@ int main(int argc, char** argv) {
           net.forward(d.images);
         }
       };
-      for (uint32_t w = 0; w < opt.warmup; ++w) pass();
-      std::vector<double> ms;
-      for (uint32_t r = 0; r < opt.repeat; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        pass();
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      }
+      const std::vector<double> ms = time_passes(opt, pass);
       const double med = bench::median(ms), lo = *std::min_element(ms.begin(), ms.end()),
                    hi = *std::max_element(ms.begin(), ms.end());
       const vkalex::Plan& plan = trainer ? trainer->plan() : net.plan();
