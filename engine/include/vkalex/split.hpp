@@ -106,6 +106,10 @@ class SplitTrainer {
   std::map<std::string, HostTensor> momentum() const;
   // The exchanges of the recorded step.
   const std::vector<SplitExchange>& exchanges() const;
+  // The last step's forward pass, each layer's output and each max pool's argmax put together
+  // whole from both devices (as Trainer::last_forward gives them), for checking a step
+  // against the CPU reference (train_step_cpu's `follow`).
+  ForwardRecord last_forward() const;
 
  private:
   struct State;

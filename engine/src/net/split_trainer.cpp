@@ -9,6 +9,14 @@
 namespace vkalex {
 
 
+namespace detail {
+// What a device saved of one op in the forward pass.
+struct SplitSaved {
+  Tensor x, y, argmax;
+};
+}  // namespace detail
+using detail::SplitSaved;
+
 struct SplitTrainer::State {
   SplitNet::State& net;
   ModelDesc model;
@@ -19,15 +27,11 @@ struct SplitTrainer::State {
   std::vector<Tensor> keep;
   std::unique_ptr<detail::SplitProgram> program;
   std::vector<SplitExchange> exchanges;
+  std::vector<std::array<SplitSaved, 2>> saved;  // per plan op, per device
   explicit State(SplitNet::State& n) : net(n) {}
 };
 
 namespace {
-
-// What a device saved of one op in the forward pass.
-struct Saved {
-  Tensor x, y, argmax;
-};
 
 // Elements per channel of a tensor shape [N, C, ...].
 uint64_t inner(const Shape& s) { return s.numel() / (uint64_t(s[0]) * s[1]); }
@@ -71,7 +75,8 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
   };
 
   // Forward, keeping each op's input and output on each device.
-  std::vector<std::array<Saved, 2>> saved(plan.ops.size());
+  auto& saved = s.saved;
+  saved.resize(plan.ops.size());
   std::array<Tensor, 2> have = s.images;
   const ChannelRange all{0, plan.input[1]};
   std::array<ChannelRange, 2> held{all, all}, valid{all, all};
@@ -85,7 +90,7 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
       if (so.computes[d].empty()) continue;
       Recorder& rec = program.rec(d);
       rec.set_scope(op.name);
-      Saved& sv = saved[i][d];
+      SplitSaved& sv = saved[i][d];
       sv.x = in[d];
       const auto& P = n.params[d];
       const Tensor* bias = op.bias.empty() ? nullptr : &P.at(op.bias);
@@ -160,7 +165,7 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
       if (so.computes[d].empty()) continue;
       Recorder& rec = program.rec(d);
       rec.set_scope(op.name + " backward");
-      const Saved& sv = saved[i][d];
+      const SplitSaved& sv = saved[i][d];
       const auto& P = n.params[d];
       switch (op.kind) {
         case OpKind::Conv2d:
@@ -254,6 +259,44 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
 SplitTrainer::~SplitTrainer() = default;
 
 const std::vector<SplitExchange>& SplitTrainer::exchanges() const { return state_->exchanges; }
+
+ForwardRecord SplitTrainer::last_forward() const {
+  const State& s = *state_;
+  const Plan& plan = s.plan.plan;
+  ForwardRecord r;
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const PlanOp& op = plan.ops[i];
+    const SplitOp& so = s.plan.ops[i];
+    if (op.kind == OpKind::Softmax || op.kind == OpKind::Reshape) continue;
+    const uint64_t n = op.out[0], c = op.out[1], per = inner(op.out);
+    HostTensor whole(op.out);
+    std::vector<uint32_t> argmax(op.kind == OpKind::MaxPool ? op.out.numel() : 0);
+    for (int d = 0; d < 2; ++d) {
+      const SplitSaved& sv = s.saved[i][d];
+      const ChannelRange own = so.computes[d], held = so.output[d], in = so.input[d];
+      const auto y = s.net.devices.ctx[d].download(sv.y);
+      std::vector<uint32_t> idx;
+      if (!argmax.empty()) idx = s.net.devices.ctx[d].download_u32(sv.argmax);
+      const uint64_t in_per = inner(op.in);
+      for (uint64_t b = 0; b < n; ++b) {
+        for (uint32_t ch = own.begin; ch < own.end; ++ch) {
+          const uint64_t from = (b * held.size() + (ch - held.begin)) * per, to = (b * c + ch) * per;
+          std::copy_n(y.begin() + from, per, whole.data.begin() + to);
+          for (uint64_t k = 0; k < (argmax.empty() ? 0 : per); ++k) {
+            // The device's index into its own input [N, in.size(), ...], into the whole input.
+            const uint64_t local = idx[from + k];
+            const uint64_t lb = local / (uint64_t(in.size()) * in_per), lc = local / in_per % in.size(), lk = local % in_per;
+            argmax[to + k] = uint32_t((lb * op.in[1] + lc + in.begin) * in_per + lk);
+          }
+        }
+      }
+    }
+    r.outputs.emplace(op.name, whole);
+    if (op.relu) r.outputs.emplace(op.relu_layer, whole);
+    if (!argmax.empty()) r.argmax.emplace(op.name, std::move(argmax));
+  }
+  return r;
+}
 
 std::map<std::string, HostTensor> SplitTrainer::momentum() const {
   return detail::whole(state_->net.devices, state_->momentum, state_->model);
