@@ -103,7 +103,10 @@ TEST_CASE("a net split over two devices gives the single-device net's forward pa
     one.set_parameters(params);
     SplitNet split(a, b, m);
     split.set_parameters(params);
-    for (uint32_t batch : {1u, 3u}) {
+    // The batch people train with too, where the model is small enough to run it here.
+    const std::vector<uint32_t> batches = std::string(name) == "alexnet-fashion" ? std::vector<uint32_t>{1, 3, 128}
+                                                                                  : std::vector<uint32_t>{1, 3};
+    for (uint32_t batch : batches) {
       INFO(name << " batch " << batch);
       const HostTensor x = random_input(m, batch, test::seed() + batch);
       const ForwardResult want = one.forward(x);
@@ -227,6 +230,7 @@ TEST_CASE("training steps split over two devices match the single-device steps",
   const ModelDesc m = load_model(kModelDir + "/alexnet-fashion.json");
   check_split_training(m, 3, 3, Init::He, "fc8.weight");
   check_split_training(strong_lrn_model(), 3, 2, Init::He, "f1.w");
+  check_split_training(m, 64, 1, Init::He, "fc8.weight");  // a batch people train with
 }
 
 TEST_CASE("an alexnet2012 training step split over two devices matches the single-device step", "[split][train][alexnet]") {
