@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common.hpp"
+#include "same_training.hpp"
 
 using namespace vkalex;
 
@@ -60,24 +61,79 @@ struct Run {
   std::map<std::string, HostTensor> parameters, momentum;
   std::vector<StepStats> stats;
   std::vector<GradientBucket> buckets;
+  std::vector<ForwardRecord> forwards;  // each step's, of this worker's shard
+  Plan plan;
 };
 
-// `steps` steps of alexnet-fashion from the same start on `shards` (image counts, summing to the
-// global batch), each worker on a Context of its own in a thread of its own; one shard without
-// buckets is the plain single-worker step.
-std::vector<Run> train(const std::vector<uint32_t>& shards, uint64_t bucket_bytes, uint32_t steps, uint64_t seed) {
-  const ModelDesc m = load_model(kModelDir + "/alexnet-fashion.json");
-  uint32_t global = 0;
-  for (uint32_t n : shards) global += n;
+// The workers' forward records of one step as one record of the whole batch: the shards'
+// outputs one after the other, max-pool indices into the whole batch's input.
+ForwardRecord whole_batch(const std::vector<Run>& runs, size_t step) {
+  ForwardRecord r;
+  for (const auto& [name, t] : runs[0].forwards[step].outputs) {
+    std::vector<uint32_t> dims = t.shape.dims();
+    dims[0] = 0;
+    std::vector<float> data;
+    for (const Run& run : runs) {
+      const HostTensor& part = run.forwards[step].outputs.at(name);
+      dims[0] += part.shape[0];
+      data.insert(data.end(), part.data.begin(), part.data.end());
+    }
+    r.outputs.emplace(name, HostTensor(Shape(dims), data));
+  }
+  for (const auto& [name, idx] : runs[0].forwards[step].argmax) {
+    const auto op = std::find_if(runs[0].plan.ops.begin(), runs[0].plan.ops.end(),
+                                 [&](const PlanOp& o) { return o.name == name; });
+    REQUIRE(op != runs[0].plan.ops.end());
+    const uint64_t per_image = op->in.numel() / op->in[0];
+    std::vector<uint32_t>& all = r.argmax[name];
+    uint64_t first = 0;
+    for (const Run& run : runs) {
+      for (uint32_t i : run.forwards[step].argmax.at(name)) all.push_back(uint32_t(i + first * per_image));
+      first += run.forwards[step].outputs.begin()->second.shape[0];
+    }
+  }
+  return r;
+}
+
+// `steps` global batches of random images and labels for alexnet-fashion, and a start.
+struct Batches {
+  ModelDesc model = load_model(kModelDir + "/alexnet-fashion.json");
+  std::map<std::string, HostTensor> start;
   std::vector<HostTensor> images;
   std::vector<std::vector<uint32_t>> labels;
-  for (uint32_t s = 0; s < steps; ++s) {
-    images.emplace_back(m.input_shape(global), random_uniform(m.input_shape(global).numel(), seed + 10 * s, 2.0f));
-    std::vector<uint32_t> l(global);
-    for (uint32_t i = 0; i < global; ++i) l[i] = uint32_t((seed + 7 * s + 3 * i) % m.classes);
-    labels.push_back(l);
+  std::vector<StepParams> params;
+  Batches(uint32_t global, uint32_t steps, uint64_t seed) : start(initial_parameters(model, Init::He, seed)) {
+    for (uint32_t s = 0; s < steps; ++s) {
+      const Shape shape = model.input_shape(global);
+      images.emplace_back(shape, random_uniform(shape.numel(), seed + 10 * s, 2.0f));
+      std::vector<uint32_t> l(global);
+      for (uint32_t i = 0; i < global; ++i) l[i] = uint32_t((seed + 7 * s + 3 * i) % model.classes);
+      labels.push_back(l);
+      StepParams sp;
+      sp.step = s;
+      sp.seed = uint32_t(seed);
+      // Not 0.02: on random images and labels that diverges for some seeds (seed
+      // 5448635984010629971: loss 2.7, 11.7, 15.3), and a diverging run amplifies rounding
+      // about sevenfold a step, so that no two fp32 runs agree within 1e-5 after 3 steps.
+      sp.lr = 0.005f;
+      params.push_back(sp);
+    }
   }
-  const auto start = initial_parameters(m, Init::He, seed);
+  test::TrainingSteps steps() const { return {model, start, images, labels, params}; }
+};
+
+// The steps of `b` from its start on `shards` (image counts, summing to the global batch), each
+// worker on a Context of its own in a thread of its own; one shard without buckets is the plain
+// single-worker step.
+std::vector<Run> train(const Batches& b, const std::vector<uint32_t>& shards, uint64_t bucket_bytes) {
+  const ModelDesc& m = b.model;
+  const auto& images = b.images;
+  const auto& labels = b.labels;
+  const auto& start = b.start;
+  const uint32_t steps = uint32_t(images.size());
+  uint32_t global = 0;
+  for (uint32_t n : shards) global += n;
+  REQUIRE(images[0].shape[0] == global);
   ThreadSum sum(shards.size());
   std::vector<Run> runs(shards.size());
   std::vector<std::string> errors(shards.size());
@@ -98,11 +154,9 @@ std::vector<Run> train(const std::vector<uint32_t>& shards, uint64_t bucket_byte
         HostTensor x(m.input_shape(shards[w]));
         std::copy_n(images[s].data.begin() + first * per_image, shards[w] * per_image, x.data.begin());
         const std::vector<uint32_t> l(labels[s].begin() + first, labels[s].begin() + first + shards[w]);
-        StepParams sp;
-        sp.step = s;
-        sp.seed = uint32_t(seed);
-        sp.lr = 0.02f;
+        const StepParams& sp = b.params[s];
         runs[w].stats.push_back(shards.size() > 1 ? trainer.step(x, l, sp, &reducer) : trainer.step(x, l, sp));
+        runs[w].forwards.push_back(trainer.last_forward());
       }
       if (shards.size() > 1) {
         std::vector<size_t> want(trainer.buckets().size());
@@ -114,6 +168,7 @@ std::vector<Run> train(const std::vector<uint32_t>& shards, uint64_t bucket_byte
       runs[w].parameters = net.parameters();
       runs[w].momentum = trainer.momentum();
       runs[w].buckets = trainer.buckets();
+      runs[w].plan = trainer.plan();
       const auto messages = ctx.take_validation_messages();
       if (!messages.empty()) errors[w] = "validation: " + messages.front();
     } catch (const std::exception& e) {
@@ -127,28 +182,16 @@ std::vector<Run> train(const std::vector<uint32_t>& shards, uint64_t bucket_byte
   return runs;
 }
 
-// Each tensor of `got` within `tol` (relative L2) of `want`.
-void require_close(const std::map<std::string, HostTensor>& got, const std::map<std::string, HostTensor>& want,
-                   double tol, const char* what) {
-  REQUIRE(got.size() == want.size());
-  for (const auto& [name, t] : want) {
-    const double e = relative_l2(got.at(name).data, t.data);
-    INFO(what << " " << name << ": relative L2 " << e << " (seed " << test::seed() << ")");
-    REQUIRE(e <= tol);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("two data-parallel workers match one worker given the whole batch", "[train][dataparallel]") {
   const uint64_t seed = test::seed();
   // Shards 4 + 4 and uneven 3 + 2; buckets small enough that every layer has its own.
   for (const std::vector<uint32_t>& shards : {std::vector<uint32_t>{4, 4}, std::vector<uint32_t>{3, 2}}) {
-    uint32_t global = 0;
-    for (uint32_t n : shards) global += n;
     INFO("shards " << shards[0] << " + " << shards[1]);
-    const Run one = train({global}, 0, 3, seed)[0];
-    const std::vector<Run> two = train(shards, 1, 3, seed);
+    const Batches b(shards[0] + shards[1], 3, seed);
+    const Run one = train(b, {shards[0] + shards[1]}, 0)[0];
+    const std::vector<Run> two = train(b, shards, 1);
     REQUIRE(two[0].buckets.size() == 8);  // fc8, fc7, fc6, conv5 ... conv1: one each
     CHECK(two[0].buckets[0].parameters == std::vector<std::string>{"fc8.weight", "fc8.bias"});
     // Every worker applied the same update, to the bit.
@@ -156,30 +199,34 @@ TEST_CASE("two data-parallel workers match one worker given the whole batch", "[
       INFO(name);
       REQUIRE(std::memcmp(t.data.data(), two[1].parameters.at(name).data.data(), t.data.size() * 4) == 0);
     }
-    require_close(two[0].parameters, one.parameters, 1e-5, "weights");
-    require_close(two[0].momentum, one.momentum, 1e-5, "momentum");
-    // The workers' losses, weighted by their shards, are the global batch's.
-    for (size_t s = 0; s < one.stats.size(); ++s) {
+    // The same training as one worker by the rule of same_training.hpp: the shards' kernels see
+    // other shapes than the whole batch's, so near ties can be decided apart.
+    test::TrainingRun runs[2] = {{"one worker", one.parameters, one.momentum, one.forwards},
+                                 {"two workers", two[0].parameters, two[0].momentum, {}}};
+    for (size_t s = 0; s < b.images.size(); ++s) runs[1].forwards.push_back(whole_batch(two, s));
+    const double worst = test::require_same_training(b.steps(), runs[0], runs[1]);
+    // The workers' losses, weighted by their shards, are the global batch's: the first step's
+    // always, later ones while the weights agree.
+    for (size_t s = 0; s < one.stats.size() && (s == 0 || worst <= 1e-5); ++s) {
       double loss = 0;
       uint32_t correct = 0;
       for (size_t w = 0; w < two.size(); ++w) {
         loss += two[w].stats[s].loss * two[w].stats[s].batch;
         correct += two[w].stats[s].correct;
       }
-      CHECK(std::fabs(loss / global - one.stats[s].loss) <= 1e-5 * one.stats[s].loss);
+      CHECK(std::fabs(loss / (shards[0] + shards[1]) - one.stats[s].loss) <= 1e-5 * one.stats[s].loss);
       CHECK(correct == one.stats[s].correct);
     }
     // The steps moved the weights (a reducer that dropped the gradients would not match).
-    CHECK(relative_l2(one.parameters.at("fc8.weight").data,
-                      initial_parameters(load_model(kModelDir + "/alexnet-fashion.json"), Init::He, seed)
-                          .at("fc8.weight").data) > 1e-3);
+    CHECK(relative_l2(one.parameters.at("fc8.weight").data, b.start.at("fc8.weight").data) > 1e-3);
   }
 }
 
 TEST_CASE("bucketed steps without a reducer are the plain step, to the bit", "[train][dataparallel]") {
   const uint64_t seed = test::seed();
-  const Run plain = train({6}, 0, 2, seed)[0];
-  const Run bucketed = train({6}, 64 << 10, 2, seed)[0];
+  const Batches b(6, 2, seed);
+  const Run plain = train(b, {6}, 0)[0];
+  const Run bucketed = train(b, {6}, 64 << 10)[0];
   CHECK(bucketed.buckets.size() > 1);
   CHECK(plain.buckets.empty());
   for (const auto& [name, t] : plain.parameters) {

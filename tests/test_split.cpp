@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common.hpp"
+#include "same_training.hpp"
 
 using namespace vkalex;
 
@@ -147,14 +148,8 @@ TEST_CASE("a split net with strong LRNs, odd channel counts and a separate ReLU"
 
 namespace {
 
-// `steps` SGD steps on one device and split over two from the same start: every parameter and
-// momentum tensor within 1e-5 (relative L2) of the single device's. Beyond that only where a
-// near tie (a ReLU input within rounding of 0, two max-pool candidates within rounding of each
-// other) came out differently in the two forward passes, whose kernels round differently
-// (other shapes): one decision moves a whole gradient element. Each run must then be the CPU
-// reference's steps taking that run's own decisions at exactly its near ties
-// (train_step_cpu's `follow`, within 1e-4 as the single-device alexnet2012 step test asks),
-// and there must be such ties.
+// `steps` SGD steps on one device and split over two from the same start: the same training by
+// the rule of same_training.hpp (near ties decided apart are followed by the CPU reference).
 void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, Init init, const std::string& moved) {
   auto [a, b] = two_devices();
   const auto start = initial_parameters(m, init, test::seed());
@@ -167,7 +162,7 @@ void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, In
   std::vector<HostTensor> inputs;
   std::vector<std::vector<uint32_t>> labels;
   std::vector<StepParams> params;
-  std::vector<ForwardRecord> forwards[2];  // one device, split
+  test::TrainingRun runs[2] = {{"one device"}, {"split"}};
   std::vector<std::pair<double, double>> losses;
   for (uint32_t step = 0; step < steps; ++step) {
     inputs.push_back(random_input(m, batch, test::seed() + 100 + step));
@@ -180,21 +175,19 @@ void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, In
     params.push_back(sp);
     const StepStats want = trainer.step(inputs.back(), labels.back(), sp);
     const StepStats got = split_trainer.step(inputs.back(), labels.back(), sp);
-    forwards[0].push_back(trainer.last_forward());
-    forwards[1].push_back(split_trainer.last_forward());
+    runs[0].forwards.push_back(trainer.last_forward());
+    runs[1].forwards.push_back(split_trainer.last_forward());
     losses.push_back({want.loss, got.loss});
   }
-  const std::map<std::string, HostTensor> w[2] = {one.parameters(), split.parameters()};
-  const std::map<std::string, HostTensor> v[2] = {trainer.momentum(), split_trainer.momentum()};
+  runs[0].parameters = one.parameters();
+  runs[0].momentum = trainer.momentum();
+  runs[1].parameters = split.parameters();
+  runs[1].momentum = split_trainer.momentum();
   // The weights moved: a step that updated nothing would match nothing but the start.
-  CHECK(relative_l2(w[1].at(moved).data, start.at(moved).data) > 1e-4);
+  CHECK(relative_l2(runs[1].parameters.at(moved).data, start.at(moved).data) > 1e-4);
   test::require_no_validation_messages(a);
   test::require_no_validation_messages(b);
-  double worst = 0;
-  for (const auto& [name, t] : w[0]) {
-    worst = std::max({worst, relative_l2(w[1].at(name).data, t.data), relative_l2(v[1].at(name).data, v[0].at(name).data)});
-  }
-  INFO("split against one device: worst relative L2 " << worst << " (seed " << test::seed() << ")");
+  const double worst = test::require_same_training({m, start, inputs, labels, params}, runs[0], runs[1]);
   // The losses: the first step's always (a tie decided apart changes no value of the forward
   // pass), the later ones where the weights still agree.
   for (size_t step = 0; step < losses.size(); ++step) {
@@ -202,26 +195,6 @@ void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, In
     INFO("loss of step " << step << ": " << losses[step].second << " split, " << losses[step].first << " one device");
     CHECK(std::fabs(losses[step].second - losses[step].first) <= 1e-5 * std::fabs(losses[step].first));
   }
-  if (worst <= 1e-5) return;
-  size_t followed_total = 0;
-  for (int run = 0; run < 2; ++run) {
-    auto cw = start;
-    std::map<std::string, HostTensor> cv;
-    for (const auto& [name, t] : start) cv.emplace(name, HostTensor(t.shape));
-    for (uint32_t step = 0; step < steps; ++step) {
-      size_t followed = 0;
-      train_step_cpu(m, cw, cv, inputs[step], labels[step], params[step], &forwards[run][step], &followed);
-      followed_total += followed;
-    }
-    const std::string what = run ? "split" : "one device";
-    for (const auto& [name, t] : cw) {
-      require_close(w[run].at(name).data, t.data, 1e-4, (what + " weights " + name).c_str());
-      require_close(v[run].at(name).data, cv.at(name).data, 1e-4, (what + " momentum " + name).c_str());
-    }
-  }
-  WARN("split and one device differ by " << worst << " after near ties decided apart (" << followed_total
-                                         << " followed); each matches its reference (seed " << test::seed() << ")");
-  REQUIRE(followed_total > 0);
 }
 
 }  // namespace
