@@ -162,7 +162,9 @@ void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, In
   std::vector<HostTensor> inputs;
   std::vector<std::vector<uint32_t>> labels;
   std::vector<StepParams> params;
-  test::TrainingRun runs[2] = {{"one device"}, {"split"}};
+  test::TrainingRun runs[2];
+  runs[0].name = "one device";
+  runs[1].name = "split";
   std::vector<std::pair<double, double>> losses;
   for (uint32_t step = 0; step < steps; ++step) {
     inputs.push_back(random_input(m, batch, test::seed() + 100 + step));
@@ -171,7 +173,7 @@ void check_split_training(const ModelDesc& m, uint32_t batch, uint32_t steps, In
     StepParams sp;
     sp.step = step;
     sp.seed = uint32_t(test::seed());
-    sp.lr = 0.02f;
+    sp.lr = 0.005f;  // as in test_data_parallel.cpp: 0.02 diverges on random data for some seeds
     params.push_back(sp);
     const StepStats want = trainer.step(inputs.back(), labels.back(), sp);
     const StepStats got = split_trainer.step(inputs.back(), labels.back(), sp);

@@ -1,0 +1,985 @@
+// ONNX import: the graph walked in its (topological) order, each node lowered into layers of a
+// model description, constants and initializers into parameters. See vkalex/onnx.hpp.
+#include "vkalex/onnx.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "vkalex/error.hpp"
+
+#if VKALEX_HAVE_ONNX
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include "base/input_file.hpp"
+#endif
+
+namespace vkalex {
+
+std::string OnnxModel::refusal() const {
+  for (const OnnxNode& n : nodes) {
+    if (!n.refused.empty()) return "node " + n.name + " (" + n.op_type + "): " + n.refused;
+  }
+  return {};
+}
+
+#if !VKALEX_HAVE_ONNX
+
+bool onnx_available() { return false; }
+OnnxModel load_onnx(const std::string& path, const OnnxOptions&) {
+  throw Error(path + ": this vkalex was built without ONNX support (Debian package libonnx-dev)");
+}
+OnnxModel inspect_onnx(const std::string& path, const OnnxOptions& options) { return load_onnx(path, options); }
+
+#else
+
+bool onnx_available() { return true; }
+
+namespace {
+
+// A node that cannot run: the message names the attribute or value.
+struct Refusal {
+  std::string why;
+};
+[[noreturn]] void refuse(const std::string& why) { throw Refusal{why}; }
+
+// The file is not a well-formed model (as opposed to a node the engine cannot run).
+struct Malformed {
+  std::string why;
+};
+[[noreturn]] void malformed(const std::string& why) { throw Malformed{why}; }
+
+std::string dims_str(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + (d[i] < 0 ? std::string("N") : std::to_string(d[i]));
+  return s + "]";
+}
+
+// The elements a tensor of these dimensions holds, refusing what no model of this engine has.
+constexpr uint64_t kMaxTensorElements = 1ull << 31;
+uint64_t checked_numel(const std::vector<int64_t>& dims, const std::string& what) {
+  uint64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) malformed(what + " has a negative dimension " + std::to_string(d));
+    if (d > int64_t(kMaxTensorElements)) malformed(what + " has a dimension " + std::to_string(d) + " beyond 2^31");
+    n *= uint64_t(d);
+    if (n > kMaxTensorElements) malformed(what + " " + dims_str(dims) + " holds more than 2^31 elements");
+  }
+  return n;
+}
+
+const char* elem_type_name(int t) {
+  return onnx::TensorProto_DataType_IsValid(t) ? onnx::TensorProto_DataType_Name(t).c_str() : "an unknown type";
+}
+
+// A constant: float (a parameter or a scale) or int64 (a shape).
+struct Constant {
+  std::vector<int64_t> dims;
+  std::vector<float> f;
+  std::vector<int64_t> i;
+  bool is_int = false;
+  uint64_t numel() const { return is_int ? i.size() : f.size(); }
+};
+
+template <typename T>
+void from_raw(const std::string& raw, uint64_t n, std::vector<T>& out, const std::string& what) {
+  if (raw.size() != n * sizeof(T)) {
+    malformed(what + " holds " + std::to_string(raw.size()) + " bytes of data, its shape needs " + std::to_string(n * sizeof(T)));
+  }
+  out.resize(n);
+  if (n) std::memcpy(out.data(), raw.data(), raw.size());  // little-endian, as ONNX stores it
+}
+
+Constant read_tensor(const onnx::TensorProto& t, const std::string& what) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0) {
+    refuse(what + " keeps its data in an external file (not supported: save the model with its data inside)");
+  }
+  if (t.has_segment()) refuse(what + " is a segment of a tensor (not supported)");
+  Constant c;
+  c.dims.assign(t.dims().begin(), t.dims().end());
+  const uint64_t n = checked_numel(c.dims, what);
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      if (t.has_raw_data()) {
+        from_raw(t.raw_data(), n, c.f, what);
+      } else {
+        if (uint64_t(t.float_data_size()) != n) {
+          malformed(what + " holds " + std::to_string(t.float_data_size()) + " floats, its shape " + dims_str(c.dims) +
+                    " needs " + std::to_string(n));
+        }
+        c.f.assign(t.float_data().begin(), t.float_data().end());
+      }
+      break;
+    case onnx::TensorProto::INT64:
+      c.is_int = true;
+      if (t.has_raw_data()) {
+        from_raw(t.raw_data(), n, c.i, what);
+      } else {
+        if (uint64_t(t.int64_data_size()) != n) {
+          malformed(what + " holds " + std::to_string(t.int64_data_size()) + " int64 values, its shape " +
+                    dims_str(c.dims) + " needs " + std::to_string(n));
+        }
+        c.i.assign(t.int64_data().begin(), t.int64_data().end());
+      }
+      break;
+    default:
+      refuse(what + " is of type " + elem_type_name(t.data_type()) + " (only FLOAT tensors and INT64 shapes are supported)");
+  }
+  return c;
+}
+
+// An attribute of a node, typed; every attribute a node has must be known to its op.
+class Attributes {
+ public:
+  Attributes(const onnx::NodeProto& node, std::initializer_list<const char*> known) {
+    for (const auto& a : node.attribute()) {
+      if (std::find_if(known.begin(), known.end(), [&](const char* k) { return a.name() == k; }) == known.end()) {
+        refuse("attribute \"" + a.name() + "\" is not supported");
+      }
+      if (!map_.emplace(a.name(), &a).second) malformed("attribute \"" + a.name() + "\" is given twice");
+      if (!a.ref_attr_name().empty()) refuse("attribute \"" + a.name() + "\" refers to a function's attribute");
+    }
+  }
+  bool has(const char* name) const { return map_.count(name) > 0; }
+  int64_t i(const char* name, int64_t fallback) const {
+    const auto* a = get(name, onnx::AttributeProto::INT);
+    return a ? a->i() : fallback;
+  }
+  float f(const char* name, float fallback) const {
+    const auto* a = get(name, onnx::AttributeProto::FLOAT);
+    return a ? a->f() : fallback;
+  }
+  std::string s(const char* name, const std::string& fallback) const {
+    const auto* a = get(name, onnx::AttributeProto::STRING);
+    return a ? a->s() : fallback;
+  }
+  std::optional<std::vector<int64_t>> ints(const char* name) const {
+    const auto* a = get(name, onnx::AttributeProto::INTS);
+    if (!a) return std::nullopt;
+    return std::vector<int64_t>(a->ints().begin(), a->ints().end());
+  }
+  const onnx::AttributeProto* get(const char* name, onnx::AttributeProto::AttributeType type) const {
+    auto it = map_.find(name);
+    if (it == map_.end()) return nullptr;
+    if (it->second->type() != type) {
+      malformed(std::string("attribute \"") + name + "\" is " + onnx::AttributeProto::AttributeType_Name(it->second->type()) +
+                ", needs " + onnx::AttributeProto::AttributeType_Name(type));
+    }
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, const onnx::AttributeProto*> map_;
+};
+
+// A 2-D window (convolution, pooling) as ONNX gives it, resolved to per-side pads.
+struct Window {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t top = 0, left = 0, bottom = 0, right = 0;
+  bool ceil = false;
+  // Output size along one axis by ONNX's rule.
+  static int64_t out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1, bool ceil) {
+    const int64_t span = (k - 1) * d + 1, padded = in + p0 + p1 - span;
+    if (padded < 0) return 0;
+    return (ceil ? (padded + s - 1) / s : padded / s) + 1;
+  }
+  int64_t out_h(int64_t h) const { return out(h, kh, sh, dh, top, bottom, ceil); }
+  int64_t out_w(int64_t w) const { return out(w, kw, sw, dw, left, right, ceil); }
+};
+
+Window read_window(const Attributes& a, const std::vector<int64_t>& x, std::optional<std::pair<int64_t, int64_t>> kernel) {
+  Window w;
+  if (auto k = a.ints("kernel_shape")) {
+    if (k->size() != 2) refuse("kernel_shape " + dims_str(*k) + ": only 2-D windows are supported");
+    if (kernel && (kernel->first != (*k)[0] || kernel->second != (*k)[1])) {
+      malformed("kernel_shape " + dims_str(*k) + " disagrees with the weight's " + std::to_string(kernel->first) + "x" +
+                std::to_string(kernel->second));
+    }
+    w.kh = (*k)[0], w.kw = (*k)[1];
+  } else if (kernel) {
+    w.kh = kernel->first, w.kw = kernel->second;
+  } else {
+    malformed("attribute \"kernel_shape\" is missing");
+  }
+  if (w.kh < 1 || w.kw < 1) malformed("kernel_shape must be positive");
+  if (auto s = a.ints("strides")) {
+    if (s->size() != 2) malformed("strides " + dims_str(*s) + " must have 2 values");
+    w.sh = (*s)[0], w.sw = (*s)[1];
+    if (w.sh < 1 || w.sw < 1) malformed("strides must be positive");
+  }
+  if (auto d = a.ints("dilations")) {
+    if (d->size() != 2) malformed("dilations " + dims_str(*d) + " must have 2 values");
+    w.dh = (*d)[0], w.dw = (*d)[1];
+    if (w.dh < 1 || w.dw < 1) malformed("dilations must be positive");
+    if (w.dh != 1 || w.dw != 1) refuse("dilations " + dims_str(*d) + " (only 1 is supported)");
+  }
+  w.ceil = a.i("ceil_mode", 0) != 0;
+  const std::string auto_pad = a.s("auto_pad", "NOTSET");
+  if (auto_pad == "NOTSET") {
+    if (auto p = a.ints("pads")) {
+      if (p->size() != 4) malformed("pads " + dims_str(*p) + " must have 4 values (top, left, bottom, right)");
+      for (int64_t v : *p) {
+        if (v < 0) refuse("pads " + dims_str(*p) + ": negative pads are not supported");
+      }
+      w.top = (*p)[0], w.left = (*p)[1], w.bottom = (*p)[2], w.right = (*p)[3];
+    }
+  } else if (auto_pad == "VALID") {
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    // Output ceil(in / stride); the total padding split evenly, the odd one at the end
+    // (SAME_UPPER) or the beginning (SAME_LOWER).
+    auto split = [&](int64_t in, int64_t k, int64_t s, int64_t& p0, int64_t& p1) {
+      const int64_t total = std::max<int64_t>(((in + s - 1) / s - 1) * s + k - in, 0);
+      p0 = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      p1 = total - p0;
+    };
+    split(x[2], w.kh, w.sh, w.top, w.bottom);
+    split(x[3], w.kw, w.sw, w.left, w.right);
+  } else {
+    malformed("auto_pad \"" + auto_pad + "\" is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+  }
+  if (auto_pad != "NOTSET" && a.has("pads")) malformed("auto_pad " + auto_pad + " and pads given together");
+  return w;
+}
+
+// The engine's windows pad both sides alike and round the output size down. A window whose
+// padding differs at the end (or that rounds up) is the same computation where it gives the
+// same output size: the windows start at the same places, and what lies outside the input is
+// padding either way.
+std::pair<uint32_t, uint32_t> engine_pads(const Window& w, const std::vector<int64_t>& x) {
+  if (w.top > 0xffff || w.left > 0xffff) refuse("pads beyond 65535");
+  const int64_t oh = w.out_h(x[2]), ow = w.out_w(x[3]);
+  if (oh < 1 || ow < 1) malformed("the window " + std::to_string(w.kh) + "x" + std::to_string(w.kw) + " does not fit the input " + dims_str(x));
+  Window e = w;
+  e.bottom = w.top, e.right = w.left, e.ceil = false;
+  if (e.out_h(x[2]) != oh || e.out_w(x[3]) != ow) {
+    std::ostringstream why;
+    why << "pads [" << w.top << ", " << w.left << ", " << w.bottom << ", " << w.right << "]"
+        << (w.ceil ? " with ceil_mode 1" : "") << " give a " << oh << "x" << ow
+        << " output; only windows whose output is that of the same padding on both sides, rounded down, are "
+           "supported (here "
+        << e.out_h(x[2]) << "x" << e.out_w(x[3]) << ")";
+    refuse(why.str());
+  }
+  return {uint32_t(w.top), uint32_t(w.left)};
+}
+
+// The state of the walk: the chain of layers so far and what each value name holds.
+struct Value {
+  std::optional<Constant> constant;  // else an activation of the chain
+  std::vector<int64_t> dims;         // an activation's dimensions (dims[0] the batch, -1 where symbolic)
+  size_t producer = SIZE_MAX;        // the layer that wrote it (SIZE_MAX: the graph input)
+};
+
+class Lowering {
+ public:
+  Lowering(const onnx::ModelProto& proto, const OnnxOptions& options, OnnxModel& out)
+      : proto_(proto), options_(options), out_(out) {}
+
+  void run(bool throw_refusals);
+
+ private:
+  const onnx::ModelProto& proto_;
+  const OnnxOptions& options_;
+  OnnxModel& out_;
+  std::map<std::string, Value> values_;
+  std::vector<LayerDesc> layers_;
+  std::set<std::string> layer_names_;
+  std::string current_;        // the name of the chain's current activation
+  std::set<std::string> consumed_;  // value names some node reads (or the graph outputs)
+  std::map<std::string, int> parameter_uses_;
+  bool saw_softmax_ = false;
+
+  void read_inputs();
+  void lower(const onnx::NodeProto& node, OnnxNode& report);
+
+  const Value& value(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) malformed("reads \"" + name + "\", which no earlier node, input or initializer gives");
+    return it->second;
+  }
+  // The node's input `k` as the chain's current activation.
+  const std::vector<int64_t>& activation(const onnx::NodeProto& node, int k) {
+    if (node.input_size() <= k || node.input(k).empty()) malformed("input " + std::to_string(k) + " is missing");
+    const Value& v = value(node.input(k));
+    if (v.constant) refuse("input \"" + node.input(k) + "\" is a constant (constant folding is not supported)");
+    if (node.input(k) != current_) {
+      refuse("reads \"" + node.input(k) + "\", not the output of the layer before it (\"" + current_ +
+             "\"): graphs that branch are not supported yet");
+    }
+    return v.dims;
+  }
+  const Constant& constant(const onnx::NodeProto& node, int k, const char* what) {
+    if (node.input_size() <= k || node.input(k).empty()) malformed(std::string(what) + " (input " + std::to_string(k) + ") is missing");
+    const Value& v = value(node.input(k));
+    if (!v.constant) refuse(std::string(what) + " \"" + node.input(k) + "\" is computed by the graph; only a constant (an initializer) is supported");
+    return *v.constant;
+  }
+  const Constant* optional_constant(const onnx::NodeProto& node, int k, const char* what) {
+    if (node.input_size() <= k || node.input(k).empty()) return nullptr;
+    return &constant(node, k, what);
+  }
+  void require_outputs(const onnx::NodeProto& node, int max_used) {
+    if (node.output_size() < 1 || node.output(0).empty()) malformed("has no output");
+    for (int k = max_used; k < node.output_size(); ++k) {
+      if (!node.output(k).empty() && consumed_.count(node.output(k))) {
+        refuse("output " + std::to_string(k) + " (\"" + node.output(k) + "\") is used, and only output 0 is supported");
+      }
+    }
+  }
+  // Adds a layer reading the current activation; its output becomes the node's output 0.
+  void add(const onnx::NodeProto& node, LayerDesc layer, std::vector<int64_t> dims, OnnxNode& report) {
+    layer.name = unique_layer_name(node, layer.type);
+    report.lowered = std::string(layer_type_name(layer.type)) + " " + layer.name;
+    layers_.push_back(std::move(layer));
+    Value v;
+    v.dims = std::move(dims);
+    v.producer = layers_.size() - 1;
+    define(node.output(0), std::move(v));
+    current_ = node.output(0);
+  }
+  void alias(const onnx::NodeProto& node, const std::string& from) {
+    Value v = value(from);
+    define(node.output(0), std::move(v));
+    if (from == current_) current_ = node.output(0);
+  }
+  void define(const std::string& name, Value v) {
+    if (name.empty()) malformed("an output has no name");
+    if (!values_.emplace(name, std::move(v)).second) malformed("\"" + name + "\" is given by two nodes (or an input)");
+  }
+  std::string unique_layer_name(const onnx::NodeProto& node, LayerType type) {
+    std::string base = node.name().empty() ? std::string(layer_type_name(type)) + std::to_string(layers_.size() + 1) : node.name();
+    std::string name = base;
+    for (int k = 2; !layer_names_.insert(name).second; ++k) name = base + "_" + std::to_string(k);
+    return name;
+  }
+  // A parameter tensor from a constant, under the constant's name (another name where one
+  // constant gives two parameters).
+  std::string parameter(const std::string& name, const Shape& shape, std::vector<float> data) {
+    std::string key = name;
+    for (int k = 2; out_.parameters.count(key); ++k) key = name + "#" + std::to_string(k);
+    out_.parameters.emplace(key, HostTensor(shape, std::move(data)));
+    return key;
+  }
+
+  void conv(const onnx::NodeProto& node, OnnxNode& report);
+  void pool(const onnx::NodeProto& node, OnnxNode& report, bool average);
+  void lrn(const onnx::NodeProto& node, OnnxNode& report);
+  void gemm(const onnx::NodeProto& node, OnnxNode& report);
+  void matmul(const onnx::NodeProto& node, OnnxNode& report);
+  void add_bias(const onnx::NodeProto& node, OnnxNode& report);
+  void flatten(const onnx::NodeProto& node, OnnxNode& report);
+  void reshape(const onnx::NodeProto& node, OnnxNode& report);
+  void dropout(const onnx::NodeProto& node, OnnxNode& report);
+  void softmax(const onnx::NodeProto& node, OnnxNode& report);
+  void constant_node(const onnx::NodeProto& node, OnnxNode& report);
+  void to_features(const onnx::NodeProto& node, const std::vector<int64_t>& x, OnnxNode& report);
+};
+
+int64_t features(const std::vector<int64_t>& x) {
+  int64_t n = 1;
+  for (size_t i = 1; i < x.size(); ++i) n *= x[i];
+  return n;
+}
+
+void Lowering::read_inputs() {
+  const auto& g = proto_.graph();
+  std::set<std::string> initializers;
+  for (const auto& t : g.initializer()) {
+    const std::string what = "initializer \"" + t.name() + "\"";
+    if (t.name().empty()) malformed("an initializer has no name");
+    Value v;
+    try {
+      v.constant = read_tensor(t, what);
+    } catch (const Refusal& r) {
+      malformed(r.why);  // no node can use it then; say so at once
+    }
+    define(t.name(), std::move(v));
+    initializers.insert(t.name());
+  }
+  if (g.sparse_initializer_size() > 0) refuse("the graph has sparse initializers (not supported)");
+  std::vector<const onnx::ValueInfoProto*> images;
+  for (const auto& in : g.input()) {
+    if (initializers.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
+    auto c = options_.constants.find(in.name());
+    if (c != options_.constants.end()) {
+      Value v;
+      Constant k;
+      for (uint32_t d : c->second.shape.dims()) k.dims.push_back(d);
+      k.f = c->second.data;
+      v.constant = std::move(k);
+      define(in.name(), std::move(v));
+      continue;
+    }
+    images.push_back(&in);
+  }
+  if (images.size() != 1) {
+    std::string names;
+    for (const auto* in : images) names += (names.empty() ? "\"" : ", \"") + in->name() + "\"";
+    refuse("the graph has " + std::to_string(images.size()) + " inputs without an initializer (" + names +
+           "); one is the images, the others must be constants");
+  }
+  const onnx::ValueInfoProto& in = *images[0];
+  out_.input = in.name();
+  if (!in.type().has_tensor_type()) refuse("input \"" + in.name() + "\" is not a tensor");
+  const auto& tt = in.type().tensor_type();
+  if (tt.elem_type() != onnx::TensorProto::FLOAT) {
+    refuse("input \"" + in.name() + "\" is of type " + elem_type_name(tt.elem_type()) + " (only FLOAT is supported)");
+  }
+  if (!tt.has_shape()) refuse("input \"" + in.name() + "\" has no shape");
+  std::vector<int64_t> dims;
+  for (int i = 0; i < tt.shape().dim_size(); ++i) {
+    const auto& d = tt.shape().dim(i);
+    if (d.has_dim_value()) {
+      if (d.dim_value() < 1) malformed("input \"" + in.name() + "\" has dimension " + std::to_string(d.dim_value()));
+      dims.push_back(d.dim_value());
+    } else if (i == 0) {
+      dims.push_back(-1);  // a symbolic batch
+    } else {
+      refuse("input \"" + in.name() + "\" has a symbolic dimension " + std::to_string(i) + " (only the batch may be)");
+    }
+  }
+  out_.input_dims = dims;
+  if (dims.size() < 2 || dims.size() > 4) {
+    refuse("input \"" + in.name() + "\" " + dims_str(dims) + ": only [batch, features], [batch, channels, length] and [batch, channels, height, width] are supported");
+  }
+  std::vector<int64_t> image = dims;
+  image[0] = 1;
+  checked_numel(image, "input \"" + in.name() + "\"");
+  for (size_t i = 1; i < dims.size(); ++i) {
+    if (dims[i] > 1000000) refuse("input \"" + in.name() + "\" " + dims_str(dims) + ": a dimension beyond 1000000");
+  }
+  ModelDesc& m = out_.model;
+  m.channels = uint32_t(dims[1]);
+  m.height = dims.size() > 2 ? uint32_t(dims[2]) : 1;
+  m.width = dims.size() > 3 ? uint32_t(dims[3]) : 1;
+  Value v;
+  v.dims = dims;
+  define(in.name(), std::move(v));
+  current_ = in.name();
+  if (dims.size() == 2) {  // the description's input is an image [C, H, W]: [F, 1, 1] here
+    LayerDesc f;
+    f.type = LayerType::Flatten;
+    f.name = "input_flatten";
+    layer_names_.insert(f.name);
+    layers_.push_back(f);
+  }
+  for (const auto& o : g.output()) consumed_.insert(o.name());
+  for (const auto& n : g.node()) {
+    for (const auto& i : n.input()) consumed_.insert(i);
+  }
+}
+
+void Lowering::to_features(const onnx::NodeProto& node, const std::vector<int64_t>& x, OnnxNode& report) {
+  LayerDesc l;
+  l.type = LayerType::Flatten;
+  add(node, l, {x[0], features(x)}, report);
+}
+
+void Lowering::conv(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  const auto x = activation(node, 0);
+  if (x.size() != 4) refuse("input " + dims_str(x) + ": only 2-D convolutions ([batch, channels, height, width]) are supported");
+  const Constant& w = constant(node, 1, "weight");
+  if (w.is_int || w.dims.size() != 4) malformed("weight " + dims_str(w.dims) + " is not a 4-D FLOAT tensor");
+  const Constant* b = optional_constant(node, 2, "bias");
+  const int64_t groups = a.i("group", 1);
+  if (groups < 1 || x[1] % groups != 0 || w.dims[0] % groups != 0 || w.dims[1] * groups != x[1]) {
+    malformed("group " + std::to_string(groups) + " does not fit the input " + dims_str(x) + " and weight " + dims_str(w.dims));
+  }
+  if (b && (b->is_int || b->dims.size() != 1 || b->dims[0] != w.dims[0])) {
+    malformed("bias " + dims_str(b->dims) + " must be [" + std::to_string(w.dims[0]) + "]");
+  }
+  const Window win = read_window(a, x, std::make_pair(w.dims[2], w.dims[3]));
+  const auto [ph, pw] = engine_pads(win, x);
+  require_outputs(node, 1);
+  LayerDesc l;
+  l.type = LayerType::Conv2d;
+  l.out_channels = uint32_t(w.dims[0]);
+  l.kernel_h = uint32_t(w.dims[2]), l.kernel_w = uint32_t(w.dims[3]);
+  l.conv.stride_h = uint32_t(win.sh), l.conv.stride_w = uint32_t(win.sw);
+  l.conv.pad_h = ph, l.conv.pad_w = pw;
+  l.conv.groups = uint32_t(groups);
+  l.weight = parameter(node.input(1), Shape{uint32_t(w.dims[0]), uint32_t(w.dims[1]), uint32_t(w.dims[2]), uint32_t(w.dims[3])}, w.f);
+  if (b) l.bias = parameter(node.input(2), Shape{uint32_t(b->dims[0])}, b->f);
+  add(node, l, {x[0], w.dims[0], win.out_h(x[2]), win.out_w(x[3])}, report);
+}
+
+void Lowering::pool(const onnx::NodeProto& node, OnnxNode& report, bool average) {
+  const Attributes a = average ? Attributes(node, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"})
+                               : Attributes(node, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
+  const auto x = activation(node, 0);
+  if (x.size() != 4) refuse("input " + dims_str(x) + ": only 2-D pooling ([batch, channels, height, width]) is supported");
+  const Window win = read_window(a, x, std::nullopt);
+  if (a.i("storage_order", 0) != 0) refuse("storage_order 1 (only the indices' order, and output 1 is not supported)");
+  require_outputs(node, 1);
+  if (average) {
+    // Only the identity (torchvision's adaptive pooling at the size it already has).
+    if (win.kh != 1 || win.kw != 1 || win.sh != 1 || win.sw != 1 || win.top || win.left || win.bottom || win.right) {
+      refuse("average pooling other than the identity (kernel 1, stride 1, no pads) is not supported yet");
+    }
+    LayerDesc l;
+    l.type = LayerType::AdaptiveAvgPool;
+    l.out_h = uint32_t(x[2]), l.out_w = uint32_t(x[3]);
+    add(node, l, x, report);
+    return;
+  }
+  const auto [ph, pw] = engine_pads(win, x);
+  if (2 * ph > win.kh || 2 * pw > win.kw) {
+    refuse("pads " + std::to_string(ph) + "x" + std::to_string(pw) + " beyond half the kernel " + std::to_string(win.kh) + "x" +
+           std::to_string(win.kw) + " (a window of padding only)");
+  }
+  LayerDesc l;
+  l.type = LayerType::MaxPool;
+  l.pool.kernel_h = uint32_t(win.kh), l.pool.kernel_w = uint32_t(win.kw);
+  l.pool.stride_h = uint32_t(win.sh), l.pool.stride_w = uint32_t(win.sw);
+  l.pool.pad_h = ph, l.pool.pad_w = pw;
+  add(node, l, {x[0], x[1], win.out_h(x[2]), win.out_w(x[3])}, report);
+}
+
+void Lowering::lrn(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"alpha", "beta", "bias", "size"});
+  const auto x = activation(node, 0);
+  if (x.size() < 3) refuse("input " + dims_str(x) + ": LRN needs [batch, channels, ...]");
+  if (!a.has("size")) malformed("attribute \"size\" is missing");
+  const int64_t size = a.i("size", 0);
+  if (size < 1) malformed("size " + std::to_string(size) + " must be at least 1");
+  if (size > int64_t(kMaxLrnSize)) refuse("size " + std::to_string(size) + " beyond " + std::to_string(kMaxLrnSize));
+  if (size % 2 == 0) {
+    refuse("even size " + std::to_string(size) + ": ONNX's window (" + std::to_string((size - 1) / 2) + " channels below, " +
+           std::to_string(size / 2) + " above) is not supported yet");
+  }
+  require_outputs(node, 1);
+  LayerDesc l;
+  l.type = LayerType::Lrn;
+  l.lrn.size = uint32_t(size);
+  l.lrn.alpha = a.f("alpha", 1e-4f);
+  l.lrn.beta = a.f("beta", 0.75f);
+  l.lrn.k = a.f("bias", 1.0f);
+  add(node, l, x, report);
+}
+
+// Linear layer from a weight [out, in] (already in the engine's layout) and a bias.
+void Lowering::gemm(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"alpha", "beta", "transA", "transB"});
+  const auto x = activation(node, 0);
+  if (x.size() != 2) malformed("input A " + dims_str(x) + " is not 2-D");
+  if (a.i("transA", 0) != 0) refuse("transA 1 (the images' features as columns) is not supported");
+  const Constant& bm = constant(node, 1, "B");
+  if (bm.is_int || bm.dims.size() != 2) malformed("B " + dims_str(bm.dims) + " is not a 2-D FLOAT tensor");
+  const bool trans_b = a.i("transB", 0) != 0;
+  const int64_t k = trans_b ? bm.dims[1] : bm.dims[0], n = trans_b ? bm.dims[0] : bm.dims[1];
+  if (k != x[1]) malformed("A " + dims_str(x) + " and B " + dims_str(bm.dims) + (trans_b ? " (transposed)" : "") + " do not multiply");
+  const float alpha = a.f("alpha", 1.0f), beta = a.f("beta", 1.0f);
+  std::vector<float> w(size_t(n * k));
+  for (int64_t o = 0; o < n; ++o) {
+    for (int64_t i = 0; i < k; ++i) w[o * k + i] = alpha * (trans_b ? bm.f[o * k + i] : bm.f[i * n + o]);
+  }
+  const Constant* c = optional_constant(node, 2, "C");
+  require_outputs(node, 1);
+  LayerDesc l;
+  l.type = LayerType::Linear;
+  l.out_features = uint32_t(n);
+  l.weight = parameter(node.input(1), Shape{uint32_t(n), uint32_t(k)}, std::move(w));
+  if (c) {
+    if (c->is_int) malformed("C is not FLOAT");
+    // C broadcasts to [M, N]: a bias only where it is the same for every row.
+    const auto& d = c->dims;
+    const bool per_column = d.empty() || (d.size() == 1 && (d[0] == 1 || d[0] == n)) ||
+                            (d.size() == 2 && d[0] == 1 && (d[1] == 1 || d[1] == n));
+    if (!per_column) {
+      const bool broadcasts = d.size() <= 2 && (d.size() < 2 || d[0] == 1 || d[0] == x[0]) &&
+                              (d.empty() || d.back() == 1 || d.back() == n);
+      if (!broadcasts) malformed("C " + dims_str(d) + " does not broadcast to [" + std::to_string(x[0]) + ", " + std::to_string(n) + "]");
+      refuse("C " + dims_str(d) + " differs between rows (only a bias, the same for every image, is supported)");
+    }
+    std::vector<float> bias(static_cast<size_t>(n));
+    for (int64_t o = 0; o < n; ++o) bias[o] = beta * c->f[c->f.size() == 1 ? 0 : o];
+    l.bias = parameter(node.input(2), Shape{uint32_t(n)}, std::move(bias));
+  }
+  add(node, l, {x[0], n}, report);
+}
+
+void Lowering::matmul(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {});
+  const auto x = activation(node, 0);
+  if (x.size() != 2) refuse("A " + dims_str(x) + ": only a 2-D MatMul ([batch, features] by a constant) is supported");
+  const Constant& bm = constant(node, 1, "B");
+  if (bm.is_int || bm.dims.size() != 2) refuse("B " + dims_str(bm.dims) + ": only a 2-D FLOAT constant is supported");
+  if (bm.dims[0] != x[1]) malformed("A " + dims_str(x) + " and B " + dims_str(bm.dims) + " do not multiply");
+  const int64_t k = bm.dims[0], n = bm.dims[1];
+  std::vector<float> w(size_t(n * k));
+  for (int64_t o = 0; o < n; ++o) {
+    for (int64_t i = 0; i < k; ++i) w[o * k + i] = bm.f[i * n + o];
+  }
+  require_outputs(node, 1);
+  LayerDesc l;
+  l.type = LayerType::Linear;
+  l.out_features = uint32_t(n);
+  l.weight = parameter(node.input(1), Shape{uint32_t(n), uint32_t(k)}, std::move(w));
+  add(node, l, {x[0], n}, report);
+}
+
+// Add after a MatMul (or a Gemm without C): the linear layer's bias.
+void Lowering::add_bias(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {});
+  if (node.input_size() != 2) malformed("Add needs 2 inputs");
+  const int data = values_.count(node.input(0)) && !value(node.input(0)).constant ? 0 : 1;
+  const auto x = activation(node, data);
+  const Value& v = value(node.input(data));
+  if (v.producer == SIZE_MAX || layers_[v.producer].type != LayerType::Linear || !layers_[v.producer].bias.empty() ||
+      v.producer + 1 != layers_.size()) {
+    refuse("Add other than a bias right after a MatMul is not supported");
+  }
+  const Constant& c = constant(node, 1 - data, "the addend");
+  const int64_t n = x[1];
+  const auto& d = c.dims;
+  if (c.is_int || !(d.empty() || (d.size() == 1 && (d[0] == 1 || d[0] == n)) || (d.size() == 2 && d[0] == 1 && (d[1] == 1 || d[1] == n)))) {
+    refuse("the addend " + dims_str(d) + " is not a bias [" + std::to_string(n) + "] the same for every image");
+  }
+  require_outputs(node, 1);
+  std::vector<float> bias(static_cast<size_t>(n));
+  for (int64_t o = 0; o < n; ++o) bias[o] = c.f[c.f.size() == 1 ? 0 : o];
+  LayerDesc& l = layers_[v.producer];
+  l.bias = parameter(node.input(1 - data), Shape{uint32_t(n)}, std::move(bias));
+  report.lowered = "bias of " + l.name;
+  Value out = v;
+  define(node.output(0), std::move(out));
+  current_ = node.output(0);
+}
+
+void Lowering::flatten(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"axis"});
+  const auto x = activation(node, 0);
+  int64_t axis = a.i("axis", 1);
+  if (axis < -int64_t(x.size()) || axis > int64_t(x.size())) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
+  if (axis < 0) axis += int64_t(x.size());
+  if (axis != 1) refuse("axis " + std::to_string(axis) + " mixes the images of the batch (only axis 1 is supported)");
+  require_outputs(node, 1);
+  if (x.size() == 2) {
+    alias(node, node.input(0));
+    report.lowered = "identity";
+    return;
+  }
+  to_features(node, x, report);
+}
+
+void Lowering::reshape(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"allowzero"});
+  const auto x = activation(node, 0);
+  const Constant& s = constant(node, 1, "shape");
+  if (!s.is_int || s.dims.size() != 1) malformed("shape " + dims_str(s.dims) + " is not a 1-D INT64 tensor");
+  const bool allowzero = a.i("allowzero", 0) != 0;
+  std::vector<int64_t> target = s.i;
+  int inferred = -1;
+  int64_t known = 1, total = features(x);
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == 0 && !allowzero) {
+      if (i >= x.size()) malformed("shape " + dims_str(s.i) + " copies dimension " + std::to_string(i) + " of " + dims_str(x) + ", which it lacks");
+      target[i] = x[i];
+    }
+    if (target[i] == -1) {
+      if (inferred >= 0) malformed("shape " + dims_str(s.i) + " has two -1");
+      inferred = int(i);
+    } else if (target[i] < 0) {
+      malformed("shape " + dims_str(s.i) + " has a negative dimension");
+    } else if (i > 0) {
+      known *= target[i];
+    }
+  }
+  // The batch stays in dimension 0: the target must keep it (0, -1 over one image's features
+  // only, or the declared batch size) and hold the rest.
+  const bool batch_kept = !target.empty() && (target[0] == x[0] || (inferred == 0 && known == total));
+  if (inferred > 0) {
+    if (known == 0 || total % known != 0) malformed("shape " + dims_str(s.i) + " does not fit " + dims_str(x));
+    target[inferred] = total / known;
+  } else if (inferred == 0) {
+    target[0] = x[0];
+  }
+  int64_t got = 1;
+  for (size_t i = 1; i < target.size(); ++i) got *= target[i];
+  if (!batch_kept || got != total) {
+    refuse("reshape of " + dims_str(x) + " to " + dims_str(s.i) + " moves the batch dimension (only to [batch, features] is supported)");
+  }
+  require_outputs(node, 1);
+  if (target == x) {
+    alias(node, node.input(0));
+    report.lowered = "identity";
+  } else if (target.size() == 2) {
+    to_features(node, x, report);
+  } else {
+    refuse("reshape of " + dims_str(x) + " to " + dims_str(target) + " (only to [batch, features] is supported)");
+  }
+}
+
+void Lowering::dropout(const onnx::NodeProto& node, OnnxNode& report) {
+  const int64_t opset = out_.opset;
+  const Attributes a = opset < 12 ? Attributes(node, {"ratio"}) : Attributes(node, {"seed"});
+  const auto x = activation(node, 0);
+  float ratio = opset < 12 ? a.f("ratio", 0.5f) : 0.5f;
+  if (opset >= 12) {
+    if (const Constant* r = optional_constant(node, 1, "ratio")) {
+      if (r->is_int || r->f.size() != 1) malformed("ratio must be one FLOAT");
+      ratio = r->f[0];
+    }
+    if (node.input_size() > 2 && !node.input(2).empty()) {
+      const Value& v = value(node.input(2));
+      if (!v.constant) refuse("training_mode is computed by the graph (only inference is supported)");
+      // A BOOL constant arrives as an unsupported type and is refused there; the ONNX default
+      // (absent) is inference.
+    }
+  }
+  if (!(ratio >= 0 && ratio < 1)) malformed("ratio " + std::to_string(ratio) + " must be in [0, 1)");
+  require_outputs(node, 1);
+  LayerDesc l;
+  l.type = LayerType::Dropout;
+  l.dropout = ratio;
+  add(node, l, x, report);
+}
+
+void Lowering::softmax(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"axis"});
+  const auto x = activation(node, 0);
+  const int64_t opset = out_.opset, rank = int64_t(x.size());
+  int64_t axis = a.i("axis", opset < 13 ? 1 : -1);
+  if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
+  if (axis < 0) axis += rank;
+  // Opsets before 13 take the input as 2-D [product of dims before axis, product from axis]
+  // and normalise its rows; 13 on normalises along the one axis. The engine's softmax
+  // normalises each image's features: axis 1 before 13, or from 13 the last axis where the
+  // dimensions between 1 and it are all 1.
+  bool whole_image = axis == 1 && (opset < 13 || rank == 2);
+  if (opset >= 13 && axis == rank - 1) {
+    whole_image = true;
+    for (int64_t i = 1; i < rank - 1; ++i) whole_image = whole_image && x[i] == 1;
+  }
+  if (!whole_image) {
+    refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " at opset " + std::to_string(opset) +
+           (axis == 0 ? " mixes the images of the batch" : " normalises part of an image's features") +
+           " (only all of each image's features are supported)");
+  }
+  require_outputs(node, 1);
+  if (saw_softmax_) refuse("a second softmax (only one, at the end, is supported)");
+  saw_softmax_ = true;
+  if (x.size() > 2) {
+    LayerDesc f;
+    f.type = LayerType::Flatten;
+    f.name = unique_layer_name(node, LayerType::Flatten);
+    layers_.push_back(f);
+  }
+  LayerDesc l;
+  l.type = LayerType::Softmax;
+  add(node, l, x, report);
+}
+
+void Lowering::constant_node(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"value", "value_float", "value_floats", "value_int", "value_ints"});
+  Constant c;
+  if (node.attribute_size() != 1) malformed("a Constant needs exactly one value attribute");
+  if (const auto* t = a.get("value", onnx::AttributeProto::TENSOR)) {
+    c = read_tensor(t->t(), "value");
+  } else if (const auto* f = a.get("value_float", onnx::AttributeProto::FLOAT)) {
+    c.f = {f->f()};
+  } else if (const auto* fs = a.get("value_floats", onnx::AttributeProto::FLOATS)) {
+    c.f.assign(fs->floats().begin(), fs->floats().end());
+    c.dims = {int64_t(c.f.size())};
+  } else if (const auto* i = a.get("value_int", onnx::AttributeProto::INT)) {
+    c.is_int = true, c.i = {i->i()};
+  } else if (const auto* is = a.get("value_ints", onnx::AttributeProto::INTS)) {
+    c.is_int = true;
+    c.i.assign(is->ints().begin(), is->ints().end());
+    c.dims = {int64_t(c.i.size())};
+  }
+  require_outputs(node, 1);
+  Value v;
+  v.constant = std::move(c);
+  define(node.output(0), std::move(v));
+  report.lowered = "constant";
+}
+
+void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
+  const std::string& op = node.op_type();
+  if (!node.domain().empty() && node.domain() != "ai.onnx") refuse("domain \"" + node.domain() + "\" is not supported");
+  if (op == "Conv") return conv(node, report);
+  if (op == "MaxPool") return pool(node, report, false);
+  if (op == "AveragePool") return pool(node, report, true);
+  if (op == "LRN") return lrn(node, report);
+  if (op == "Gemm") return gemm(node, report);
+  if (op == "MatMul") return matmul(node, report);
+  if (op == "Add") return add_bias(node, report);
+  if (op == "Flatten") return flatten(node, report);
+  if (op == "Reshape") return reshape(node, report);
+  if (op == "Dropout") return dropout(node, report);
+  if (op == "Softmax") return softmax(node, report);
+  if (op == "Constant") return constant_node(node, report);
+  if (op == "Relu") {
+    const Attributes a(node, {});
+    const auto x = activation(node, 0);
+    require_outputs(node, 1);
+    LayerDesc l;
+    l.type = LayerType::Relu;
+    return add(node, l, x, report);
+  }
+  if (op == "Identity") {
+    const Attributes a(node, {});
+    if (node.input_size() != 1 || node.output_size() != 1) malformed("Identity needs one input and one output");
+    value(node.input(0));
+    alias(node, node.input(0));
+    report.lowered = "identity";
+    return;
+  }
+  refuse("the op " + op + " is not supported");
+}
+
+void Lowering::run(bool throw_refusals) {
+  const auto& g = proto_.graph();
+  bool refused = false;
+  try {
+    read_inputs();
+  } catch (const Refusal& r) {
+    if (throw_refusals) throw;
+    out_.nodes.push_back({"(graph)", "", {}, {}, "", r.why});
+    refused = true;
+  }
+  for (int i = 0; i < g.node_size(); ++i) {
+    const auto& node = g.node(i);
+    OnnxNode report;
+    report.name = node.name().empty() ? "#" + std::to_string(i) : node.name();
+    report.op_type = node.op_type();
+    report.inputs.assign(node.input().begin(), node.input().end());
+    report.outputs.assign(node.output().begin(), node.output().end());
+    if (refused) {
+      // After a refusal the chain is unknown: say what each later node is, and whether its op
+      // is one the importer knows.
+      for (const auto& out : node.output()) values_.emplace(out, Value{});
+      out_.nodes.push_back(report);
+      continue;
+    }
+    try {
+      lower(node, report);
+    } catch (const Refusal& r) {
+      if (throw_refusals) throw Malformed{"node " + report.name + " (" + report.op_type + "): " + r.why};
+      report.refused = r.why;
+      refused = true;
+    } catch (const Malformed& m) {
+      throw Malformed{"node " + report.name + " (" + report.op_type + "): " + m.why};
+    }
+    out_.nodes.push_back(report);
+  }
+  if (refused) return;
+  if (g.output_size() != 1) {
+    Refusal r{"the graph has " + std::to_string(g.output_size()) + " outputs (only one is supported)"};
+    if (throw_refusals) throw r;
+    out_.nodes.push_back({"(graph)", "", {}, {}, "", r.why});
+    return;
+  }
+  out_.output = g.output(0).name();
+  if (g.output(0).type().has_tensor_type() && g.output(0).type().tensor_type().has_shape()) {
+    for (const auto& d : g.output(0).type().tensor_type().shape().dim()) out_.output_dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  }
+  auto it = values_.find(out_.output);
+  if (it == values_.end()) malformed("the graph's output \"" + out_.output + "\" is given by no node");
+  if (it->second.constant || out_.output != current_) {
+    Refusal r{"the graph's output \"" + out_.output + "\" is not the end of the chain of layers (\"" + current_ + "\")"};
+    if (throw_refusals) throw r;
+    out_.nodes.push_back({"(graph)", "", {}, {}, "", r.why});
+    return;
+  }
+  // Declared output dims, where given, must be what the layers give.
+  const auto& got = it->second.dims;
+  if (!out_.output_dims.empty()) {
+    bool same = out_.output_dims.size() == got.size();
+    for (size_t i = 1; same && i < got.size(); ++i) same = out_.output_dims[i] < 0 || out_.output_dims[i] == got[i];
+    if (!same) malformed("the graph declares its output " + dims_str(out_.output_dims) + ", its layers give " + dims_str(got));
+  }
+  ModelDesc& m = out_.model;
+  out_.output_is_softmax = !layers_.empty() && layers_.back().type == LayerType::Softmax;
+  if (!out_.output_is_softmax) {
+    if (got.size() > 2) {
+      LayerDesc f;
+      f.type = LayerType::Flatten;
+      f.name = "output_flatten";
+      for (int k = 2; !layer_names_.insert(f.name).second; ++k) f.name = "output_flatten_" + std::to_string(k);
+      layers_.push_back(f);
+    }
+    LayerDesc s;
+    s.type = LayerType::Softmax;
+    s.name = "output_softmax";
+    for (int k = 2; !layer_names_.insert(s.name).second; ++k) s.name = "output_softmax_" + std::to_string(k);
+    layers_.push_back(s);
+  }
+  m.classes = uint32_t(features(got));
+  m.layers = std::move(layers_);
+}
+
+// Runs the lowering; `throw_refusals`: load_onnx (throw) or inspect_onnx (record).
+OnnxModel import(const std::string& path, const OnnxOptions& options, bool throw_refusals) {
+  const std::string bytes = detail::read_input_file(path, "ONNX model", kMaxOnnxFileBytes);
+  onnx::ModelProto proto;
+  if (!proto.ParseFromString(bytes)) throw Error(path + ": not an ONNX model (the protobuf message does not parse: truncated or another format)");
+  OnnxModel out;
+  out.ir_version = proto.ir_version();
+  out.producer = proto.producer_name() + (proto.producer_version().empty() ? "" : " " + proto.producer_version());
+  if (!proto.has_graph()) throw Error(path + ": not an ONNX model (no graph)");
+  try {
+    onnx::checker::check_model(proto);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    throw Error(path + ": not a valid ONNX model: " + why);
+  }
+  bool have_opset = false;
+  for (const auto& o : proto.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") out.opset = o.version(), have_opset = true;
+  }
+  if (!have_opset) throw Error(path + ": imports no opset of the default ONNX domain");
+  if (out.opset < kMinOnnxOpset || out.opset > kMaxOnnxOpset) {
+    throw Error(path + ": opset " + std::to_string(out.opset) + " is not supported (opsets " + std::to_string(kMinOnnxOpset) +
+                " to " + std::to_string(kMaxOnnxOpset) + ")");
+  }
+  ModelDesc& m = out.model;
+  m.name = options.name.empty() ? std::filesystem::path(path).stem().string() : options.name;
+  m.source = path;
+  m.description = "ONNX model" + (out.producer.empty() ? std::string() : " from " + out.producer);
+  Lowering lowering(proto, options, out);
+  try {
+    lowering.run(throw_refusals);
+  } catch (const Refusal& r) {
+    throw Error(path + ": " + r.why);
+  } catch (const Malformed& e) {
+    throw Error(path + ": " + e.why);
+  }
+  if (!out.refusal().empty()) {
+    out.model.layers.clear();
+    out.parameters.clear();
+    return out;
+  }
+  // The preprocessing: as given, else [0, 1] at the input's size.
+  if (options.has_preprocess) {
+    m.preprocess = options.preprocess;
+  } else {
+    m.preprocess.resize = std::min(m.height, m.width);
+    m.preprocess.crop = m.preprocess.resize;
+    m.preprocess.mean.assign(m.channels == 3 ? 3 : 1, 0.0f);
+    m.preprocess.std.assign(m.channels == 3 ? 3 : 1, 1.0f);
+  }
+  try {
+    layer_shapes(m, 1);  // the engine's own shape rules agree with the walk's
+  } catch (const Error& e) {
+    throw Error(path + ": the lowered layers do not chain: " + e.what());
+  }
+  return out;
+}
+
+}  // namespace
+
+OnnxModel load_onnx(const std::string& path, const OnnxOptions& options) { return import(path, options, true); }
+OnnxModel inspect_onnx(const std::string& path, const OnnxOptions& options) { return import(path, options, false); }
+
+#endif
+
+}  // namespace vkalex
