@@ -17,6 +17,7 @@ constexpr double kTolerance = 1e-5;
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: info [--device N|NAME] [--list-only] [--full] [--validation] [--seed S]\n"
+               "       info --model FILE.onnx [--save-weights FILE.safetensors]\n"
                "\n"
                "Lists the Vulkan devices with their properties, then runs every vkalex op on\n"
                "the chosen device and compares it with the CPU reference: one line per op with\n"
@@ -30,9 +31,15 @@ void usage(FILE* out) {
                "                   (alexnet2012 at 32, alexnet-fashion at 128; takes minutes)\n"
                "  --validation     enable VK_LAYER_KHRONOS_validation; its messages fail the check\n"
                "  --seed S         seed of the random inputs (default: from the clock)\n"
+               "  --model FILE.onnx  list an ONNX model's graph instead: every node, what vkalex\n"
+               "                   lowers it into or why it cannot run it (no device is used)\n"
+               "  --save-weights FILE.safetensors  with --model: write the model's parameters\n"
+               "                   (its initializers in vkalex's layouts) as safetensors\n"
                "  --help           this text\n"
                "\n"
-               "Exit status: 0 all PASS, 1 some op FAILed, 2 bad usage or no usable device.\n",
+               "Exit status: 0 all PASS (with --model: every node can run), 1 some op FAILed (a\n"
+               "node that cannot run, a file that is not a valid model), 2 bad usage or no usable\n"
+               "device.\n",
                kTolerance);
 }
 
@@ -77,6 +84,65 @@ void print_device(const vkalex::DeviceInfo& d) {
                 d.max_loop_iterations);
 }
 
+std::string dims(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + (d[i] < 0 ? std::string("N") : std::to_string(d[i]));
+  return s + "]";
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + (x.empty() ? std::string("-") : x);
+  return s;
+}
+
+// info --model FILE.onnx: the graph, node by node, and whether vkalex runs it.
+int describe_onnx(const std::string& path, const std::string& save_weights) {
+  try {
+    const vkalex::OnnxModel m = vkalex::inspect_onnx(path);
+    std::printf("%s: ONNX IR version %lld, opset %lld%s%s\n", path.c_str(), static_cast<long long>(m.ir_version),
+                static_cast<long long>(m.opset), m.producer.empty() ? "" : ", made by ", m.producer.c_str());
+    std::printf("input  \"%s\" %s\n", m.input.c_str(), dims(m.input_dims).c_str());
+    if (!m.output.empty()) std::printf("output \"%s\" %s\n", m.output.c_str(), dims(m.output_dims).c_str());
+    size_t refused = 0, i = 0;
+    if (!m.graph_refused.empty()) {
+      ++refused;
+      std::printf("the graph CANNOT RUN: %s\n", m.graph_refused.c_str());
+    }
+    std::printf("%zu nodes:\n", m.nodes.size());
+    for (const auto& n : m.nodes) {
+      std::printf("  %3zu %-12s %-20s (%s) -> (%s)\n", ++i, n.op_type.c_str(), n.name.c_str(), joined(n.inputs).c_str(),
+                  joined(n.outputs).c_str());
+      if (!n.refused.empty()) {
+        ++refused;
+        std::printf("      CANNOT RUN: %s\n", n.refused.c_str());
+      } else if (!n.lowered.empty()) {
+        std::printf("      -> %s\n", n.lowered.c_str());
+      } else {
+        std::printf("      (not looked at: after a node that cannot run)\n");
+      }
+    }
+    if (refused) {
+      std::printf("vkalex cannot run this model: %s\n", m.refusal().c_str());
+      if (!save_weights.empty()) std::fprintf(stderr, "info: nothing written to %s\n", save_weights.c_str());
+      return 1;
+    }
+    uint64_t values = 0;
+    for (const auto& [name, t] : m.parameters) values += t.data.size();
+    std::printf("every node runs: %zu layers, %zu parameter tensors (%.1f M values, %.1f MB as fp32), %u outputs per image%s\n",
+                m.model.layers.size(), m.parameters.size(), values / 1e6, values * 4 / 1e6, m.model.classes,
+                m.output_is_softmax ? " (the graph's softmax)" : " (logits; classify adds a softmax)");
+    if (!save_weights.empty()) {
+      vkalex::save_safetensors(save_weights, m.parameters, {{"source", path}});
+      std::printf("wrote %s\n", save_weights.c_str());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "info: %s\n", vkalex_samples::describe(e).c_str());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,6 +150,7 @@ int main(int argc, char** argv) {
   vkalex::ContextOptions options;
   bool list_only = false;
   bool full = false;
+  std::string onnx_model, save_weights;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -99,6 +166,10 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--device") {
       options.device = value();
+    } else if (a == "--model") {
+      onnx_model = value();
+    } else if (a == "--save-weights") {
+      save_weights = value();
     } else if (a == "--list-only") {
       list_only = true;
     } else if (a == "--full") {
@@ -119,6 +190,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+
+  if (!save_weights.empty() && onnx_model.empty()) {
+    std::fprintf(stderr, "info: --save-weights needs --model FILE.onnx\n");
+    return 2;
+  }
+  if (!onnx_model.empty()) return describe_onnx(onnx_model, save_weights);
 
   try {
     const auto devices = vkalex::list_devices();

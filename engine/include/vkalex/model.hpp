@@ -63,6 +63,11 @@ ModelDesc load_model(const std::string& path);
 ModelDesc parse_model(const std::string& json_text, const std::string& source,
                       const std::string& base_dir);
 
+// Reads a preprocessing file (an ONNX model's sidecar, which the model itself cannot carry):
+// {"preprocess": {...as in a description...}, "labels": "FILE"} (labels optional, resolved
+// against the file's folder) into `model`. Throws Error naming the file and the field.
+void load_preprocess_sidecar(const std::string& path, ModelDesc& model);
+
 // Output shape of every layer for a batch (checked as parse_model checks).
 std::vector<Shape> layer_shapes(const ModelDesc& model, uint32_t batch);
 

@@ -19,8 +19,10 @@
 VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
-// The ONNX opsets of the default domain ("" or "ai.onnx") a model may import.
-inline constexpr int64_t kMinOnnxOpset = 7, kMaxOnnxOpset = 17;
+// The ONNX opsets of the default domain ("" or "ai.onnx") a model may import: 7 to 17, and 6
+// (ONNX's pytorch-converted tests), with its Gemm "broadcast", Dropout "is_test" and Add
+// "broadcast"/"axis" attributes.
+inline constexpr int64_t kMinOnnxOpset = 6, kMaxOnnxOpset = 17;
 // The largest ONNX file read (the 2012 AlexNet is 244 MB).
 inline constexpr uint64_t kMaxOnnxFileBytes = 2000ull << 20;
 
@@ -34,9 +36,6 @@ struct OnnxNode {
 };
 
 struct OnnxOptions {
-  // Graph inputs to take as constants, by name (ONNX's node tests give a convolution's weights
-  // as an input): every graph input but one (the images) must have an initializer or be here.
-  std::map<std::string, HostTensor> constants;
   // The images' preprocessing, which ONNX files do not carry (classify: flags or a sidecar
   // JSON); the default scales to [0, 1] with mean 0 and std 1 at the model's input size.
   bool has_preprocess = false;
@@ -58,8 +57,10 @@ struct OnnxModel {
   // before the added softmax (Net's logits, flattened to [batch, features]).
   bool output_is_softmax = false;
   std::vector<OnnxNode> nodes;  // in the graph's order
+  // Why the graph as a whole cannot run (its inputs or outputs), empty where it can.
+  std::string graph_refused;
 
-  // The first refused node's message ("node conv1 (Conv): ..."), empty where every node runs.
+  // The first refusal's message ("node conv1 (Conv): ..."), empty where every node runs.
   std::string refusal() const;
 };
 
@@ -67,8 +68,9 @@ struct OnnxModel {
 // a well-formed ONNX model (truncated, wrong types, shapes that do not agree, sizes beyond
 // limits) and for the first node that cannot run.
 OnnxModel load_onnx(const std::string& path, const OnnxOptions& options = {});
-// The same, but nodes that cannot run are recorded in OnnxNode::refused (and the description is
-// left empty) instead of thrown; a malformed file still throws.
+// The same, but nodes (or a graph) that cannot run are recorded in OnnxNode::refused
+// (graph_refused), and the description left empty, instead of thrown; a malformed file still
+// throws.
 OnnxModel inspect_onnx(const std::string& path, const OnnxOptions& options = {});
 
 // Whether this build reads ONNX files (built with libonnx-dev); without it both functions

@@ -19,5 +19,6 @@
 #include "vkalex/safetensors.hpp"
 #include "vkalex/trainer.hpp"
 #include "vkalex/split.hpp"
+#include "vkalex/onnx.hpp"
 #include "vkalex/tuning.hpp"
 #include "vkalex/dataset.hpp"

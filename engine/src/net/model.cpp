@@ -223,7 +223,32 @@ std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& m) 
   return out;
 }
 
-ModelDesc parse_model(const std::string& text, const std::string& source, const std::string& base_dir) {
+namespace {
+
+// The "preprocess" object of a description (or of an ONNX model's sidecar) for an input of
+// `channels` x `height` x `width`.
+Preprocess read_preprocess(const json& j, const std::string& where, uint32_t channels, uint32_t height, uint32_t width) {
+  Fields p(j, where);
+  Preprocess out;
+  out.resize = p.uint("resize");
+  out.crop = p.uint("crop", std::max(height, width));
+  out.mean = p.numbers("mean", channels);
+  out.std = p.numbers("std", channels);
+  const std::string order = p.text("channel_order", channels == 3 ? "RGB" : "gray");
+  if (channels == 3 && order != "RGB" && order != "BGR") p.fail("channel_order must be \"RGB\" or \"BGR\"");
+  if (channels == 1 && order != "gray") p.fail("channel_order of a 1-channel input must be \"gray\"");
+  out.bgr = order == "BGR";
+  for (float s : out.std)
+    if (!(s >= 1e-6f)) p.fail("std values must be at least 1e-6");
+  if (out.crop != height || height != width) {
+    p.fail("crop must equal the input's height and width (square inputs only)");
+  }
+  if (out.resize < out.crop) p.fail("resize must be at least crop");
+  p.finish();
+  return out;
+}
+
+json parse_json_text(const std::string& text, const std::string& source) {
   json j;
   std::string duplicate;
   try {
@@ -234,6 +259,28 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
   if (!duplicate.empty()) {
     throw Error(source + ": the key \"" + duplicate + "\" is given twice in one object (which one was meant?)");
   }
+  return j;
+}
+
+}  // namespace
+
+void load_preprocess_sidecar(const std::string& path, ModelDesc& model) {
+  const std::string text = detail::read_input_file(path, "preprocessing file", kMaxModelFileBytes);
+  const json j = parse_json_text(text, path);
+  Fields top(j, path);
+  if (model.channels != 1 && model.channels != 3) {
+    top.fail("the model's input has " + std::to_string(model.channels) + " channels; images give 1 (gray) or 3 (RGB)");
+  }
+  const Preprocess p = read_preprocess(top.object("preprocess"), path + ": preprocess", model.channels, model.height, model.width);
+  const std::string labels = top.text("labels", "");
+  top.finish();
+  model.preprocess = p;
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  if (!labels.empty()) model.labels_path = resolve(dir, labels);
+}
+
+ModelDesc parse_model(const std::string& text, const std::string& source, const std::string& base_dir) {
+  const json j = parse_json_text(text, source);
   ModelDesc m;
   m.source = source;
   Fields top(j, source);
@@ -248,24 +295,7 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
     if (m.channels != 1 && m.channels != 3) in.fail("channels must be 1 (gray) or 3 (RGB)");
     if (m.height == 0 || m.width == 0) in.fail("height and width must be at least 1");
   }
-  {
-    Fields p(top.object("preprocess"), source + ": preprocess");
-    m.preprocess.resize = p.uint("resize");
-    m.preprocess.crop = p.uint("crop", std::max(m.height, m.width));
-    m.preprocess.mean = p.numbers("mean", m.channels);
-    m.preprocess.std = p.numbers("std", m.channels);
-    const std::string order = p.text("channel_order", m.channels == 3 ? "RGB" : "gray");
-    if (m.channels == 3 && order != "RGB" && order != "BGR") p.fail("channel_order must be \"RGB\" or \"BGR\"");
-    if (m.channels == 1 && order != "gray") p.fail("channel_order of a 1-channel input must be \"gray\"");
-    m.preprocess.bgr = order == "BGR";
-    for (float s : m.preprocess.std)
-      if (!(s >= 1e-6f)) p.fail("std values must be at least 1e-6");
-    if (m.preprocess.crop != m.height || m.height != m.width) {
-      p.fail("crop must equal the input's height and width (square inputs only)");
-    }
-    if (m.preprocess.resize < m.preprocess.crop) p.fail("resize must be at least crop");
-    p.finish();
-  }
+  m.preprocess = read_preprocess(top.object("preprocess"), source + ": preprocess", m.channels, m.height, m.width);
   m.classes = top.uint("classes");
   m.labels_path = resolve(base_dir, top.text("labels", ""));
   m.weights_path = resolve(base_dir, top.text("weights", ""));

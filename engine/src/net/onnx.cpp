@@ -22,6 +22,7 @@
 namespace vkalex {
 
 std::string OnnxModel::refusal() const {
+  if (!graph_refused.empty()) return graph_refused;
   for (const OnnxNode& n : nodes) {
     if (!n.refused.empty()) return "node " + n.name + " (" + n.op_type + "): " + n.refused;
   }
@@ -405,23 +406,13 @@ void Lowering::read_inputs() {
   std::vector<const onnx::ValueInfoProto*> images;
   for (const auto& in : g.input()) {
     if (initializers.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
-    auto c = options_.constants.find(in.name());
-    if (c != options_.constants.end()) {
-      Value v;
-      Constant k;
-      for (uint32_t d : c->second.shape.dims()) k.dims.push_back(d);
-      k.f = c->second.data;
-      v.constant = std::move(k);
-      define(in.name(), std::move(v));
-      continue;
-    }
     images.push_back(&in);
   }
   if (images.size() != 1) {
     std::string names;
     for (const auto* in : images) names += (names.empty() ? "\"" : ", \"") + in->name() + "\"";
     refuse("the graph has " + std::to_string(images.size()) + " inputs without an initializer (" + names +
-           "); one is the images, the others must be constants");
+           "); one is the images, the others must have initializers (constants)");
   }
   const onnx::ValueInfoProto& in = *images[0];
   out_.input = in.name();
@@ -435,7 +426,7 @@ void Lowering::read_inputs() {
   for (int i = 0; i < tt.shape().dim_size(); ++i) {
     const auto& d = tt.shape().dim(i);
     if (d.has_dim_value()) {
-      if (d.dim_value() < 1) malformed("input \"" + in.name() + "\" has dimension " + std::to_string(d.dim_value()));
+      if (d.dim_value() < 1) refuse("input \"" + in.name() + "\" has dimension " + std::to_string(d.dim_value()) + " (empty tensors are not supported)");
       dims.push_back(d.dim_value());
     } else if (i == 0) {
       dims.push_back(-1);  // a symbolic batch
@@ -565,7 +556,8 @@ void Lowering::lrn(const onnx::NodeProto& node, OnnxNode& report) {
 
 // Linear layer from a weight [out, in] (already in the engine's layout) and a bias.
 void Lowering::gemm(const onnx::NodeProto& node, OnnxNode& report) {
-  const Attributes a(node, {"alpha", "beta", "transA", "transB"});
+  const Attributes a = out_.opset < 7 ? Attributes(node, {"alpha", "beta", "broadcast", "transA", "transB"})
+                                      : Attributes(node, {"alpha", "beta", "transA", "transB"});
   const auto x = activation(node, 0);
   if (x.size() != 2) malformed("input A " + dims_str(x) + " is not 2-D");
   if (a.i("transA", 0) != 0) refuse("transA 1 (the images' features as columns) is not supported");
@@ -626,7 +618,15 @@ void Lowering::matmul(const onnx::NodeProto& node, OnnxNode& report) {
 
 // Add after a MatMul (or a Gemm without C): the linear layer's bias.
 void Lowering::add_bias(const onnx::NodeProto& node, OnnxNode& report) {
-  const Attributes a(node, {});
+  const Attributes a = out_.opset < 7 ? Attributes(node, {"axis", "broadcast"}) : Attributes(node, {});
+  if (out_.opset < 7) {
+    // Opset 6 broadcasts only with broadcast 1, B's dimensions aligned from `axis` (default:
+    // the trailing ones); a bias [features] of [batch, features] is axis 1.
+    if (a.i("broadcast", 0) == 0) refuse("broadcast 0: an Add of two activations (only a bias is supported)");
+    if (a.has("axis") && a.i("axis", 1) != 1 && a.i("axis", 1) != -1) {
+      refuse("axis " + std::to_string(a.i("axis", 1)) + " (only a bias along the features, axis 1)");
+    }
+  }
   if (node.input_size() != 2) malformed("Add needs 2 inputs");
   const int data = values_.count(node.input(0)) && !value(node.input(0)).constant ? 0 : 1;
   const auto x = activation(node, data);
@@ -718,8 +718,10 @@ void Lowering::reshape(const onnx::NodeProto& node, OnnxNode& report) {
 
 void Lowering::dropout(const onnx::NodeProto& node, OnnxNode& report) {
   const int64_t opset = out_.opset;
-  const Attributes a = opset < 12 ? Attributes(node, {"ratio"}) : Attributes(node, {"seed"});
+  const Attributes a = opset < 7 ? Attributes(node, {"ratio", "is_test"})
+                       : opset < 12 ? Attributes(node, {"ratio"}) : Attributes(node, {"seed"});
   const auto x = activation(node, 0);
+  if (opset < 7 && a.i("is_test", 0) == 0) refuse("is_test 0: dropout in training mode (only inference is supported)");
   float ratio = opset < 12 ? a.f("ratio", 0.5f) : 0.5f;
   if (opset >= 12) {
     if (const Constant* r = optional_constant(node, 1, "ratio")) {
@@ -842,7 +844,7 @@ void Lowering::run(bool throw_refusals) {
     read_inputs();
   } catch (const Refusal& r) {
     if (throw_refusals) throw;
-    out_.nodes.push_back({"(graph)", "", {}, {}, "", r.why});
+    out_.graph_refused = r.why;
     refused = true;
   }
   for (int i = 0; i < g.node_size(); ++i) {
@@ -874,7 +876,7 @@ void Lowering::run(bool throw_refusals) {
   if (g.output_size() != 1) {
     Refusal r{"the graph has " + std::to_string(g.output_size()) + " outputs (only one is supported)"};
     if (throw_refusals) throw r;
-    out_.nodes.push_back({"(graph)", "", {}, {}, "", r.why});
+    out_.graph_refused = r.why;
     return;
   }
   out_.output = g.output(0).name();
@@ -886,7 +888,7 @@ void Lowering::run(bool throw_refusals) {
   if (it->second.constant || out_.output != current_) {
     Refusal r{"the graph's output \"" + out_.output + "\" is not the end of the chain of layers (\"" + current_ + "\")"};
     if (throw_refusals) throw r;
-    out_.nodes.push_back({"(graph)", "", {}, {}, "", r.why});
+    out_.graph_refused = r.why;
     return;
   }
   // Declared output dims, where given, must be what the layers give.
