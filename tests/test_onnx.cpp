@@ -2,9 +2,11 @@
 // the ops the importer knows runs through load_onnx and a Net, each of its data sets, within
 // ONNX's tolerances; the tests it refuses are listed below with the reason.
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 #include <sstream>
 
@@ -290,4 +292,361 @@ TEST_CASE("ONNX backend node tests through load_onnx", "[onnx]") {
     std::cout << table.str();
     for (const auto& [op, c] : per_op) std::cout << op << ": " << c[0] << " run, " << c[1] << " passed, " << c[2] << " refused\n";
   }
+}
+
+// ---- AlexNet-shaped ONNX models, written here from a description and its weights with
+// ONNX's protobuf classes (an exporter independent of the importer), against the description.
+
+namespace {
+
+const std::string kModelDir = VKALEX_MODEL_DIR;
+
+// How the exporter writes the graph: the forms exporters use for the same network.
+struct Style {
+  int64_t opset = 13;
+  bool matmul = false;     // linear layers as MatMul + Add (else Gemm with transB 1)
+  bool reshape = false;    // flatten as Reshape to [0, -1] with a Constant shape (else Flatten)
+  bool softmax = true;     // end in Softmax (else the logits)
+  bool identity = false;   // an Identity after every convolution
+  bool float_data = false; // initializers in float_data (else raw_data)
+};
+
+class OnnxWriter {
+ public:
+  OnnxWriter(const ModelDesc& m, const std::map<std::string, HostTensor>& params, const Style& style)
+      : m_(m), params_(params), style_(style) {
+    proto_.set_ir_version(style.opset >= 15 ? 8 : 7);
+    proto_.set_producer_name("vkalex-test");
+    auto* op = proto_.add_opset_import();
+    op->set_domain("");
+    op->set_version(style.opset);
+    g_ = proto_.mutable_graph();
+    g_->set_name(m.name);
+    auto* in = g_->add_input();
+    in->set_name("images");
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("batch");
+    for (uint32_t d : {m.channels, m.height, m.width}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    std::string cur = "images";
+    for (const LayerDesc& l : m.layers) cur = layer(l, cur);
+    auto* out = g_->add_output();
+    out->set_name(cur);
+    auto* ot = out->mutable_type()->mutable_tensor_type();
+    ot->set_elem_type(onnx::TensorProto::FLOAT);
+    ot->mutable_shape()->add_dim()->set_dim_param("batch");
+    ot->mutable_shape()->add_dim()->set_dim_value(m.classes);
+  }
+  onnx::ModelProto& proto() { return proto_; }
+  void save(const std::string& path) const {
+    std::ofstream f(path, std::ios::binary);
+    REQUIRE(proto_.SerializeToOstream(&f));
+  }
+
+ private:
+  const ModelDesc& m_;
+  const std::map<std::string, HostTensor>& params_;
+  Style style_;
+  onnx::ModelProto proto_;
+  onnx::GraphProto* g_ = nullptr;
+  int count_ = 0;
+
+  void initializer(const std::string& name, const std::vector<int64_t>& dims, const std::vector<float>& data) {
+    auto* t = g_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    if (style_.float_data) {
+      for (float v : data) t->add_float_data(v);
+    } else {
+      t->set_raw_data(std::string(reinterpret_cast<const char*>(data.data()), data.size() * 4));
+    }
+  }
+  onnx::NodeProto* node(const char* op, const std::string& name, std::vector<std::string> inputs) {
+    auto* n = g_->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (const auto& i : inputs) n->add_input(i);
+    n->add_output(name + "_out" + std::to_string(++count_));
+    return n;
+  }
+  static void ints(onnx::NodeProto* n, const char* name, std::vector<int64_t> v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  }
+  static void integer(onnx::NodeProto* n, const char* name, int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  static void real(onnx::NodeProto* n, const char* name, float v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(v);
+  }
+  std::vector<int64_t> dims(const std::string& param) const {
+    std::vector<int64_t> d;
+    for (uint32_t x : params_.at(param).shape.dims()) d.push_back(x);
+    return d;
+  }
+
+  std::string layer(const LayerDesc& l, const std::string& x) {
+    onnx::NodeProto* n = nullptr;
+    switch (l.type) {
+      case LayerType::Conv2d: {
+        initializer(l.weight, dims(l.weight), params_.at(l.weight).data);
+        std::vector<std::string> in{x, l.weight};
+        if (!l.bias.empty()) initializer(l.bias, dims(l.bias), params_.at(l.bias).data), in.push_back(l.bias);
+        n = node("Conv", l.name, in);
+        ints(n, "kernel_shape", {l.kernel_h, l.kernel_w});
+        ints(n, "strides", {l.conv.stride_h, l.conv.stride_w});
+        ints(n, "pads", {l.conv.pad_h, l.conv.pad_w, l.conv.pad_h, l.conv.pad_w});
+        if (l.conv.groups != 1) integer(n, "group", l.conv.groups);
+        if (style_.identity) return node("Identity", l.name + "_id", {n->output(0)})->output(0);
+        break;
+      }
+      case LayerType::Relu: n = node("Relu", l.name, {x}); break;
+      case LayerType::Lrn:
+        n = node("LRN", l.name, {x});
+        integer(n, "size", l.lrn.size);
+        real(n, "alpha", l.lrn.alpha);
+        real(n, "beta", l.lrn.beta);
+        real(n, "bias", l.lrn.k);
+        break;
+      case LayerType::MaxPool:
+        n = node("MaxPool", l.name, {x});
+        ints(n, "kernel_shape", {l.pool.kernel_h, l.pool.kernel_w});
+        ints(n, "strides", {l.pool.stride_h, l.pool.stride_w});
+        if (l.pool.pad_h || l.pool.pad_w) ints(n, "pads", {l.pool.pad_h, l.pool.pad_w, l.pool.pad_h, l.pool.pad_w});
+        break;
+      case LayerType::Flatten:
+        if (style_.reshape) {
+          auto* c = node("Constant", l.name + "_shape", {});
+          auto* a = c->add_attribute();
+          a->set_name("value");
+          a->set_type(onnx::AttributeProto::TENSOR);
+          a->mutable_t()->set_data_type(onnx::TensorProto::INT64);
+          a->mutable_t()->add_dims(2);
+          a->mutable_t()->add_int64_data(0);
+          a->mutable_t()->add_int64_data(-1);
+          n = node("Reshape", l.name, {x, c->output(0)});
+        } else {
+          n = node("Flatten", l.name, {x});
+          integer(n, "axis", 1);
+        }
+        break;
+      case LayerType::Dropout:
+        n = node("Dropout", l.name, {x});
+        if (style_.opset < 12) real(n, "ratio", l.dropout);
+        if (style_.opset < 7) integer(n, "is_test", 1);
+        break;
+      case LayerType::Linear: {
+        const HostTensor& w = params_.at(l.weight);
+        if (style_.matmul) {
+          const uint32_t out = w.shape[0], in = w.shape[1];
+          std::vector<float> t(w.data.size());
+          for (uint32_t o = 0; o < out; ++o)
+            for (uint32_t i = 0; i < in; ++i) t[size_t(i) * out + o] = w.data[size_t(o) * in + i];
+          initializer(l.weight, {in, out}, t);
+          n = node("MatMul", l.name, {x, l.weight});
+          if (!l.bias.empty()) {
+            initializer(l.bias, dims(l.bias), params_.at(l.bias).data);
+            n = node("Add", l.name + "_bias", {n->output(0), l.bias});
+          }
+        } else {
+          initializer(l.weight, dims(l.weight), w.data);
+          std::vector<std::string> in{x, l.weight};
+          if (!l.bias.empty()) initializer(l.bias, dims(l.bias), params_.at(l.bias).data), in.push_back(l.bias);
+          n = node("Gemm", l.name, in);
+          integer(n, "transB", 1);
+        }
+        break;
+      }
+      case LayerType::Softmax:
+        if (!style_.softmax) return x;
+        n = node("Softmax", l.name, {x});
+        integer(n, "axis", style_.opset < 13 ? 1 : -1);
+        break;
+      case LayerType::AdaptiveAvgPool:
+        n = node("AveragePool", l.name, {x});
+        ints(n, "kernel_shape", {1, 1});
+        break;
+    }
+    return n->output(0);
+  }
+};
+
+HostTensor sample_images(const ModelDesc& m) {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(VKALEX_SAMPLE_DATA_DIR)) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  HostTensor x(m.input_shape(uint32_t(files.size())));
+  const uint64_t per = m.input_shape(1).numel();
+  for (size_t i = 0; i < files.size(); ++i) {
+    const HostTensor one = preprocess_image(load_image(files[i], m.channels), m.preprocess, m.channels, m.height, m.width);
+    std::copy(one.data.begin(), one.data.end(), x.data.begin() + i * per);
+  }
+  return x;
+}
+
+std::vector<uint32_t> top5(const std::vector<float>& p, uint32_t classes, uint32_t image) {
+  std::vector<uint32_t> idx(classes);
+  std::iota(idx.begin(), idx.end(), 0u);
+  const float* q = &p[size_t(image) * classes];
+  std::partial_sort(idx.begin(), idx.begin() + std::min(5u, classes), idx.end(),
+                    [&](uint32_t a, uint32_t b) { return q[a] > q[b] || (q[a] == q[b] && a < b); });
+  idx.resize(std::min(5u, classes));
+  return idx;
+}
+
+}  // namespace
+
+TEST_CASE("an AlexNet-shaped ONNX model classifies as its JSON description", "[onnx]") {
+  const ModelDesc native = load_model(kModelDir + "/alexnet-fashion.json");
+  const SafeTensors file(native.weights_path);
+  Net reference(test::gpu(), native);
+  reference.load_weights(file);
+  const auto weights = reference.parameters();
+  const HostTensor images = sample_images(native);
+  const ForwardResult want = reference.forward(images);
+  const test::TempDir tmp;
+  for (const Style& style : {Style{7, false, false, true, false, true}, Style{11, true, true, true, true, false},
+                             Style{13, false, false, false, false, false}, Style{17, true, false, true, false, false},
+                             Style{6, false, false, true, false, false}}) {
+    INFO("opset " << style.opset << (style.matmul ? ", MatMul + Add" : ", Gemm") << (style.reshape ? ", Reshape" : ", Flatten")
+                  << (style.softmax ? ", Softmax" : ", logits") << (style.identity ? ", Identity nodes" : ""));
+    const std::string path = tmp / "fashion.onnx";
+    OnnxWriter(native, weights, style).save(path);
+    OnnxOptions opt;
+    opt.has_preprocess = true;
+    opt.preprocess = native.preprocess;
+    const OnnxModel onnx = load_onnx(path, opt);
+    CHECK(onnx.output_is_softmax == style.softmax);
+    CHECK(onnx.opset == style.opset);
+    CHECK(onnx.model.classes == native.classes);
+    // The initializers, in the engine's layouts, are the weights to the bit.
+    REQUIRE(onnx.parameters.size() == weights.size());
+    for (const auto& [name, t] : weights) {
+      INFO(name);
+      REQUIRE(onnx.parameters.count(name));
+      CHECK(onnx.parameters.at(name).shape == t.shape);
+      CHECK(onnx.parameters.at(name).data == t.data);
+    }
+    Net net(test::gpu(), onnx.model);
+    net.set_parameters(onnx.parameters);
+    const ForwardResult got = net.forward(images);
+    CHECK(relative_l2(got.probabilities, want.probabilities) <= 1e-5);
+    CHECK(relative_l2(got.logits, want.logits) <= 1e-5);
+    for (uint32_t i = 0; i < images.shape[0]; ++i) {
+      CHECK(top5(got.probabilities, native.classes, i) == top5(want.probabilities, native.classes, i));
+    }
+  }
+}
+
+namespace {
+
+// The fashion model with its trained weights as an ONNX file (logits out, as torch.onnx
+// exports a classifier) and its preprocessing as a sidecar FILE.onnx.json.
+std::string write_fashion_onnx(const test::TempDir& tmp, const Style& style) {
+  const ModelDesc native = load_model(kModelDir + "/alexnet-fashion.json");
+  Net net(test::gpu(), native);
+  net.load_weights(SafeTensors(native.weights_path));
+  const std::string path = tmp / "fashion.onnx";
+  OnnxWriter(native, net.parameters(), style).save(path);
+  std::ofstream(path + ".json") << R"({"preprocess": {"resize": 28, "crop": 28, "mean": [0.286], "std": [0.353]},
+                                      "labels": ")" << kModelDir << R"(/fashion_classes.txt"})";
+  return path;
+}
+
+std::pair<int, std::string> classify(const std::string& args) {
+  return test::run_command(std::string(VKALEX_CLASSIFY_EXE) + " " + args, false);
+}
+
+std::string sample_image_args() {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(VKALEX_SAMPLE_DATA_DIR)) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::string s;
+  for (const auto& f : files) s += " " + f;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("classify --model FILE.onnx gives the description's top 5 and probabilities", "[onnx][classify]") {
+  const test::TempDir tmp;
+  const std::string onnx = write_fashion_onnx(tmp, Style{13, false, false, false, false, false});
+  const auto [s1, native] = classify("--json --top 5 --model " + kModelDir + "/alexnet-fashion.json" + sample_image_args());
+  REQUIRE(s1 == 0);
+  const auto [s2, imported] = classify("--json --top 5 --model " + onnx + sample_image_args());
+  REQUIRE(s2 == 0);
+  const auto a = nlohmann::json::parse(native), b = nlohmann::json::parse(imported);
+  REQUIRE(a["images"].size() == 10);
+  REQUIRE(b["images"].size() == a["images"].size());
+  CHECK(b["onnx"]["output"] == "logits");
+  std::vector<float> pa, pb;
+  for (size_t i = 0; i < a["images"].size(); ++i) {
+    const auto &ta = a["images"][i]["top"], &tb = b["images"][i]["top"];
+    REQUIRE(ta.size() == 5);
+    REQUIRE(tb.size() == 5);
+    for (size_t k = 0; k < 5; ++k) {
+      CHECK(tb[k]["index"] == ta[k]["index"]);
+      CHECK(tb[k]["label"] == ta[k]["label"]);
+      pa.push_back(ta[k]["probability"].get<float>());
+      pb.push_back(tb[k]["probability"].get<float>());
+    }
+  }
+  CHECK(relative_l2(pb, pa) <= 1e-5);
+
+  // Flags override the sidecar; without either there is a note and the [0, 1] default.
+  const auto [s3, flagged] = classify("--json --model " + onnx + " --mean 0.5 --std 0.25" + sample_image_args());
+  REQUIRE(s3 == 0);
+  CHECK(nlohmann::json::parse(flagged)["images"][0]["top"][0]["probability"] != b["images"][0]["top"][0]["probability"]);
+  fs::remove(onnx + ".json");
+  const auto [s4, plain] = test::run_command(std::string(VKALEX_CLASSIFY_EXE) + " --model " + onnx + sample_image_args(), true);
+  CHECK(s4 == 0);
+  CHECK_THAT(plain, Catch::Contains("carries no preprocessing"));
+  CHECK_THAT(plain, Catch::Contains("class "));  // no labels without the sidecar
+}
+
+TEST_CASE("classify and info refuse what an ONNX model cannot run, by node, before the device", "[onnx][classify]") {
+  const test::TempDir tmp;
+  const std::string onnx = write_fashion_onnx(tmp, Style{13, false, false, true, false, false});
+  // An op the importer does not know, in the middle of the chain.
+  onnx::ModelProto m;
+  {
+    std::ifstream f(onnx, std::ios::binary);
+    REQUIRE(m.ParseFromIstream(&f));
+  }
+  auto* relu = m.mutable_graph()->mutable_node(1);
+  REQUIRE(relu->op_type() == "Relu");
+  relu->set_op_type("Elu");
+  const std::string bad = tmp / "elu.onnx";
+  {
+    std::ofstream f(bad, std::ios::binary);
+    REQUIRE(m.SerializeToOstream(&f));
+  }
+  // VKALEX_DEVICE names no device: a refusal must come before any device is looked for.
+  const auto [status, out] = test::run_command("VKALEX_DEVICE=no-such-device " + std::string(VKALEX_CLASSIFY_EXE) +
+                                               " --model " + bad + sample_image_args());
+  CHECK(status == 1);
+  CHECK_THAT(out, Catch::Contains("node relu1 (Elu): the op Elu is not supported"));
+  const auto [istatus, iout] = test::run_command(std::string(VKALEX_INFO_EXE) + " --model " + bad);
+  CHECK(istatus == 1);
+  CHECK_THAT(iout, Catch::Contains("CANNOT RUN: the op Elu is not supported"));
+  CHECK_THAT(iout, Catch::Contains("-> conv2d conv1"));
+  const auto [gstatus, gout] = test::run_command(std::string(VKALEX_INFO_EXE) + " --model " + onnx + " --save-weights " + (tmp / "w.safetensors"));
+  CHECK(gstatus == 0);
+  CHECK_THAT(gout, Catch::Contains("every node runs"));
+  const SafeTensors saved(tmp / "w.safetensors");
+  CHECK(saved.entries().size() == 16);
+  CHECK(saved.contains("fc8.weight"));
+  // Flags that need an ONNX model, and weights it does not take.
+  CHECK(classify("--model " + kModelDir + "/alexnet-fashion.json --mean 0 x.png").first == 1);
+  CHECK(classify("--model " + onnx + " --weights w.safetensors x.png").first == 1);
+  CHECK(classify("--model " + onnx + " --mean 0,0" + sample_image_args()).first == 1);
 }

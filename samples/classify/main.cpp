@@ -28,6 +28,12 @@ void usage(FILE* out) {
       "\n"
       "  --model FILE.json     model description (default: %s;\n"
       "                        the folder is $VKALEX_MODEL_DIR where set)\n"
+      "  --model FILE.onnx     an ONNX model (its weights inside; see README, \"ONNX models\")\n"
+      "  --preprocess FILE     with an ONNX model: its preprocessing, {\"preprocess\": {...as\n"
+      "                        in a description...}, \"labels\": FILE} (default: FILE.onnx.json\n"
+      "                        where it exists, else [0, 1] pixels, mean 0, std 1)\n"
+      "  --mean A,B,C  --std A,B,C  --resize N  --bgr\n"
+      "                        with an ONNX model: override those of the preprocessing\n"
       "  --weights FILE        safetensors weights (default: the description's \"weights\")\n"
       "  --labels FILE         class names, one per line (default: the description's \"labels\")\n"
       "  --device N|NAME       device index or part of its name (default: $VKALEX_DEVICE, else\n"
@@ -51,12 +57,21 @@ void usage(FILE* out) {
 
 [[noreturn]] void die(const std::string& message) { vkalex_samples::die("classify", message); }
 
+bool is_onnx(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".onnx";
+}
+
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 struct Options {
-  std::string model = kDefaultModel, weights, labels;
+  std::string model = kDefaultModel, weights, labels, preprocess;
+  std::vector<float> mean, std;
+  uint32_t resize = 0;
+  bool bgr = false;
   std::optional<std::string> device;
   uint32_t top = 5;
   bool json = false, check = false, list_devices = false, fp16 = false;
@@ -76,6 +91,23 @@ Options parse(int argc, char** argv) {
       std::exit(0);
     } else if (a == "--model") {
       o.model = value();
+    } else if (a == "--preprocess") {
+      o.preprocess = value();
+    } else if (a == "--mean" || a == "--std") {
+      std::vector<float>& list = a == "--mean" ? o.mean : o.std;
+      const std::string v = value();
+      size_t start = 0;
+      while (true) {
+        const size_t comma = v.find(',', start);
+        const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        list.push_back(static_cast<float>(vkalex_samples::parse_number("classify", a, item, a == "--std" ? 1e-6 : -1e6, 1e6)));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (a == "--resize") {
+      o.resize = static_cast<uint32_t>(vkalex_samples::parse_count("classify", a, value(), 1, 100000));
+    } else if (a == "--bgr") {
+      o.bgr = true;
     } else if (a == "--weights") {
       o.weights = value();
     } else if (a == "--labels") {
@@ -99,7 +131,49 @@ Options parse(int argc, char** argv) {
     }
   }
   if (!o.list_devices && o.images.empty()) die("no image given (see --help)");
+  const bool onnx_flags = !o.preprocess.empty() || !o.mean.empty() || !o.std.empty() || o.resize || o.bgr;
+  if (onnx_flags && !is_onnx(o.model)) {
+    die("--preprocess, --mean, --std, --resize and --bgr are for ONNX models (a description has its own \"preprocess\")");
+  }
+  if (!o.weights.empty() && is_onnx(o.model)) die("an ONNX model carries its weights: --weights is for descriptions");
   return o;
+}
+
+// An ONNX model with the preprocessing of its sidecar and the flags, or the default with a note.
+vkalex::OnnxModel load_onnx_model(const Options& o) {
+  vkalex::OnnxModel m = vkalex::load_onnx(o.model);
+  vkalex::ModelDesc& d = m.model;
+  if (d.channels != 1 && d.channels != 3) {
+    die(o.model + ": its input has " + std::to_string(d.channels) + " channels; images give 1 (gray) or 3 (RGB)");
+  }
+  std::string sidecar = o.preprocess;
+  if (sidecar.empty() && std::filesystem::exists(o.model + ".json")) sidecar = o.model + ".json";
+  if (!sidecar.empty()) {
+    vkalex::load_preprocess_sidecar(sidecar, d);
+  } else if (o.mean.empty() && o.std.empty()) {
+    std::fprintf(stderr,
+                 "classify: note: %s carries no preprocessing and there is no %s.json: pixels are scaled to [0, 1] "
+                 "with mean 0 and std 1 (give --preprocess FILE.json or --mean and --std)\n",
+                 o.model.c_str(), o.model.c_str());
+  }
+  auto channels = [&](const char* flag, const std::vector<float>& v) {
+    if (!v.empty() && v.size() != d.channels) {
+      die(std::string(flag) + " needs " + std::to_string(d.channels) + " values (one per channel), got " + std::to_string(v.size()));
+    }
+  };
+  channels("--mean", o.mean);
+  channels("--std", o.std);
+  if (!o.mean.empty()) d.preprocess.mean = o.mean;
+  if (!o.std.empty()) d.preprocess.std = o.std;
+  if (o.resize) {
+    if (o.resize < d.preprocess.crop) die("--resize " + std::to_string(o.resize) + " is less than the crop " + std::to_string(d.preprocess.crop));
+    d.preprocess.resize = o.resize;
+  }
+  if (o.bgr) {
+    if (d.channels != 3) die("--bgr needs a 3-channel model");
+    d.preprocess.bgr = true;
+  }
+  return m;
 }
 
 }  // namespace
@@ -116,7 +190,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     // Everything from files is read and checked before the GPU is touched.
-    const vkalex::ModelDesc model = vkalex::load_model(opt.model);
+    std::optional<vkalex::OnnxModel> onnx;
+    if (is_onnx(opt.model)) onnx = load_onnx_model(opt);
+    const vkalex::ModelDesc model = onnx ? onnx->model : vkalex::load_model(opt.model);
     if (opt.top > model.classes) {
       die("--top " + std::to_string(opt.top) + " is more than the model's " + std::to_string(model.classes) + " classes");
     }
@@ -127,18 +203,23 @@ int main(int argc, char** argv) {
     } else {
       for (uint32_t c = 0; c < model.classes; ++c) labels.push_back("class " + std::to_string(c));
     }
-    const std::string weights_path = opt.weights.empty() ? model.weights_path : opt.weights;
-    if (weights_path.empty()) die(opt.model + " names no weights; pass --weights FILE.safetensors");
-    if (!std::filesystem::exists(weights_path)) {
-      std::string hint;
-      if (opt.weights.empty() && model.name == "alexnet-torchvision") {
-        hint = "; write them with model/export_torchvision.py (see README) or pass --weights";
-      } else if (opt.weights.empty()) {
-        hint = "; train them with train --model " + opt.model + " (see README) or pass --weights";
+    std::optional<vkalex::SafeTensors> weights;
+    std::string weights_path = opt.weights.empty() ? model.weights_path : opt.weights;
+    if (onnx) {
+      weights_path = opt.model;
+    } else {
+      if (weights_path.empty()) die(opt.model + " names no weights; pass --weights FILE.safetensors");
+      if (!std::filesystem::exists(weights_path)) {
+        std::string hint;
+        if (opt.weights.empty() && model.name == "alexnet-torchvision") {
+          hint = "; write them with model/export_torchvision.py (see README) or pass --weights";
+        } else if (opt.weights.empty()) {
+          hint = "; train them with train --model " + opt.model + " (see README) or pass --weights";
+        }
+        die("weights " + weights_path + " not found" + hint);
       }
-      die("weights " + weights_path + " not found" + hint);
+      weights.emplace(weights_path);
     }
-    const vkalex::SafeTensors weights(weights_path);
 
     const auto t_pre = std::chrono::steady_clock::now();
     const uint32_t n = static_cast<uint32_t>(opt.images.size());
@@ -155,11 +236,17 @@ int main(int argc, char** argv) {
     copt.device = opt.device;
     vkalex::Context ctx(copt);
     vkalex::Net net(ctx, model, vkalex::NetOptions{opt.fp16 ? vkalex::DType::F16 : vkalex::DType::F32});
-    const auto extra = net.load_weights(weights);
-    for (const auto& name : extra) {
-      std::fprintf(stderr, "classify: note: %s holds tensor \"%s\", which %s does not use\n", weights_path.c_str(),
-                   name.c_str(), model.name.c_str());
-    }
+    // The weights: the ONNX model's initializers, or the safetensors file's.
+    auto load = [&](vkalex::Net& into) {
+      if (onnx) return into.set_parameters(onnx->parameters);
+      for (const auto& name : into.load_weights(*weights)) {
+        if (&into == &net) {
+          std::fprintf(stderr, "classify: note: %s holds tensor \"%s\", which %s does not use\n", weights_path.c_str(),
+                       name.c_str(), model.name.c_str());
+        }
+      }
+    };
+    load(net);
     net.prepare(n);  // recording and pipeline creation are not part of the forward time
     const auto t_fwd = std::chrono::steady_clock::now();
     const vkalex::ForwardResult r = net.forward(input);
@@ -174,7 +261,7 @@ int main(int argc, char** argv) {
       std::optional<vkalex::Net> full;
       if (opt.fp16) {
         full.emplace(ctx, model);
-        full->load_weights(weights);
+        load(*full);
       }
       const vkalex::ForwardResult ref = (full ? *full : net).forward_cpu(input);
       cpu_ms = ms_since(t_cpu);
@@ -201,6 +288,7 @@ int main(int argc, char** argv) {
     if (opt.json) {
       nlohmann::json j;
       j["model"] = model.name;
+      if (onnx) j["onnx"] = {{"opset", onnx->opset}, {"output", onnx->output_is_softmax ? "softmax" : "logits"}};
       j["weights"] = weights_path;
       j["device"] = {{"index", ctx.device().index}, {"name", ctx.device().name},
                      {"driver", ctx.device().driver_name + " " + ctx.device().driver_info}};
@@ -223,8 +311,9 @@ int main(int argc, char** argv) {
       }
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("device %u: %s\nmodel: %s, weights %s%s\n", ctx.device().index, ctx.device().name.c_str(),
-                  model.name.c_str(), weights_path.c_str(), opt.fp16 ? " (fp16 storage)" : "");
+      std::printf("device %u: %s\nmodel: %s, weights %s%s%s\n", ctx.device().index, ctx.device().name.c_str(),
+                  model.name.c_str(), weights_path.c_str(), opt.fp16 ? " (fp16 storage)" : "",
+                  !onnx ? "" : onnx->output_is_softmax ? " (ONNX)" : " (ONNX; its output is logits: probabilities from an added softmax)");
       for (uint32_t i = 0; i < n; ++i) {
         std::printf("\n%s\n", opt.images[i].c_str());
         for (size_t rank = 0; rank < tops[i].size(); ++rank) {

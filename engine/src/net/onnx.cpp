@@ -674,12 +674,21 @@ void Lowering::reshape(const onnx::NodeProto& node, OnnxNode& report) {
   const Constant& s = constant(node, 1, "shape");
   if (!s.is_int || s.dims.size() != 1) malformed("shape " + dims_str(s.dims) + " is not a 1-D INT64 tensor");
   const bool allowzero = a.i("allowzero", 0) != 0;
+  // The batch stays in dimension 0: the target keeps it (0 copies it, -1 there takes what one
+  // image's features leave, or the declared batch size) and holds the rest of each image.
   std::vector<int64_t> target = s.i;
+  if (target.empty()) refuse("reshape of " + dims_str(x) + " to a scalar moves the batch dimension");
   int inferred = -1;
-  int64_t known = 1, total = features(x);
+  bool batch_kept = false;
+  int64_t known = 1;
+  const int64_t total = features(x);
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i] == 0 && !allowzero) {
       if (i >= x.size()) malformed("shape " + dims_str(s.i) + " copies dimension " + std::to_string(i) + " of " + dims_str(x) + ", which it lacks");
+      if (i == 0) {
+        batch_kept = true;
+        continue;
+      }
       target[i] = x[i];
     }
     if (target[i] == -1) {
@@ -691,18 +700,15 @@ void Lowering::reshape(const onnx::NodeProto& node, OnnxNode& report) {
       known *= target[i];
     }
   }
-  // The batch stays in dimension 0: the target must keep it (0, -1 over one image's features
-  // only, or the declared batch size) and hold the rest.
-  const bool batch_kept = !target.empty() && (target[0] == x[0] || (inferred == 0 && known == total));
+  if (target[0] > 0 && target[0] == x[0]) batch_kept = true;
+  if (inferred == 0 && known == total) batch_kept = true;
   if (inferred > 0) {
     if (known == 0 || total % known != 0) malformed("shape " + dims_str(s.i) + " does not fit " + dims_str(x));
     target[inferred] = total / known;
-  } else if (inferred == 0) {
-    target[0] = x[0];
+    known = total;
   }
-  int64_t got = 1;
-  for (size_t i = 1; i < target.size(); ++i) got *= target[i];
-  if (!batch_kept || got != total) {
+  target[0] = x[0];
+  if (!batch_kept || known != total) {
     refuse("reshape of " + dims_str(x) + " to " + dims_str(s.i) + " moves the batch dimension (only to [batch, features] is supported)");
   }
   require_outputs(node, 1);
