@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
 #include <sstream>
@@ -649,4 +650,130 @@ TEST_CASE("classify and info refuse what an ONNX model cannot run, by node, befo
   CHECK(classify("--model " + kModelDir + "/alexnet-fashion.json --mean 0 x.png").first == 1);
   CHECK(classify("--model " + onnx + " --weights w.safetensors x.png").first == 1);
   CHECK(classify("--model " + onnx + " --mean 0,0" + sample_image_args()).first == 1);
+}
+
+TEST_CASE("malformed ONNX files get clear errors", "[onnx]") {
+  const test::TempDir tmp;
+  const std::string good = write_fashion_onnx(tmp, Style{13, false, false, true, false, false});
+  std::string bytes;
+  {
+    std::ifstream f(good, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    bytes = ss.str();
+  }
+  const std::string path = tmp / "bad.onnx";
+  auto write = [&](const std::string& b) { std::ofstream(path, std::ios::binary) << b; };
+  auto error_of = [&]() -> std::string {
+    try {
+      load_onnx(path);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  // Truncated anywhere: an error naming the file, never a model.
+  for (size_t cut : {size_t(0), size_t(1), size_t(10), size_t(100), bytes.size() / 3, bytes.size() / 2, bytes.size() - 200,
+                     bytes.size() - 30, bytes.size() - 1}) {
+    INFO("cut at " << cut << " of " << bytes.size());
+    write(bytes.substr(0, cut));
+    CHECK_THAT(error_of(), Catch::StartsWith(path + ": "));
+  }
+  write("this is not an ONNX model\n");
+  CHECK_THAT(error_of(), Catch::Contains("not an ONNX model"));
+  CHECK_THROWS_WITH(load_onnx(tmp / "missing.onnx"), Catch::Contains("missing.onnx"));
+  CHECK_THROWS_WITH(load_onnx(tmp.path.string()), Catch::Contains("not a regular file"));
+
+  // Edits of the good model: each refused with what is wrong.
+  onnx::ModelProto m;
+  REQUIRE(m.ParseFromString(bytes));
+  auto edited = [&](const std::function<void(onnx::ModelProto&)>& edit) {
+    onnx::ModelProto e = m;
+    edit(e);
+    std::string b;
+    REQUIRE(e.SerializeToString(&b));
+    write(b);
+    return error_of();
+  };
+  auto init = [](onnx::ModelProto& e, const std::string& name) -> onnx::TensorProto& {
+    for (auto& t : *e.mutable_graph()->mutable_initializer()) {
+      if (t.name() == name) return t;
+    }
+    FAIL("no initializer " << name);
+    throw 0;
+  };
+  CHECK_THAT(edited([&](onnx::ModelProto& e) {
+               auto& t = init(e, "conv1.weight");
+               t.set_data_type(onnx::TensorProto::INT32);
+             }),
+             Catch::Contains("conv1.weight") && Catch::Contains("INT32"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) { init(e, "conv1.weight").mutable_raw_data()->resize(100); }),
+             Catch::Contains("initializer \"conv1.weight\" holds 100 bytes of data, its shape needs"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) {
+               auto& t = init(e, "fc6.weight");
+               t.set_dims(0, int64_t(1) << 40);
+             }),
+             Catch::Contains("fc6.weight") && Catch::Contains("2^31"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) {
+               auto& t = init(e, "conv3.weight");  // [64, 48, 3, 3]: 24 input channels a group of 2 would need
+               t.set_dims(1, 24);
+               t.mutable_raw_data()->resize(64 * 24 * 9 * 4);
+             }),
+             Catch::Contains("node conv3 (Conv)") && Catch::Contains("does not fit the input"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) {
+               auto& t = init(e, "fc8.weight");  // [10, 256] -> [10, 255]
+               t.set_dims(1, 255);
+               t.mutable_raw_data()->resize(10 * 255 * 4);
+             }),
+             Catch::Contains("node fc8 (Gemm)") && Catch::Contains("do not multiply"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) { e.mutable_opset_import(0)->set_version(18); }),
+             Catch::Contains("opset 18 is not supported"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) { e.mutable_graph()->mutable_node(2)->set_input(0, "nowhere"); }),
+             Catch::Contains("nowhere"));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) {
+               auto* a = e.mutable_graph()->mutable_node(0)->mutable_attribute(0);  // conv1's kernel_shape
+               a->set_type(onnx::AttributeProto::FLOAT);
+             }),
+             Catch::Contains(path));
+  CHECK_THAT(edited([&](onnx::ModelProto& e) {
+               auto* d = e.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1);
+               d->set_dim_value(11);
+             }),
+             Catch::Contains("declares its output [N, 11], its layers give [N, 10]"));
+}
+
+TEST_CASE("the ONNX importer survives random damage", "[onnx]") {
+  const test::TempDir tmp;
+  const std::string good = write_fashion_onnx(tmp, Style{11, true, true, false, true, false});
+  std::string bytes;
+  {
+    std::ifstream f(good, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    bytes = ss.str();
+  }
+  // Bytes flipped in the graph's structure (the first and last kilobytes hold the nodes and
+  // the headers of the initializers around the weights): an Error or a model, never a crash.
+  uint64_t state = test::seed();
+  auto next = [&]() { return state = state * 6364136223846793005ull + 1442695040888963407ull, uint32_t(state >> 33); };
+  size_t errors = 0, loaded = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::string b = bytes;
+    for (int k = 0; k < 4; ++k) {
+      const size_t where = next() % 2 ? next() % 2048 : b.size() - 1 - next() % 2048;
+      b[where] = char(next());
+    }
+    const std::string path = tmp / "damaged.onnx";
+    std::ofstream(path, std::ios::binary) << b;
+    try {
+      const OnnxModel m = load_onnx(path);
+      ++loaded;
+      CHECK(m.model.classes > 0);
+    } catch (const Error& e) {
+      ++errors;
+      CHECK_THAT(std::string(e.what()), Catch::StartsWith(path + ": "));
+    }
+  }
+  INFO("seed " << test::seed() << ": " << errors << " errors, " << loaded << " loaded");
+  CHECK(errors > 0);
 }
