@@ -22,13 +22,17 @@ namespace {
 const fs::path kNodeTests = "/usr/share/libonnx-testdata/data/node";
 const fs::path kPytorchTests = "/usr/share/libonnx-testdata/data/pytorch-converted";
 
-onnx::TensorProto read_tensor_file(const fs::path& path) {
+std::string file_bytes(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);
   REQUIRE(f);
   std::stringstream ss;
   ss << f.rdbuf();
+  return ss.str();
+}
+
+onnx::TensorProto read_tensor_file(const fs::path& path) {
   onnx::TensorProto t;
-  REQUIRE(t.ParseFromString(ss.str()));
+  REQUIRE(t.ParseFromString(file_bytes(path)));
   return t;
 }
 
@@ -655,13 +659,7 @@ TEST_CASE("classify and info refuse what an ONNX model cannot run, by node, befo
 TEST_CASE("malformed ONNX files get clear errors", "[onnx]") {
   const test::TempDir tmp;
   const std::string good = write_fashion_onnx(tmp, Style{13, false, false, true, false, false});
-  std::string bytes;
-  {
-    std::ifstream f(good, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    bytes = ss.str();
-  }
+  const std::string bytes = file_bytes(good);
   const std::string path = tmp / "bad.onnx";
   auto write = [&](const std::string& b) { std::ofstream(path, std::ios::binary) << b; };
   auto error_of = [&]() -> std::string {
@@ -745,13 +743,7 @@ TEST_CASE("malformed ONNX files get clear errors", "[onnx]") {
 TEST_CASE("the ONNX importer survives random damage", "[onnx]") {
   const test::TempDir tmp;
   const std::string good = write_fashion_onnx(tmp, Style{11, true, true, false, true, false});
-  std::string bytes;
-  {
-    std::ifstream f(good, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    bytes = ss.str();
-  }
+  const std::string bytes = file_bytes(good);
   // Bytes flipped in the graph's structure (the first and last kilobytes hold the nodes and
   // the headers of the initializers around the weights): an Error or a model, never a crash.
   uint64_t state = test::seed();
