@@ -165,7 +165,35 @@ TEST_CASE("max pool with argmax", "[ops][max_pool]") {
     REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 3, 8, 5}, MaxPoolParams{2, 3, 2, 1, 1, 1}, s + 1), 0.0);
     REQUIRE_CHECK(check_max_pool(ctx, Shape{2, 1, 4, 4}, MaxPoolParams{2, 2, 2, 2, 1, 0}, s + 2), 0.0);
   }
+  SECTION("ONNX's windows: other padding at the end, ceil_mode, padding up to the kernel - 1") {
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{2, 3, 7, 9}, MaxPoolParams{3, 3, 2, 2, 0, 1, 2, 0, true}, s), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 4, 32, 32}, MaxPoolParams{3, 3, 1, 1, 1, 1, 0, 0}, s + 1), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{3, 2, 28, 28}, MaxPoolParams{5, 5, 1, 1, 4, 2, 4, 3}, s + 2), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{3, 3, 2, 2, 0, 0, -1, -1, true}, s + 3), 0.0);
+  }
   test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("pooling windows follow ONNX's sizes: end padding and ceil_mode", "[ops][max_pool][cpu]") {
+  HostTensor x(Shape{1, 1, 4, 4});
+  for (size_t i = 0; i < 16; ++i) x.data[i] = float(i);
+  // Kernel 3, stride 2, rounding up: rows 0-2 and 2-3, the same across.
+  const auto ceil = cpu::max_pool(x, MaxPoolParams{3, 3, 2, 2, 0, 0, -1, -1, true});
+  CHECK(ceil.y.shape == Shape{1, 1, 2, 2});
+  CHECK(ceil.y.data == std::vector<float>{10, 11, 14, 15});
+  // Rounding down, one window.
+  CHECK(cpu::max_pool(x, MaxPoolParams{3, 3, 2, 2, 0, 0}).y.data == std::vector<float>{10});
+  // One row of padding on top only (SAME_LOWER for kernel 2, stride 1): 4 rows out.
+  const auto lower = cpu::max_pool(x, MaxPoolParams{2, 2, 1, 1, 1, 1, 0, 0});
+  CHECK(lower.y.shape == Shape{1, 1, 4, 4});
+  CHECK(lower.y.data[0] == 0);   // the window of rows -1..0, columns -1..0
+  CHECK(lower.y.data[15] == 15);
+  // A ceil_mode window that would start past the input and its padding is dropped: 5 rows,
+  // kernel 2, stride 2, pad 1: (5 + 2 - 2) / 2 rounded up + 1 = 4, but window 3 starts at row
+  // 5, so 3.
+  HostTensor y(Shape{1, 1, 5, 5});
+  CHECK(cpu::max_pool(y, MaxPoolParams{2, 2, 2, 2, 1, 1, -1, -1, true}).y.shape == Shape{1, 1, 3, 3});
+  CHECK_THROWS_WITH(cpu::max_pool(x, MaxPoolParams{2, 2, 1, 1, 2, 0}), Catch::Contains("less than the kernel"));
 }
 
 TEST_CASE("max pool ties and NaN follow the reference", "[ops][max_pool][cpu]") {

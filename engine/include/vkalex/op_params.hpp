@@ -32,14 +32,24 @@ struct LrnParams {
   float k = 2.0f;
 };
 
-// Max pooling, NCHW, floor rounding of the output size (as torch with ceil_mode=False).
-// Padding counts as -infinity and may be at most half the kernel. Overlapping windows
-// (kernel 3, stride 2) are fine. The argmax is the flat index into x of each maximum
-// (the first one on ties; a NaN wins).
+// Max pooling, NCHW. Window oy covers rows oy * stride_h - pad_h to that + kernel_h - 1 (the
+// same across); rows outside the input are padding, which counts as -infinity. The output has
+// OH = (H + pad_h + pad_bottom - kernel_h) / stride_h + 1 rows, rounded down (torch's
+// default), or up with ceil_mode, where a last window starting beyond the input and its top
+// padding is dropped (as torch and ONNX do). pad_bottom and pad_right are ONNX's padding at
+// the end where it differs from the beginning's (-1: the same). Padding must be less than the
+// kernel, so that no window is padding only. Overlapping windows (kernel 3, stride 2) are
+// fine. The argmax is the flat index into x of each maximum (the first one on ties; a NaN
+// wins). Average pooling (ops::avg_pool) takes the same windows.
 struct MaxPoolParams {
   uint32_t kernel_h = 3, kernel_w = 3;
   uint32_t stride_h = 2, stride_w = 2;
   uint32_t pad_h = 0, pad_w = 0;
+  int32_t pad_bottom = -1, pad_right = -1;
+  bool ceil_mode = false;
+
+  uint32_t pad_end_h() const { return pad_bottom < 0 ? pad_h : uint32_t(pad_bottom); }
+  uint32_t pad_end_w() const { return pad_right < 0 ? pad_w : uint32_t(pad_right); }
 };
 
 // Output shapes; throw Error when the inputs do not fit together.

@@ -91,17 +91,31 @@ Shape lrn_output_shape(const Shape& x, const LrnParams& p) {
   return x;
 }
 
+namespace {
+
+// Output size of pooling windows along one axis (0 where none fits).
+uint32_t pool_out(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t pad_end, bool ceil_mode) {
+  const uint64_t padded = uint64_t(in) + pad + pad_end;
+  if (padded < kernel) return 0;
+  uint64_t out = (padded - kernel + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+  if (ceil_mode && (out - 1) * stride >= uint64_t(in) + pad) --out;  // a window past the input
+  return static_cast<uint32_t>(out);
+}
+
+}  // namespace
+
 Shape max_pool_output_shape(const Shape& x, const MaxPoolParams& p) {
   const char* op = "max_pool";
   require_rank(op, "input", x, 4);
   if (p.kernel_h == 0 || p.kernel_w == 0 || p.stride_h == 0 || p.stride_w == 0) {
     fail(op, "kernel and stride must be at least 1");
   }
-  if (p.pad_h > p.kernel_h / 2 || p.pad_w > p.kernel_w / 2) {
-    fail(op, "padding may be at most half the kernel");
+  if (p.pad_bottom < -1 || p.pad_right < -1) fail(op, "end padding must be at least 0 (or -1: as the beginning's)");
+  if (p.pad_h >= p.kernel_h || p.pad_w >= p.kernel_w || p.pad_end_h() >= p.kernel_h || p.pad_end_w() >= p.kernel_w) {
+    fail(op, "padding must be less than the kernel (a window of padding only)");
   }
-  const uint32_t oh = window_out(x[2], p.kernel_h, p.stride_h, p.pad_h);
-  const uint32_t ow = window_out(x[3], p.kernel_w, p.stride_w, p.pad_w);
+  const uint32_t oh = pool_out(x[2], p.kernel_h, p.stride_h, p.pad_h, p.pad_end_h(), p.ceil_mode);
+  const uint32_t ow = pool_out(x[3], p.kernel_w, p.stride_w, p.pad_w, p.pad_end_w(), p.ceil_mode);
   if (oh == 0 || ow == 0) fail(op, "kernel does not fit input " + x.str());
   return Shape{x[0], x[1], oh, ow};
 }

@@ -269,6 +269,29 @@ std::pair<uint32_t, uint32_t> engine_pads(const Window& w, const std::vector<int
   return {uint32_t(w.top), uint32_t(w.left)};
 }
 
+// A pooling window in the engine's terms: ONNX's pads per side and ceil_mode as they are.
+void pool_window(const Window& w, const std::vector<int64_t>& x, MaxPoolParams& p) {
+  if (w.top >= w.kh || w.bottom >= w.kh || w.left >= w.kw || w.right >= w.kw) {
+    refuse("pads [" + std::to_string(w.top) + ", " + std::to_string(w.left) + ", " + std::to_string(w.bottom) + ", " +
+           std::to_string(w.right) + "] not less than the kernel " + std::to_string(w.kh) + "x" + std::to_string(w.kw) +
+           " (windows of padding only)");
+  }
+  if (w.kh > 0xffff || w.kw > 0xffff || w.sh > 0xffff || w.sw > 0xffff) refuse("a window or stride beyond 65535");
+  p.kernel_h = uint32_t(w.kh), p.kernel_w = uint32_t(w.kw);
+  p.stride_h = uint32_t(w.sh), p.stride_w = uint32_t(w.sw);
+  p.pad_h = uint32_t(w.top), p.pad_w = uint32_t(w.left);
+  p.pad_bottom = int32_t(w.bottom), p.pad_right = int32_t(w.right);
+  p.ceil_mode = w.ceil;
+  // ONNX (1.12) and the engine agree on the output size but where a ceil_mode window would
+  // start past the input and its top padding, which the engine drops.
+  Shape image{1, uint32_t(x[1]), uint32_t(x[2]), uint32_t(x[3])};
+  const Shape out = max_pool_output_shape(image, p);
+  if (int64_t(out[2]) != w.out_h(x[2]) || int64_t(out[3]) != w.out_w(x[3])) {
+    refuse("ceil_mode gives a last window starting past the input and its padding (" + std::to_string(w.out_h(x[2])) + "x" +
+           std::to_string(w.out_w(x[3])) + " outputs; vkalex drops that window, as torch does)");
+  }
+}
+
 // The state of the walk: the chain of layers so far and what each value name holds.
 struct Value {
   std::optional<Constant> constant;  // else an activation of the chain
@@ -519,16 +542,9 @@ void Lowering::pool(const onnx::NodeProto& node, OnnxNode& report, bool average)
     add(node, l, x, report);
     return;
   }
-  const auto [ph, pw] = engine_pads(win, x);
-  if (2 * ph > win.kh || 2 * pw > win.kw) {
-    refuse("pads " + std::to_string(ph) + "x" + std::to_string(pw) + " beyond half the kernel " + std::to_string(win.kh) + "x" +
-           std::to_string(win.kw) + " (a window of padding only)");
-  }
   LayerDesc l;
   l.type = LayerType::MaxPool;
-  l.pool.kernel_h = uint32_t(win.kh), l.pool.kernel_w = uint32_t(win.kw);
-  l.pool.stride_h = uint32_t(win.sh), l.pool.stride_w = uint32_t(win.sw);
-  l.pool.pad_h = ph, l.pool.pad_w = pw;
+  pool_window(win, x, l.pool);
   add(node, l, {x[0], x[1], win.out_h(x[2]), win.out_w(x[3])}, report);
 }
 
