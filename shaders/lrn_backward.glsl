@@ -10,7 +10,10 @@
 #include "loads.glsl"
 
 layout(constant_id = 1) const int SIZE = 5;
-const int LO = SIZE / 2, HI = (SIZE - 1) / 2;
+// The window reaches LO channels below and HI above: LO = SIZE / 2 (torch, Caffe), or ONNX's
+// (SIZE - 1) / 2 (LrnParams::below()).
+layout(constant_id = 2) const int LO = 2;
+const int HI = SIZE - 1 - LO;
 
 // dy, x, dx [N, C, H, W]
 INPUT_F(0, dy);

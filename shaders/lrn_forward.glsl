@@ -1,6 +1,7 @@
 // Local response normalisation across channels (torch.nn.LocalResponseNorm's definition):
 // y = x / (k + alpha / size * sum_{c' in window(c)} x[c']^2)^beta,
-// window(c) = [c - size/2, c + (size-1)/2] clipped to [0, C).
+// window(c) = [c - LO, c + HI] clipped to [0, C) (LO = size/2 and HI = (size-1)/2 as torch,
+// or ONNX's LO = (size-1)/2 and HI = size/2).
 // One invocation walks the channels of one pixel of one image, keeping the window's values in
 // registers (size is specialization constant 1): each value is loaded once, where one
 // invocation per output would load it size times. Neighbouring invocations are neighbouring
@@ -9,7 +10,10 @@
 #include "loads.glsl"
 
 layout(constant_id = 1) const int SIZE = 5;
-const int LO = SIZE / 2, HI = (SIZE - 1) / 2;  // the window reaches LO channels below, HI above
+// The window reaches LO channels below and HI above: LO = SIZE / 2 (torch, Caffe), or ONNX's
+// (SIZE - 1) / 2 (LrnParams::below()).
+layout(constant_id = 2) const int LO = 2;
+const int HI = SIZE - 1 - LO;
 
 // x, y [N, C, H, W]
 INPUT_F(0, x);

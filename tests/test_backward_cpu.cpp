@@ -75,7 +75,8 @@ TEST_CASE("linear backward matches finite differences", "[cpu][backward][linear]
 
 TEST_CASE("lrn backward matches finite differences", "[cpu][backward][lrn]") {
   const uint64_t s = test::seed();
-  for (const LrnParams& p : {LrnParams{5, 0.5f, 0.75f, 2.0f}, LrnParams{4, 1.0f, 1.5f, 1.0f}, LrnParams{3, 0.1f, 0.5f, 0.5f}}) {
+  for (const LrnParams& p : {LrnParams{5, 0.5f, 0.75f, 2.0f}, LrnParams{4, 1.0f, 1.5f, 1.0f}, LrnParams{3, 0.1f, 0.5f, 0.5f},
+                             LrnParams{4, 1.0f, 1.5f, 1.0f, true}, LrnParams{2, 0.7f, 0.75f, 1.0f, true}}) {
     const HostTensor64 x = random64(Shape{2, 7, 2, 3}, s, 2.0), r = random64(Shape{2, 7, 2, 3}, s + 1);
     check_gradient("lrn dx", x, cpu::lrn_backward(r, x, p),
                    [&](const HostTensor64& v) { return dot(r, cpu::lrn(v, p)); });

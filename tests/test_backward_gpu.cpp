@@ -64,6 +64,7 @@ TEST_CASE("relu, lrn and max pool backward", "[ops][backward]") {
   REQUIRE_CHECK(check_lrn_backward(ctx, Shape{2, 256, 27, 27}, LrnParams{}, s + 1, 10.0f), kTol);
   REQUIRE_CHECK(check_lrn_backward(ctx, Shape{3, 7, 5, 3}, LrnParams{4, 0.5f, 0.75f, 1.0f}, s + 2, 3.0f), kTol);
   REQUIRE_CHECK(check_lrn_backward(ctx, Shape{1, 3, 2, 2}, LrnParams{7, 2.0f, 1.5f, 0.5f}, s + 3, 2.0f), kTol);
+  REQUIRE_CHECK(check_lrn_backward(ctx, Shape{3, 7, 5, 3}, LrnParams{4, 0.5f, 0.75f, 1.0f, true}, s + 4, 3.0f), kTol);
   REQUIRE_CHECK(check_max_pool_backward(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{}, s), kTol);
   REQUIRE_CHECK(check_max_pool_backward(ctx, Shape{2, 256, 27, 27}, MaxPoolParams{}, s + 1), kTol);
   REQUIRE_CHECK(check_max_pool_backward(ctx, Shape{1, 256, 13, 13}, MaxPoolParams{}, s + 2), kTol);

@@ -765,3 +765,46 @@ TEST_CASE("the ONNX importer survives random damage", "[onnx]") {
   INFO("seed " << test::seed() << ": " << errors << " errors, " << loaded << " loaded");
   CHECK(errors > 0);
 }
+
+TEST_CASE("an ONNX LRN of even size takes ONNX's window, not torch's", "[onnx][lrn]") {
+  // One LRN node, size 2, alpha 2, beta 1, bias 1 on x = (1, 2, 3) at one pixel: ONNX's window
+  // of channel c is {c, c + 1} (torch's would be {c - 1, c}): 1/6, 2/14, 3/10.
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("lrn");
+  for (const char* name : {"x", "y"}) {
+    auto* v = std::string(name) == "x" ? g->add_input() : g->add_output();
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int d : {1, 3, 1, 1}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  auto* n = g->add_node();
+  n->set_op_type("LRN");
+  n->add_input("x");
+  n->add_output("y");
+  for (auto [name, value] : {std::pair<const char*, float>{"alpha", 2.0f}, {"beta", 1.0f}, {"bias", 1.0f}}) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(value);
+  }
+  auto* size = n->add_attribute();
+  size->set_name("size");
+  size->set_type(onnx::AttributeProto::INT);
+  size->set_i(2);
+  const test::TempDir tmp;
+  {
+    std::ofstream f(tmp / "lrn.onnx", std::ios::binary);
+    REQUIRE(m.SerializeToOstream(&f));
+  }
+  const OnnxModel model = load_onnx(tmp / "lrn.onnx");
+  Net net(test::gpu(), model.model);
+  const ForwardResult r = net.forward(HostTensor(Shape{1, 3, 1, 1}, {1, 2, 3}));
+  REQUIRE(r.logits.size() == 3);
+  CHECK(r.logits[0] == Approx(1.0 / 6));
+  CHECK(r.logits[1] == Approx(2.0 / 14));
+  CHECK(r.logits[2] == Approx(3.0 / 10));
+}

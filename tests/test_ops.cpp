@@ -137,6 +137,11 @@ TEST_CASE("lrn across channels", "[ops][lrn]") {
     REQUIRE_CHECK(check_lrn(ctx, Shape{1, 3, 2, 2}, LrnParams{7, 2.0f, 1.5f, 0.5f}, s + 1, 2.0f), kTol);
     REQUIRE_CHECK(check_lrn(ctx, Shape{2, 65, 1, 1}, LrnParams{1, 1.0f, 0.5f, 1.0f}, s + 2, 1.0f), kTol);
   }
+  SECTION("ONNX's window for even sizes") {
+    REQUIRE_CHECK(check_lrn(ctx, Shape{3, 7, 5, 3}, LrnParams{4, 0.5f, 0.75f, 1.0f, true}, s, 3.0f), kTol);
+    REQUIRE_CHECK(check_lrn(ctx, Shape{2, 9, 4, 4}, LrnParams{2, 1.0f, 0.75f, 1.0f, true}, s + 1, 3.0f), kTol);
+    REQUIRE_CHECK(check_lrn(ctx, Shape{1, 96, 27, 27}, LrnParams{6, 1e-4f, 0.75f, 1.0f, true}, s + 2, 10.0f), kTol);
+  }
   test::require_no_validation_messages(ctx);
 }
 
@@ -150,6 +155,21 @@ TEST_CASE("lrn matches torch.nn.LocalResponseNorm's definition", "[ops][lrn][cpu
   CHECK(y.data[0] == Approx(1.0 / 6));
   CHECK(y.data[1] == Approx(2.0 / 15));
   CHECK(y.data[2] == Approx(3.0 / 14));
+}
+
+TEST_CASE("lrn with an even size follows torch's window, or ONNX's", "[ops][lrn][cpu]") {
+  // C = 3, size 2, alpha 2, beta 1, k 1, x = (1, 2, 3): alpha / size = 1.
+  // torch: window of c is {c - 1, c}: 1 / (1 + 1), 2 / (1 + 5), 3 / (1 + 13).
+  // ONNX: window of c is {c, c + 1}: 1 / (1 + 5), 2 / (1 + 13), 3 / (1 + 9).
+  HostTensor x(Shape{1, 3, 1, 1}, {1, 2, 3});
+  const HostTensor t = cpu::lrn(x, LrnParams{2, 2.0f, 1.0f, 1.0f});
+  CHECK(t.data[0] == Approx(1.0 / 2));
+  CHECK(t.data[1] == Approx(2.0 / 6));
+  CHECK(t.data[2] == Approx(3.0 / 14));
+  const HostTensor o = cpu::lrn(x, LrnParams{2, 2.0f, 1.0f, 1.0f, true});
+  CHECK(o.data[0] == Approx(1.0 / 6));
+  CHECK(o.data[1] == Approx(2.0 / 14));
+  CHECK(o.data[2] == Approx(3.0 / 10));
 }
 
 TEST_CASE("max pool with argmax", "[ops][max_pool]") {

@@ -22,7 +22,9 @@ struct Conv2dParams {
 
 // Local response normalisation across channels, as torch.nn.LocalResponseNorm (and Caffe)
 // define it: y = x / (k + alpha / size * sum of x^2 over `size` neighbouring channels)^beta.
-// The window of channel c is [c - size/2, c + (size-1)/2], clipped to the channels present.
+// The window of channel c is [c - size/2, c + (size-1)/2], clipped to the channels present;
+// with onnx_window, ONNX's [c - (size-1)/2, c + size/2] (the same for odd sizes, one channel
+// higher for even ones).
 // The backward kernel keeps 2 size - 1 values per invocation: sizes beyond this are refused.
 inline constexpr uint32_t kMaxLrnSize = 64;
 struct LrnParams {
@@ -30,6 +32,11 @@ struct LrnParams {
   float alpha = 1e-4f;
   float beta = 0.75f;
   float k = 2.0f;
+  bool onnx_window = false;
+
+  // The channels the window reaches below c and above it.
+  uint32_t below() const { return onnx_window ? (size - 1) / 2 : size / 2; }
+  uint32_t above() const { return size - 1 - below(); }
 };
 
 // Max pooling, NCHW. Window oy covers rows oy * stride_h - pad_h to that + kernel_h - 1 (the

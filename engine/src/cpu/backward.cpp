@@ -74,7 +74,7 @@ template <typename T>
 BasicHostTensor<T> lrn_backward(const BasicHostTensor<T>& dy, const BasicHostTensor<T>& x, const LrnParams& p) {
   require_shape("lrn_backward", "dy", dy, lrn_output_shape(x.shape, p));
   const int64_t N = x.shape[0], C = x.shape[1], HW = int64_t(x.shape[2]) * x.shape[3];
-  const int64_t before = p.size / 2, after = (p.size - 1) / 2;
+  const int64_t before = p.below(), after = p.above();
   const double a = double(p.alpha) / p.size, beta = p.beta;
   // y_c = x_c s_c^-beta with s_c = k + a sum_{j in W(c)} x_j^2, W(c) = [c - before, c + after]:
   // dx_i = dy_i s_i^-beta - 2 a beta x_i sum_{c : i in W(c)} dy_c x_c s_c^(-beta-1).

@@ -65,7 +65,7 @@ BasicHostTensor<T> lrn(const BasicHostTensor<T>& x, const LrnParams& p) {
   check_size("lrn", "input", x);
   BasicHostTensor<T> y(lrn_output_shape(x.shape, p));
   const int64_t N = x.shape[0], C = x.shape[1], HW = int64_t(x.shape[2]) * x.shape[3];
-  const int64_t before = p.size / 2, after = (p.size - 1) / 2;
+  const int64_t before = p.below(), after = p.above();
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t s = 0; s < HW; ++s) {

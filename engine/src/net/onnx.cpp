@@ -556,10 +556,6 @@ void Lowering::lrn(const onnx::NodeProto& node, OnnxNode& report) {
   const int64_t size = a.i("size", 0);
   if (size < 1) malformed("size " + std::to_string(size) + " must be at least 1");
   if (size > int64_t(kMaxLrnSize)) refuse("size " + std::to_string(size) + " beyond " + std::to_string(kMaxLrnSize));
-  if (size % 2 == 0) {
-    refuse("even size " + std::to_string(size) + ": ONNX's window (" + std::to_string((size - 1) / 2) + " channels below, " +
-           std::to_string(size / 2) + " above) is not supported yet");
-  }
   require_outputs(node, 1);
   LayerDesc l;
   l.type = LayerType::Lrn;
@@ -567,6 +563,7 @@ void Lowering::lrn(const onnx::NodeProto& node, OnnxNode& report) {
   l.lrn.alpha = a.f("alpha", 1e-4f);
   l.lrn.beta = a.f("beta", 0.75f);
   l.lrn.k = a.f("bias", 1.0f);
+  l.lrn.onnx_window = true;  // for even sizes one channel higher than torch's
   add(node, l, x, report);
 }
 

@@ -24,7 +24,7 @@ void lrn(Recorder& rec, const Tensor& x, const Tensor& y, const LrnParams& param
     Dispatch d;
     d.shader = kernel_shader(dev, op, x.shape(), Shape{});
     d.label = op;
-    d.specialization = {wg, params.size};
+    d.specialization = {wg, params.size, params.below()};
     d.bindings = {{&x, Use::Read, n0 * item, push.N * item, texel_loads(d.shader)},
                   {&y, Use::Write, n0 * item, push.N * item}};
     d.push = &push;

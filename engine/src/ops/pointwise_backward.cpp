@@ -60,7 +60,7 @@ void lrn_backward(Recorder& rec, const Tensor& dy, const Tensor& x, const Tensor
     d.shader = kernel_shader(dev, op, x.shape(), Shape{});
     const Texel t = texel_loads(d.shader);
     d.label = op;
-    d.specialization = {wg, params.size};
+    d.specialization = {wg, params.size, params.below()};
     d.bindings = {{&dy, Use::Read, off, len, t}, {&x, Use::Read, off, len, t}, {&dx, Use::Write, off, len}};
     d.push = &push;
     d.push_bytes = sizeof push;
