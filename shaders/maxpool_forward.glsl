@@ -1,5 +1,8 @@
-// Max pooling, one invocation per output element. Padding counts as -infinity; the first
-// maximum wins ties and a NaN wins over everything, as in the CPU reference (and torch).
+// Max or average pooling, one invocation per output element. Max: padding counts as
+// -infinity; the first maximum wins ties and a NaN wins over everything, as in the CPU
+// reference (and torch). Average: the sum over the window's elements inside the input, divided
+// by their count, or with count_include_pad by the count of those inside the padded input
+// (padding counting as zeros, as ONNX and torch do).
 // The window's size is specialization constants 1 and 2 (equal to the push constants KH,
 // KW), so that its loops unroll; 0 and 0 for large windows, which loop over the push constants.
 #include "common.glsl"
@@ -19,8 +22,9 @@ layout(push_constant) uniform Params {
   uint N, C, H, W;
   uint OH, OW;
   uint KH, KW, SH, SW, PH, PW;
-  uint flags;  // 1: write argmax
+  uint flags;  // 1: write argmax; 2: average; 4: average counting padding
   uint index_base;  // added to every argmax (the dispatch's first element in the whole x)
+  uint PHE, PWE;  // padding at the bottom and the right
 } p;
 
 void main() {
@@ -33,6 +37,8 @@ void main() {
   const int ix0 = int(ox * p.SW) - int(p.PW);
   float best = uintBitsToFloat(0xff800000u);  // -infinity
   uint best_index = 0xffffffffu;
+  float sum = 0.0;
+  uint count = 0;
   const uint kh = KH_C != 0 ? KH_C : p.KH, kw = KW_C != 0 ? KW_C : p.KW;
   [[unroll]] for (uint ky = 0; ky < kh; ++ky) {
     const int iy = iy0 + int(ky);
@@ -42,11 +48,22 @@ void main() {
       if (ix < 0 || ix >= int(p.W)) continue;
       const uint j = (plane * p.H + uint(iy)) * p.W + uint(ix);
       const float v = LOAD_F(x, j);
+      sum += v;
+      ++count;
       if (best_index == 0xffffffffu || v > best || (isnan(v) && !isnan(best))) {
         best = v;
         best_index = j;
       }
     }
+  }
+  if ((p.flags & 2u) != 0u) {
+    if ((p.flags & 4u) != 0u) {
+      // The window's positions inside [-PH, H + PHE) x [-PW, W + PWE).
+      const int y1 = min(iy0 + int(kh), int(p.H + p.PHE)), x1 = min(ix0 + int(kw), int(p.W + p.PWE));
+      count = uint(max(y1 - iy0, 0) * max(x1 - ix0, 0));
+    }
+    y[i] = VALUE(sum / float(count));
+    return;
   }
   y[i] = VALUE(best);
   if ((p.flags & 1u) != 0u) argmax[i] = best_index + p.index_base;

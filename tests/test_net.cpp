@@ -175,7 +175,7 @@ TEST_CASE("bad model descriptions are rejected naming the layer and the problem"
   CHECK_THROWS_WITH(parse_model(with("\"groups\": 2", "\"groups\": 4"), "tiny.json", "."),
                     Catch::Contains("layer 4 (c2)") && Catch::Contains("groups 4"));
   CHECK_THROWS_WITH(parse_model(with("\"output\": 4", "\"output\": 6"), "tiny.json", "."),
-                    Catch::Contains("adaptive_avg_pool5") && Catch::Contains("identity"));
+                    Catch::Contains("adaptive_avg_pool5") && Catch::Contains("only outputs 6x6 that divide"));
   CHECK_THROWS_WITH(parse_model(with("{\"type\": \"flatten\"},", ""), "tiny.json", "."),
                     Catch::Contains("(f1)") && Catch::Contains("flatten"));
   CHECK_THROWS_WITH(parse_model(with("\"kernel\": 3, \"stride\": 2, \"padding\": 1}", "\"kernel\": 9, \"stride\": 2}"), "tiny.json", "."),
@@ -277,5 +277,39 @@ TEST_CASE("a small network with every layer type runs with fp16 storage at odd s
     require_close(net.forward(x), expected(full, x), 1e-2, kRoundF16);
   }
   CHECK(net.record_count() == 2);  // batch 3 once, then batch 1
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("average pooling, ceil_mode and adaptive pooling that shrinks run as the CPU reference", "[net][avg_pool]") {
+  const ModelDesc m = parse_model(R"({
+    "name": "pools", "input": {"channels": 3, "height": 17, "width": 17},
+    "preprocess": {"resize": 17, "mean": [0, 0, 0], "std": [1, 1, 1]}, "classes": 4,
+    "layers": [
+      {"name": "c1", "type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1, "weight": "c1.w", "bias": "c1.b"},
+      {"type": "relu"},
+      {"type": "max_pool", "kernel": 3, "stride": 2, "ceil_mode": true},
+      {"type": "avg_pool", "kernel": 3, "stride": 1, "padding": 1, "count_include_pad": true},
+      {"type": "avg_pool", "kernel": 2, "stride": 2, "ceil_mode": true},
+      {"type": "adaptive_avg_pool", "output": [1, 1]},
+      {"type": "flatten"},
+      {"name": "f1", "type": "linear", "out_features": 4, "weight": "f1.w", "bias": "f1.b"},
+      {"type": "softmax"}
+    ]})", "pools", ".");
+  // 17 -> max 3/2 ceil: 8 -> avg 3/1 pad 1: 8 -> avg 2/2 ceil: 4 -> adaptive: 1.
+  const auto shapes = layer_shapes(m, 2);
+  CHECK(shapes[2] == Shape{2, 6, 8, 8});
+  CHECK(shapes[4] == Shape{2, 6, 4, 4});
+  CHECK(shapes[5] == Shape{2, 6, 1, 1});
+  Context& ctx = test::gpu();
+  Net net(ctx, m);
+  net.set_parameters(random_parameters(m, test::seed()));
+  const HostTensor x = random_input(m, 2, test::seed() + 1);
+  require_close(net.forward(x), expected(net, x), 1e-5);
+  CHECK(net.plan().ops[4].kind == OpKind::AvgPool);  // the adaptive pooling that shrinks (the ReLU is c1's)
+  CHECK_THROWS_WITH(Trainer(net, 2), Catch::Contains("layer avg_pool3 is an average pooling, which has no backward pass"));
+  CHECK_THROWS_WITH(parse_model(std::string(R"({"name": "x", "input": {"channels": 1, "height": 6, "width": 6},
+    "preprocess": {"resize": 6, "mean": [0], "std": [1]}, "classes": 4,
+    "layers": [{"type": "adaptive_avg_pool", "output": 4}, {"type": "flatten"}, {"type": "softmax"}]})"), "x", "."),
+                    Catch::Contains("only outputs 4x4 that divide the input's height and width"));
   test::require_no_validation_messages(ctx);
 }

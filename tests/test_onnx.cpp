@@ -174,17 +174,6 @@ std::vector<fs::path> node_tests() {
 // every data set.
 const std::map<std::string, std::string> kRefused = {
     {"test_averagepool_1d_default", "only 2-D pooling"},
-    {"test_averagepool_2d_ceil", "average pooling other than the identity"},
-    {"test_averagepool_2d_default", "average pooling other than the identity"},
-    {"test_averagepool_2d_pads", "average pooling other than the identity"},
-    {"test_averagepool_2d_pads_count_include_pad", "average pooling other than the identity"},
-    {"test_averagepool_2d_precomputed_pads", "average pooling other than the identity"},
-    {"test_averagepool_2d_precomputed_pads_count_include_pad", "average pooling other than the identity"},
-    {"test_averagepool_2d_precomputed_same_upper", "average pooling other than the identity"},
-    {"test_averagepool_2d_precomputed_strides", "average pooling other than the identity"},
-    {"test_averagepool_2d_same_lower", "average pooling other than the identity"},
-    {"test_averagepool_2d_same_upper", "average pooling other than the identity"},
-    {"test_averagepool_2d_strides", "average pooling other than the identity"},
     {"test_averagepool_3d_default", "only [batch, features], [batch, channels, length]"},
     {"test_concat_1d_axis_0", "only [batch, features], [batch, channels, length]"},
     {"test_concat_1d_axis_negative_1", "only [batch, features], [batch, channels, length]"},
@@ -250,8 +239,6 @@ const std::map<std::string, std::string> kRefused = {
     {"test_split_variable_parts_2d", "the op Split is not supported"},
     {"test_split_variable_parts_default_axis", "only [batch, features], [batch, channels, length]"},
     {"test_split_zero_size_splits", "empty tensors are not supported"},
-    {"test_AvgPool2d", "average pooling other than the identity"},
-    {"test_AvgPool2d_stride", "average pooling other than the identity"},
     {"test_Conv2d_dilated", "dilations [2, 2] (only 1"},
     {"test_Linear_no_bias", "the op Transpose is not supported"},
     {"test_MaxPool2d_stride_padding_dilation", "dilations [10, 10] (only 1"},
@@ -475,6 +462,14 @@ class OnnxWriter {
       case LayerType::AdaptiveAvgPool:
         n = node("AveragePool", l.name, {x});
         ints(n, "kernel_shape", {1, 1});
+        break;
+      case LayerType::AvgPool:
+        n = node("AveragePool", l.name, {x});
+        ints(n, "kernel_shape", {l.pool.kernel_h, l.pool.kernel_w});
+        ints(n, "strides", {l.pool.stride_h, l.pool.stride_w});
+        ints(n, "pads", {l.pool.pad_h, l.pool.pad_w, l.pool.pad_end_h(), l.pool.pad_end_w()});
+        if (l.pool.ceil_mode) integer(n, "ceil_mode", 1);
+        if (l.count_include_pad) integer(n, "count_include_pad", 1);
         break;
     }
     return n->output(0);

@@ -194,6 +194,33 @@ TEST_CASE("max pool with argmax", "[ops][max_pool]") {
   test::require_no_validation_messages(ctx);
 }
 
+TEST_CASE("average pooling", "[ops][avg_pool]") {
+  Context& ctx = test::gpu();
+  const uint64_t s = test::seed();
+  for (const bool with_pad : {false, true}) {
+    INFO((with_pad ? "counting padding" : "not counting padding"));
+    REQUIRE_CHECK(check_avg_pool(ctx, Shape{1, 256, 13, 13}, MaxPoolParams{}, with_pad, s), kTol);
+    REQUIRE_CHECK(check_avg_pool(ctx, Shape{3, 5, 7, 9}, MaxPoolParams{3, 3, 1, 1, 1, 1}, with_pad, s + 1), kTol);
+    REQUIRE_CHECK(check_avg_pool(ctx, Shape{2, 3, 7, 9}, MaxPoolParams{3, 3, 2, 2, 0, 1, 2, 0, true}, with_pad, s + 2), kTol);
+    REQUIRE_CHECK(check_avg_pool(ctx, Shape{2, 4, 12, 12}, MaxPoolParams{2, 2, 2, 2, 0, 0}, with_pad, s + 3), kTol);
+    REQUIRE_CHECK(check_avg_pool(ctx, Shape{1, 8, 6, 6}, MaxPoolParams{6, 6, 1, 1, 0, 0}, with_pad, s + 4), kTol);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("average pooling divides by the window's elements, or its padded positions", "[ops][avg_pool][cpu]") {
+  // x = 1..9 in 3x3, kernel 2, stride 2, pad 1 all round: windows at rows -1..0 and 1..2.
+  HostTensor x(Shape{1, 1, 3, 3});
+  for (size_t i = 0; i < 9; ++i) x.data[i] = float(i + 1);
+  const MaxPoolParams p{2, 2, 2, 2, 1, 1};
+  const HostTensor a = cpu::avg_pool(x, p, false), b = cpu::avg_pool(x, p, true);
+  REQUIRE(a.shape == Shape{1, 1, 2, 2});
+  // Top-left window holds only x[0][0] = 1; top-right x[0][1..2] = 2, 3; bottom-left 4, 7;
+  // bottom-right 5, 6, 8, 9.
+  CHECK(a.data == std::vector<float>{1, 2.5f, 5.5f, 7});
+  CHECK(b.data == std::vector<float>{0.25f, 1.25f, 2.75f, 7});
+}
+
 TEST_CASE("pooling windows follow ONNX's sizes: end padding and ceil_mode", "[ops][max_pool][cpu]") {
   HostTensor x(Shape{1, 1, 4, 4});
   for (size_t i = 0; i < 16; ++i) x.data[i] = float(i);

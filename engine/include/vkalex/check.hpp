@@ -48,6 +48,8 @@ CheckResult check_lrn(Context& ctx, const Shape& x, const LrnParams& params, uin
 // Also requires the argmax indices to equal the reference's.
 CheckResult check_max_pool(Context& ctx, const Shape& x, const MaxPoolParams& params, uint64_t seed,
                            DType storage = DType::F32);
+CheckResult check_avg_pool(Context& ctx, const Shape& x, const MaxPoolParams& params, bool count_include_pad,
+                           uint64_t seed, DType storage = DType::F32);
 CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, bool bias,
                          bool relu, uint64_t seed, DType storage = DType::F32);
 CheckResult check_softmax(Context& ctx, const Shape& x, uint64_t seed, float input_scale = 10.0f,

@@ -47,6 +47,9 @@ struct MaxPoolResult {
 };
 template <typename T>
 VKALEX_API MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& params);
+// Average pooling (see ops::avg_pool), summed in double.
+template <typename T>
+VKALEX_API BasicHostTensor<T> avg_pool(const BasicHostTensor<T>& x, const MaxPoolParams& params, bool count_include_pad);
 
 template <typename T>
 VKALEX_API BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,

@@ -14,7 +14,7 @@
 VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
-enum class LayerType { Conv2d, Relu, Lrn, MaxPool, AdaptiveAvgPool, Flatten, Dropout, Linear, Softmax };
+enum class LayerType { Conv2d, Relu, Lrn, MaxPool, AvgPool, AdaptiveAvgPool, Flatten, Dropout, Linear, Softmax };
 const char* layer_type_name(LayerType type);
 
 struct LayerDesc {
@@ -23,10 +23,11 @@ struct LayerDesc {
   // conv2d
   uint32_t out_channels = 0, kernel_h = 0, kernel_w = 0;
   Conv2dParams conv;
-  // lrn, max_pool
+  // lrn, max_pool and avg_pool (the same windows)
   LrnParams lrn;
   MaxPoolParams pool;
-  // adaptive_avg_pool: output size (only the identity is supported: input already that size)
+  bool count_include_pad = false;  // avg_pool: divide by the window's positions in the padded input
+  // adaptive_avg_pool: output size (one that divides the input's: windows of equal size)
   uint32_t out_h = 0, out_w = 0;
   // dropout
   float dropout = 0.5f;
@@ -70,6 +71,11 @@ void load_preprocess_sidecar(const std::string& path, ModelDesc& model);
 
 // Output shape of every layer for a batch (checked as parse_model checks).
 std::vector<Shape> layer_shapes(const ModelDesc& model, uint32_t batch);
+
+// The equal windows of adaptive average pooling of x [N, C, H, W] to out_h x out_w: kernel and
+// stride H / out_h (likewise across). Throws Error unless the output divides the input.
+MaxPoolParams adaptive_pool_window(const Shape& x, uint32_t out_h, uint32_t out_w);
+Shape adaptive_pool_output_shape(const Shape& x, uint32_t out_h, uint32_t out_w);
 
 // Every parameter tensor the model needs, in layer order: (name, shape).
 std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& model);

@@ -49,6 +49,10 @@ void lrn(Recorder& rec, const Tensor& x, const Tensor& y, const LrnParams& param
 // argmax (U32, shaped like y) is optional; the backward pass needs it.
 void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* argmax,
               const MaxPoolParams& params);
+// Average pooling over the windows of max pooling (`params`): the mean of each window's elements
+// inside x, or with count_include_pad their sum over the count of positions inside the padded x (ONNX's
+// count_include_pad, torch's default).
+void avg_pool(Recorder& rec, const Tensor& x, const Tensor& y, const MaxPoolParams& params, bool count_include_pad);
 // Y = X W^T + b, optionally followed by ReLU. Weights larger than the device's
 // maxStorageBufferRange are bound and dispatched in row blocks.
 void linear(Recorder& rec, const Tensor& x, const Tensor& weight, const Tensor* bias,

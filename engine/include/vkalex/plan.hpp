@@ -22,6 +22,7 @@ enum class OpKind {
   Relu,     // a ReLU no op before it could apply itself
   Lrn,
   MaxPool,
+  AvgPool,  // inference only (a Trainer refuses it)
   Dropout,  // training only: the identity at inference
   Reshape,  // flatten, and adaptive average pooling where it is the identity
   Softmax,  // the model's output; training replaces it with the fused loss
@@ -40,7 +41,8 @@ struct PlanOp {
   std::string relu_layer;
   Conv2dParams conv;    // Conv2d (conv.relu == relu)
   LrnParams lrn;        // Lrn
-  MaxPoolParams pool;   // MaxPool
+  MaxPoolParams pool;   // MaxPool, AvgPool
+  bool count_include_pad = false;  // AvgPool
   float dropout = 0;    // Dropout: probability of dropping
   // The kernel that runs the forward op on this plan's device: the registry's variant
   // ("linear.vec4") where the op has several, else its shader's name.
@@ -74,6 +76,8 @@ Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device, DTy
 // softmax do not: they alias or write the outputs), and the elements those tensors of `plan`
 // hold in all: what a forward pass allocates for its activations.
 bool owns_output(OpKind kind);
+// Throws Error naming the op where the plan has one that cannot be trained (average pooling).
+void require_trainable(const Plan& plan, const std::string& who);
 uint64_t activation_elements(const Plan& plan);
 
 // ---- The paper's model parallelism (vkalex/split.hpp): a plan shared by two devices.

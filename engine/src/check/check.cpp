@@ -137,6 +137,17 @@ CheckResult check_lrn(Context& ctx, const Shape& xs, const LrnParams& params, ui
                      storage);
 }
 
+// " kernel 3x3 stride 2x2 pad 1x1" (and the end padding, ceil_mode where set).
+std::string window_note(const MaxPoolParams& p) {
+  std::string s = " kernel " + std::to_string(p.kernel_h) + "x" + std::to_string(p.kernel_w) + " stride " +
+                  std::to_string(p.stride_h) + "x" + std::to_string(p.stride_w) + " pad " + std::to_string(p.pad_h) + "x" +
+                  std::to_string(p.pad_w);
+  if (p.pad_end_h() != p.pad_h || p.pad_end_w() != p.pad_w) {
+    s += " end pad " + std::to_string(p.pad_end_h()) + "x" + std::to_string(p.pad_end_w());
+  }
+  return s + (p.ceil_mode ? " ceil" : "");
+}
+
 CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& params, uint64_t seed,
                            DType storage) {
   const HostTensor x = random_host(xs, seed, 1.0f, storage);
@@ -146,15 +157,20 @@ CheckResult check_max_pool(Context& ctx, const Shape& xs, const MaxPoolParams& p
   run_on_nan(ctx, {&dy, &da}, [&](Recorder& rec) {
     ops::max_pool(rec, dx, dy, &da, params);
   });
-  CheckResult r = compare("max_pool",
-                          "x" + xs.str() + " kernel " + std::to_string(params.kernel_h) + "x" +
-                              std::to_string(params.kernel_w) + " stride " +
-                              std::to_string(params.stride_h) + "x" + std::to_string(params.stride_w) +
-                              " pad " + std::to_string(params.pad_h) + "x" + std::to_string(params.pad_w) +
-                              storage_note(storage),
-                          seed, ctx.download(dy), want.y);
+  CheckResult r = compare("max_pool", "x" + xs.str() + window_note(params) + storage_note(storage), seed, ctx.download(dy), want.y);
   r.exact_match = ctx.download_u32(da) == want.argmax;
   return r;
+}
+
+CheckResult check_avg_pool(Context& ctx, const Shape& xs, const MaxPoolParams& params, bool count_include_pad,
+                           uint64_t seed, DType storage) {
+  const HostTensor x = random_host(xs, seed, 1.0f, storage);
+  const HostTensor want = cpu::avg_pool(x, params, count_include_pad);
+  Tensor dx = to_device(ctx, x, storage), dy = ctx.tensor(want.shape, storage);
+  run_on_nan(ctx, {&dy}, [&](Recorder& rec) { ops::avg_pool(rec, dx, dy, params, count_include_pad); });
+  return compare("avg_pool",
+                 "x" + xs.str() + window_note(params) + (count_include_pad ? " counting padding" : "") + storage_note(storage),
+                 seed, ctx.download(dy), want);
 }
 
 CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, bool with_bias,
@@ -428,6 +444,7 @@ std::vector<CheckResult> self_check(Context& ctx, uint64_t seed, bool full, cons
   one(check_relu(ctx, Shape{1, 96, 55, 55}, seed + 30));
   one(check_lrn(ctx, Shape{1, 96, 55, 55}, LrnParams{}, seed + 40, 10.0f));
   one(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{}, seed + 50));
+  one(check_avg_pool(ctx, Shape{1, 256, 13, 13}, MaxPoolParams{3, 3, 2, 2, 1, 1, 0, -1, true}, true, seed + 51));
   one(check_linear(ctx, 1, 9216, 4096, true, true, seed + 60));
   one(check_linear(ctx, 1, 4096, 1000, true, false, seed + 70));
   one(check_softmax(ctx, Shape{1, 1000}, seed + 80));

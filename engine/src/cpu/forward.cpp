@@ -114,6 +114,30 @@ MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& p) {
 }
 
 template <typename T>
+BasicHostTensor<T> avg_pool(const BasicHostTensor<T>& x, const MaxPoolParams& p, bool count_include_pad) {
+  check_size("avg_pool", "input", x);
+  BasicHostTensor<T> y(max_pool_output_shape(x.shape, p));
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t OH = y.shape[2], OW = y.shape[3];
+  for (int64_t plane = 0; plane < N * C; ++plane)
+    for (int64_t oy = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        const int64_t y0 = oy * p.stride_h - p.pad_h, x0 = ox * p.stride_w - p.pad_w;
+        double sum = 0;
+        int64_t inside = 0, padded = 0;
+        for (int64_t iy = y0; iy < y0 + p.kernel_h; ++iy)
+          for (int64_t ix = x0; ix < x0 + p.kernel_w; ++ix) {
+            if (iy < H + p.pad_end_h() && ix < W + p.pad_end_w()) ++padded;  // (iy, ix >= -pad always)
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+            sum += double(x.data[(plane * H + iy) * W + ix]);
+            ++inside;
+          }
+        y.data[(plane * OH + oy) * OW + ox] = static_cast<T>(sum / double(count_include_pad ? padded : inside));
+      }
+  return y;
+}
+
+template <typename T>
 BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& w,
                           const std::type_identity_t<BasicHostTensor<T>>* bias, bool relu) {
   check_size("linear", "input", x);
@@ -171,6 +195,7 @@ BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, 
   template BasicHostTensor<T> relu(const BasicHostTensor<T>&);                                        \
   template BasicHostTensor<T> lrn(const BasicHostTensor<T>&, const LrnParams&);                       \
   template MaxPoolResult<T> max_pool(const BasicHostTensor<T>&, const MaxPoolParams&);                \
+  template BasicHostTensor<T> avg_pool(const BasicHostTensor<T>&, const MaxPoolParams&, bool);        \
   template BasicHostTensor<T> linear(const BasicHostTensor<T>&, const BasicHostTensor<T>&,            \
                                      const BasicHostTensor<T>*, bool);                                 \
   template BasicHostTensor<T> softmax(const BasicHostTensor<T>&);                                     \

@@ -23,6 +23,7 @@ const char* layer_type_name(LayerType type) {
     case LayerType::Relu: return "relu";
     case LayerType::Lrn: return "lrn";
     case LayerType::MaxPool: return "max_pool";
+    case LayerType::AvgPool: return "avg_pool";
     case LayerType::AdaptiveAvgPool: return "adaptive_avg_pool";
     case LayerType::Flatten: return "flatten";
     case LayerType::Dropout: return "dropout";
@@ -87,6 +88,12 @@ class Fields {
     if (!j_[key].is_string()) fail(std::string("\"") + key + "\" must be a string");
     return j_[key].get<std::string>();
   }
+  bool flag(const char* key, bool fallback) {
+    used_.insert(key);
+    if (!j_.contains(key)) return fallback;
+    if (!j_[key].is_boolean()) fail(std::string("\"") + key + "\" must be true or false");
+    return j_[key].get<bool>();
+  }
   std::vector<float> numbers(const char* key, size_t count) {
     used_.insert(key);
     if (!j_.contains(key) || !j_[key].is_array() || j_[key].size() != count) {
@@ -128,13 +135,14 @@ LayerType parse_type(Fields& f, const std::string& type) {
   static const std::map<std::string, LayerType> types{
       {"conv2d", LayerType::Conv2d},   {"relu", LayerType::Relu},
       {"lrn", LayerType::Lrn},         {"max_pool", LayerType::MaxPool},
+      {"avg_pool", LayerType::AvgPool},
       {"adaptive_avg_pool", LayerType::AdaptiveAvgPool},
       {"flatten", LayerType::Flatten}, {"dropout", LayerType::Dropout},
       {"linear", LayerType::Linear},   {"softmax", LayerType::Softmax}};
   auto it = types.find(type);
   if (it == types.end()) {
     f.fail("unknown layer type \"" + type +
-           "\" (known: conv2d, relu, lrn, max_pool, adaptive_avg_pool, flatten, dropout, linear, softmax)");
+           "\" (known: conv2d, relu, lrn, max_pool, avg_pool, adaptive_avg_pool, flatten, dropout, linear, softmax)");
   }
   return it->second;
 }
@@ -149,6 +157,23 @@ std::string resolve(const std::string& base_dir, const std::string& p) {
 }
 
 }  // namespace
+
+MaxPoolParams adaptive_pool_window(const Shape& x, uint32_t out_h, uint32_t out_w) {
+  if (x.rank() != 4 || out_h == 0 || out_w == 0 || x[2] % out_h != 0 || x[3] % out_w != 0) {
+    throw Error("gets " + x.str() + "; only outputs " + std::to_string(out_h) + "x" + std::to_string(out_w) +
+                " that divide the input's height and width (equal windows) are supported");
+  }
+  MaxPoolParams p;
+  p.kernel_h = p.stride_h = x[2] / out_h;
+  p.kernel_w = p.stride_w = x[3] / out_w;
+  p.pad_h = p.pad_w = 0;
+  return p;
+}
+
+Shape adaptive_pool_output_shape(const Shape& x, uint32_t out_h, uint32_t out_w) {
+  adaptive_pool_window(x, out_h, out_w);
+  return Shape{x[0], x[1], out_h, out_w};
+}
 
 std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
   std::vector<Shape> shapes;
@@ -172,13 +197,11 @@ std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
           s = lrn_output_shape(s, l.lrn);
           break;
         case LayerType::MaxPool:
+        case LayerType::AvgPool:
           s = max_pool_output_shape(s, l.pool);
           break;
         case LayerType::AdaptiveAvgPool:
-          if (s.rank() != 4 || s[2] != l.out_h || s[3] != l.out_w) {
-            throw Error("gets " + s.str() + "; only the identity case (input already " +
-                        std::to_string(l.out_h) + "x" + std::to_string(l.out_w) + ") is supported");
-          }
+          s = adaptive_pool_output_shape(s, l.out_h, l.out_w);
           break;
         case LayerType::Flatten:
           if (s.rank() < 2) throw Error("needs a batch dimension, gets " + s.str());
@@ -334,9 +357,12 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
         l.lrn.k = f.number("k");
         break;
       case LayerType::MaxPool:
+      case LayerType::AvgPool:
         std::tie(l.pool.kernel_h, l.pool.kernel_w) = f.pair("kernel");
         std::tie(l.pool.stride_h, l.pool.stride_w) = f.pair("stride");
         std::tie(l.pool.pad_h, l.pool.pad_w) = f.pair("padding", 0);
+        l.pool.ceil_mode = f.flag("ceil_mode", false);
+        if (l.type == LayerType::AvgPool) l.count_include_pad = f.flag("count_include_pad", false);
         break;
       case LayerType::AdaptiveAvgPool:
         std::tie(l.out_h, l.out_w) = f.pair("output");

@@ -189,6 +189,7 @@ void Net::record_pass(Recorder& rec) {
       case OpKind::Relu: ops::relu(rec, cur, y); break;
       case OpKind::Lrn: ops::lrn(rec, cur, y, op.lrn); break;
       case OpKind::MaxPool: ops::max_pool(rec, cur, y, nullptr, op.pool); break;
+      case OpKind::AvgPool: ops::avg_pool(rec, cur, y, op.pool, op.count_include_pad); break;
       case OpKind::Dropout: y = ops::dropout_inference(rec, cur); break;
       case OpKind::Reshape: y = cur.reshaped(op.out); break;
       case OpKind::Softmax:
@@ -404,6 +405,7 @@ BasicCpuForward<T> cpu_forward_op(const PlanOp& op, const BasicHostTensor<T>& x,
       r.argmax = std::move(m.argmax);
       break;
     }
+    case OpKind::AvgPool: r.y = cpu::avg_pool(x, op.pool, op.count_include_pad); break;
     case OpKind::Dropout: r.y = training ? cpu::dropout(x, op.dropout, seed, step) : cpu::dropout_inference(x); break;
     case OpKind::Reshape:
       r.y = x;

@@ -531,20 +531,10 @@ void Lowering::pool(const onnx::NodeProto& node, OnnxNode& report, bool average)
   const Window win = read_window(a, x, std::nullopt);
   if (a.i("storage_order", 0) != 0) refuse("storage_order 1 (only the indices' order, and output 1 is not supported)");
   require_outputs(node, 1);
-  if (average) {
-    // Only the identity (torchvision's adaptive pooling at the size it already has).
-    if (win.kh != 1 || win.kw != 1 || win.sh != 1 || win.sw != 1 || win.top || win.left || win.bottom || win.right) {
-      refuse("average pooling other than the identity (kernel 1, stride 1, no pads) is not supported yet");
-    }
-    LayerDesc l;
-    l.type = LayerType::AdaptiveAvgPool;
-    l.out_h = uint32_t(x[2]), l.out_w = uint32_t(x[3]);
-    add(node, l, x, report);
-    return;
-  }
   LayerDesc l;
-  l.type = LayerType::MaxPool;
+  l.type = average ? LayerType::AvgPool : LayerType::MaxPool;
   pool_window(win, x, l.pool);
+  if (average) l.count_include_pad = a.i("count_include_pad", 0) != 0;
   add(node, l, {x[0], x[1], win.out_h(x[2]), win.out_w(x[3])}, report);
 }
 
@@ -828,6 +818,16 @@ void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
   if (op == "Conv") return conv(node, report);
   if (op == "MaxPool") return pool(node, report, false);
   if (op == "AveragePool") return pool(node, report, true);
+  if (op == "GlobalAveragePool") {
+    const Attributes a(node, {});
+    const auto x = activation(node, 0);
+    if (x.size() != 4) refuse("input " + dims_str(x) + ": only 2-D pooling ([batch, channels, height, width]) is supported");
+    require_outputs(node, 1);
+    LayerDesc l;
+    l.type = LayerType::AdaptiveAvgPool;
+    l.out_h = l.out_w = 1;
+    return add(node, l, {x[0], x[1], 1, 1}, report);
+  }
   if (op == "LRN") return lrn(node, report);
   if (op == "Gemm") return gemm(node, report);
   if (op == "MatMul") return matmul(node, report);

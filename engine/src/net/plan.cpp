@@ -15,6 +15,7 @@ const char* op_kind_name(OpKind kind) {
     case OpKind::Relu: return "relu";
     case OpKind::Lrn: return "lrn";
     case OpKind::MaxPool: return "max_pool";
+    case OpKind::AvgPool: return "avg_pool";
     case OpKind::Dropout: return "dropout";
     case OpKind::Reshape: return "reshape";
     case OpKind::Softmax: return "softmax";
@@ -36,7 +37,16 @@ size_t Plan::first_parameter_op() const {
 
 bool owns_output(OpKind kind) {
   return kind == OpKind::Conv2d || kind == OpKind::Linear || kind == OpKind::Relu || kind == OpKind::Lrn ||
-         kind == OpKind::MaxPool;
+         kind == OpKind::MaxPool || kind == OpKind::AvgPool;
+}
+
+void require_trainable(const Plan& plan, const std::string& who) {
+  for (const PlanOp& op : plan.ops) {
+    if (op.kind == OpKind::AvgPool) {
+      throw Error(who + ": " + plan.model + "'s layer " + op.name +
+                  " is an average pooling, which has no backward pass yet (such models run inference only)");
+    }
+  }
 }
 
 uint64_t activation_elements(const Plan& plan) {
@@ -109,7 +119,20 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType s
         op.kernel = "dropout_forward";
         op.dropout = l.dropout;
         break;
-      case LayerType::AdaptiveAvgPool:  // layer_shapes allows only the identity
+      case LayerType::AvgPool:
+        op.kind = OpKind::AvgPool;
+        op.kernel = ops::choose_kernel(device, "avg_pool", in, Shape{});
+        op.pool = l.pool;
+        op.count_include_pad = l.count_include_pad;
+        break;
+      case LayerType::AdaptiveAvgPool:
+        if (op.out != in) {  // else the identity (a reshape)
+          op.kind = OpKind::AvgPool;
+          op.kernel = ops::choose_kernel(device, "avg_pool", in, Shape{});
+          op.pool = adaptive_pool_window(in, l.out_h, l.out_w);
+          break;
+        }
+        [[fallthrough]];
       case LayerType::Flatten:
         op.kind = OpKind::Reshape;
         op.bytes = 0;
@@ -162,6 +185,7 @@ SplitPlan split_plan(const Plan& plan) {
         break;
       case OpKind::Relu:
       case OpKind::MaxPool:
+      case OpKind::AvgPool:
       case OpKind::Dropout:
         s.computes = s.input = s.output = halves(cout);
         break;

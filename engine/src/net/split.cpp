@@ -324,6 +324,7 @@ void SplitNet::prepare(uint32_t batch) {
         case OpKind::Relu: out[d] = output(); ops::relu(rec, in[d], out[d]); break;
         case OpKind::Lrn: out[d] = output(); ops::lrn(rec, in[d], out[d], op.lrn); break;
         case OpKind::MaxPool: out[d] = output(); ops::max_pool(rec, in[d], out[d], nullptr, op.pool); break;
+        case OpKind::AvgPool: out[d] = output(); ops::avg_pool(rec, in[d], out[d], op.pool, op.count_include_pad); break;
         case OpKind::Dropout: out[d] = ops::dropout_inference(rec, in[d]); break;
         case OpKind::Reshape: {
           const Shape sh = with_dim(op.out, 1, so.output[d].size());

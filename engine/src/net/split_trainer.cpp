@@ -45,6 +45,7 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
   s.model = split.model();
   const ModelDesc& m = s.model;
   s.plan = split_plan(lower(m, batch, n.devices.ctx[0].device()));
+  require_trainable(s.plan.plan, "SplitTrainer");
   const Plan& plan = s.plan.plan;
   auto& program = *(s.program = std::make_unique<detail::SplitProgram>(n.devices));
   auto ctx = [&](int d) -> Context& { return n.devices.ctx[d]; };
@@ -108,6 +109,7 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
           break;
         case OpKind::Relu: sv.y = make(d, op.out, so.output[d].size()); ops::relu(rec, sv.x, sv.y); break;
         case OpKind::Lrn: sv.y = make(d, op.out, so.output[d].size()); ops::lrn(rec, sv.x, sv.y, op.lrn); break;
+        case OpKind::AvgPool: throw Error("SplitTrainer: average pooling has no backward pass");  // require_trainable refused it
         case OpKind::MaxPool:
           sv.y = make(d, op.out, so.output[d].size());
           sv.argmax = make(d, op.out, so.output[d].size(), DType::U32);
@@ -200,6 +202,7 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
           relu_before = i > first && plan.ops[i - 1].relu;
           ops::lrn_backward(rec, dy[d], sv.x, gx[d], op.lrn, relu_before);
           break;
+        case OpKind::AvgPool: throw Error("SplitTrainer: average pooling has no backward pass");  // require_trainable refused it
         case OpKind::MaxPool:
           gx[d] = make(d, op.in, so.input[d].size());
           ops::max_pool_backward(rec, dy[d], sv.argmax, gx[d], op.pool);

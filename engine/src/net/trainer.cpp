@@ -211,6 +211,7 @@ Trainer::Trainer(Net& net, uint32_t batch, const TrainerOptions& options)
   State& s = *state_;
   Context& ctx = context_;
   s.plan = lower(m, batch, ctx.device());
+  require_trainable(s.plan, "Trainer");
   const Plan& plan = s.plan;
   {  // A lower bound of what the step takes, checked before any of it is allocated: the images,
      // every op's output, the gradients and the momentum of the parameters.
@@ -304,6 +305,7 @@ Trainer::Trainer(Net& net, uint32_t batch, const TrainerOptions& options)
         sv.y = keep(ctx.tensor(op.out));
         ops::lrn(*rec, cur, sv.y, op.lrn);
         break;
+      case OpKind::AvgPool: throw Error("Trainer: average pooling has no backward pass");  // require_trainable refused it
       case OpKind::MaxPool:
         sv.y = keep(ctx.tensor(op.out));
         sv.argmax = keep(ctx.tensor(op.out, DType::U32));
@@ -377,6 +379,7 @@ Trainer::Trainer(Net& net, uint32_t batch, const TrainerOptions& options)
         grad = gx;
         break;
       }
+      case OpKind::AvgPool: throw Error("Trainer: average pooling has no backward pass");  // require_trainable refused it
       case OpKind::MaxPool: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
         ops::max_pool_backward(*rec, grad, sv.argmax, gx, op.pool);
@@ -524,6 +527,7 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
   if (followed) *followed = 0;
   check_step_batch(m, images, labels, batch);
   const Plan plan = lower(m, batch, DeviceInfo{});
+  require_trainable(plan, "train_step_cpu");
   struct Saved {
     HostTensor x, y;
     std::vector<uint32_t> argmax;
@@ -579,6 +583,7 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
       }
       case OpKind::Relu: g = cpu::relu_backward(g, sv.y); break;
       case OpKind::Lrn: g = cpu::lrn_backward(g, sv.x, op.lrn); break;
+      case OpKind::AvgPool: throw Error("Trainer: average pooling has no backward pass");  // require_trainable refused it
       case OpKind::MaxPool: g = cpu::max_pool_backward(g, sv.argmax, sv.x.shape); break;
       case OpKind::Reshape: g.shape = sv.x.shape; break;
       case OpKind::Dropout: g = cpu::dropout_backward(g, op.dropout, sp.seed, sp.step); break;

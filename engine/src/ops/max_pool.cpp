@@ -1,13 +1,14 @@
-// Host side of maxpool_forward.comp.
+// Host side of maxpool_forward.comp: max pooling and average pooling.
 #include "ops/op_common.hpp"
 
 namespace vkalex::ops {
 
+namespace {
 
-void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* argmax,
-              const MaxPoolParams& params) {
+// flags: 2 average, 4 average counting padding (see maxpool_forward.glsl).
+void pool(const char* op, Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* argmax,
+          const MaxPoolParams& params, uint32_t flags) {
   using namespace detail;
-  const char* op = "max_pool";
   const DType ft = float_type(op, x);
   check_tensor(op, "input", x, x.shape(), ft);
   const Shape out = max_pool_output_shape(x.shape(), params);
@@ -20,9 +21,9 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
   }
   const Shape& s = x.shape();
   struct {
-    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, flags, index_base;
+    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, flags, index_base, PHE, PWE;
   } push{0, s[1], s[2], s[3], out[2], out[3], params.kernel_h, params.kernel_w, params.stride_h,
-         params.stride_w, params.pad_h, params.pad_w, argmax ? 1u : 0u, 0};
+         params.stride_w, params.pad_h, params.pad_w, flags | (argmax ? 1u : 0u), 0, params.pad_end_h(), params.pad_end_w()};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   // Windows of up to 64 values are unrolled (their size is a specialization constant).
@@ -46,6 +47,16 @@ void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* arg
     d.groups = grid_for_threads(dev, uint64_t(push.N) * push.C * push.OH * push.OW, wg);
     record_dispatch(rec, d);
   }
+}
+
+}  // namespace
+
+void max_pool(Recorder& rec, const Tensor& x, const Tensor& y, const Tensor* argmax, const MaxPoolParams& params) {
+  pool("max_pool", rec, x, y, argmax, params, 0);
+}
+
+void avg_pool(Recorder& rec, const Tensor& x, const Tensor& y, const MaxPoolParams& params, bool count_include_pad) {
+  pool("avg_pool", rec, x, y, nullptr, params, count_include_pad ? 6u : 2u);
 }
 
 }  // namespace vkalex::ops

@@ -116,6 +116,8 @@ const Variant kVariants[] = {
     {"lrn_backward", "lrn_backward.buffer", "lrn_backward", always, always, 1, 0, "always"},
     {"max_pool", "max_pool.buffer", "maxpool_forward", always, always, 0, 0, "always"},
     {"max_pool", "max_pool.texel", "maxpool_forward_texel", scalar_texels, always, 1, 1, kScalarTexelWhen},
+    {"avg_pool", "avg_pool.buffer", "maxpool_forward", always, always, 0, 0, "always"},
+    {"avg_pool", "avg_pool.texel", "maxpool_forward_texel", scalar_texels, always, 1, 1, kScalarTexelWhen},
     {"max_pool_backward", "max_pool_backward.texel", "maxpool_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
     {"max_pool_backward", "max_pool_backward.buffer", "maxpool_backward", always, always, 1, 0, "always"},
     {"relu_backward", "relu_backward.texel", "relu_backward_texel", scalar_texels, always, 0, 1, kScalarTexelWhen},
