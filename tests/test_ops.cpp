@@ -301,6 +301,11 @@ TEST_CASE("softmax", "[ops][softmax]") {
   REQUIRE_CHECK(check_softmax(ctx, Shape{4, 1}, s + 4), kTol);
   // Logits of +-500: exp overflows in fp32 unless the row maximum is subtracted.
   REQUIRE_CHECK(check_softmax(ctx, Shape{2, 10}, s + 5, 500.0f), kTol);
+  // Along an axis with others after it: [3, 4, 5] over the 4 (ONNX's axis 1 at opset 13), over
+  // the last 5 (rows of 5 within each image), and [2, 1000, 9] over the 1000.
+  REQUIRE_CHECK(check_softmax(ctx, Shape{3, 20}, s + 6, 10.0f, DType::F32, 4, 5), kTol);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{3, 20}, s + 7, 10.0f, DType::F32, 5, 1), kTol);
+  REQUIRE_CHECK(check_softmax(ctx, Shape{2, 1000, 9}, s + 8, 10.0f, DType::F32, 1000, 9), kTol);
   test::require_no_validation_messages(ctx);
 }
 

@@ -53,7 +53,7 @@ CheckResult check_avg_pool(Context& ctx, const Shape& x, const MaxPoolParams& pa
 CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out, bool bias,
                          bool relu, uint64_t seed, DType storage = DType::F32);
 CheckResult check_softmax(Context& ctx, const Shape& x, uint64_t seed, float input_scale = 10.0f,
-                          DType storage = DType::F32);
+                          DType storage = DType::F32, uint32_t length = 0, uint32_t inner = 1);
 // Checks both forms: no output (x itself comes back, nothing recorded) and a copy.
 CheckResult check_dropout_inference(Context& ctx, const Shape& x, uint64_t seed);
 

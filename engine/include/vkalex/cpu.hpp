@@ -55,7 +55,7 @@ template <typename T>
 VKALEX_API BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>& weight,
                           const std::type_identity_t<BasicHostTensor<T>>* bias, bool relu);
 template <typename T>
-VKALEX_API BasicHostTensor<T> softmax(const BasicHostTensor<T>& x);
+VKALEX_API BasicHostTensor<T> softmax(const BasicHostTensor<T>& x, uint32_t length = 0, uint32_t inner = 1);
 template <typename T>
 VKALEX_API BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x);
 // Training-mode dropout: kept elements scaled by 1 / (1 - p), the others zero. Element i draws

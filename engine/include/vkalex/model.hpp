@@ -31,6 +31,9 @@ struct LayerDesc {
   uint32_t out_h = 0, out_w = 0;
   // dropout
   float dropout = 0.5f;
+  // softmax: over groups of softmax_length features softmax_inner apart (ONNX's softmax along
+  // an axis, see ops::softmax); 0 and 1: over all of an image's features, the usual case
+  uint32_t softmax_length = 0, softmax_inner = 1;
   // linear
   uint32_t out_features = 0;
   // names of the parameter tensors (conv2d, linear); bias may be empty (no bias)

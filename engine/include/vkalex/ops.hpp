@@ -58,7 +58,9 @@ void avg_pool(Recorder& rec, const Tensor& x, const Tensor& y, const MaxPoolPara
 void linear(Recorder& rec, const Tensor& x, const Tensor& weight, const Tensor* bias,
             const Tensor& y, bool relu);
 // Numerically stable softmax over the last dimension (the row maximum is subtracted).
-void softmax(Recorder& rec, const Tensor& x, const Tensor& y);
+// With `length` and `inner`: over groups of `length` elements `inner` apart, in blocks of
+// length x inner consecutive values (ONNX's softmax along an axis; 0 and 1: the last dimension).
+void softmax(Recorder& rec, const Tensor& x, const Tensor& y, uint32_t length = 0, uint32_t inner = 1);
 // Dropout at inference is the identity. With no `y` nothing is recorded and x is returned;
 // with a distinct y, x is copied into it and y is returned.
 Tensor dropout_inference(Recorder& rec, const Tensor& x, const Tensor* y = nullptr);

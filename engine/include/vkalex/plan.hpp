@@ -44,6 +44,7 @@ struct PlanOp {
   MaxPoolParams pool;   // MaxPool, AvgPool
   bool count_include_pad = false;  // AvgPool
   float dropout = 0;    // Dropout: probability of dropping
+  uint32_t softmax_length = 0, softmax_inner = 1;  // Softmax (see LayerDesc)
   // The kernel that runs the forward op on this plan's device: the registry's variant
   // ("linear.vec4") where the op has several, else its shader's name.
   std::string kernel;

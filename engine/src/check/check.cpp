@@ -191,14 +191,16 @@ CheckResult check_linear(Context& ctx, uint32_t batch, uint32_t in, uint32_t out
                      storage);
 }
 
-CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float input_scale, DType storage) {
+CheckResult check_softmax(Context& ctx, const Shape& xs, uint64_t seed, float input_scale, DType storage, uint32_t length,
+                          uint32_t inner) {
   const HostTensor x = random_host(xs, seed, input_scale, storage);
-  const HostTensor want = cpu::softmax(x);
+  const HostTensor want = cpu::softmax(x, length, inner);
   Tensor dx = to_device(ctx, x, storage), dy = ctx.tensor(xs, storage);
   run_on_nan(ctx, {&dy}, [&](Recorder& rec) {
-    ops::softmax(rec, dx, dy);
+    ops::softmax(rec, dx, dy, length, inner);
   });
-  return for_storage(compare("softmax", "x" + xs.str() + storage_note(storage), seed, ctx.download(dy), want), storage);
+  const std::string groups = length || inner != 1 ? " groups of " + std::to_string(length) + " every " + std::to_string(inner) : "";
+  return for_storage(compare("softmax", "x" + xs.str() + groups + storage_note(storage), seed, ctx.download(dy), want), storage);
 }
 
 CheckResult check_dropout_inference(Context& ctx, const Shape& xs, uint64_t seed) {

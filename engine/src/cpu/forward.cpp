@@ -156,17 +156,20 @@ BasicHostTensor<T> linear(const BasicHostTensor<T>& x, const BasicHostTensor<T>&
 }
 
 template <typename T>
-BasicHostTensor<T> softmax(const BasicHostTensor<T>& x) {
+BasicHostTensor<T> softmax(const BasicHostTensor<T>& x, uint32_t length, uint32_t inner) {
   check_size("softmax", "input", x);
   BasicHostTensor<T> y(softmax_output_shape(x.shape));
-  const uint64_t L = x.shape.dims().back(), rows = x.data.size() / L;
+  const uint64_t L = length ? length : x.shape.dims().back();
+  if (inner == 0 || L == 0 || x.data.size() % (L * inner) != 0) throw Error("softmax: groups do not tile x " + x.shape.str());
+  const uint64_t rows = x.data.size() / L;
   for (uint64_t r = 0; r < rows; ++r) {
-    const T* in = &x.data[r * L];
+    const uint64_t base = r / inner * L * inner + r % inner;
+    auto at = [&](uint64_t j) { return base + j * inner; };
     double m = -std::numeric_limits<double>::infinity();
-    for (uint64_t j = 0; j < L; ++j) m = std::max<double>(m, in[j]);
+    for (uint64_t j = 0; j < L; ++j) m = std::max<double>(m, x.data[at(j)]);
     double sum = 0;
-    for (uint64_t j = 0; j < L; ++j) sum += std::exp(double(in[j]) - m);
-    for (uint64_t j = 0; j < L; ++j) y.data[r * L + j] = static_cast<T>(std::exp(double(in[j]) - m) / sum);
+    for (uint64_t j = 0; j < L; ++j) sum += std::exp(double(x.data[at(j)]) - m);
+    for (uint64_t j = 0; j < L; ++j) y.data[at(j)] = static_cast<T>(std::exp(double(x.data[at(j)]) - m) / sum);
   }
   return y;
 }
@@ -198,7 +201,7 @@ BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, 
   template BasicHostTensor<T> avg_pool(const BasicHostTensor<T>&, const MaxPoolParams&, bool);        \
   template BasicHostTensor<T> linear(const BasicHostTensor<T>&, const BasicHostTensor<T>&,            \
                                      const BasicHostTensor<T>*, bool);                                 \
-  template BasicHostTensor<T> softmax(const BasicHostTensor<T>&);                                     \
+  template BasicHostTensor<T> softmax(const BasicHostTensor<T>&, uint32_t, uint32_t);                                     \
   template BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>&);                           \
   template BasicHostTensor<T> dropout(const BasicHostTensor<T>&, float, uint32_t, uint32_t, uint32_t);
 VKALEX_INSTANTIATE_FORWARD(float)

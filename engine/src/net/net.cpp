@@ -194,7 +194,7 @@ void Net::record_pass(Recorder& rec) {
       case OpKind::Reshape: y = cur.reshaped(op.out); break;
       case OpKind::Softmax:
         rec.copy(cur, s.logits);
-        ops::softmax(rec, cur, s.probabilities);
+        ops::softmax(rec, cur, s.probabilities, op.softmax_length, op.softmax_inner);
         y = s.probabilities;
         break;
     }
@@ -411,7 +411,7 @@ BasicCpuForward<T> cpu_forward_op(const PlanOp& op, const BasicHostTensor<T>& x,
       r.y = x;
       r.y.shape = op.out;
       break;
-    case OpKind::Softmax: r.y = cpu::softmax(x); break;
+    case OpKind::Softmax: r.y = cpu::softmax(x, op.softmax_length, op.softmax_inner); break;
   }
   if (op.relu) {
     r.pre_relu = r.y;

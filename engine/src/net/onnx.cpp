@@ -760,19 +760,12 @@ void Lowering::softmax(const onnx::NodeProto& node, OnnxNode& report) {
   if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
   if (axis < 0) axis += rank;
   // Opsets before 13 take the input as 2-D [product of dims before axis, product from axis]
-  // and normalise its rows; 13 on normalises along the one axis. The engine's softmax
-  // normalises each image's features: axis 1 before 13, or from 13 the last axis where the
-  // dimensions between 1 and it are all 1.
-  bool whole_image = axis == 1 && (opset < 13 || rank == 2);
-  if (opset >= 13 && axis == rank - 1) {
-    whole_image = true;
-    for (int64_t i = 1; i < rank - 1; ++i) whole_image = whole_image && x[i] == 1;
-  }
-  if (!whole_image) {
-    refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " at opset " + std::to_string(opset) +
-           (axis == 0 ? " mixes the images of the batch" : " normalises part of an image's features") +
-           " (only all of each image's features are supported)");
-  }
+  // and normalise its rows; 13 on normalise along the one axis, the dims after it apart.
+  // Axis 0 would normalise across the images of the batch.
+  if (axis == 0) refuse("axis 0 of " + dims_str(x) + " mixes the images of the batch");
+  int64_t length = 1, inner = 1;
+  for (int64_t i = axis; i < rank; ++i) (opset < 13 || i == axis ? length : inner) *= x[i];
+  if (length > 0xffffffffll || inner > 0xffffffffll) refuse("softmax groups beyond 2^32 elements");
   require_outputs(node, 1);
   if (saw_softmax_) refuse("a second softmax (only one, at the end, is supported)");
   saw_softmax_ = true;
@@ -784,6 +777,7 @@ void Lowering::softmax(const onnx::NodeProto& node, OnnxNode& report) {
   }
   LayerDesc l;
   l.type = LayerType::Softmax;
+  if (length != features(x) || inner != 1) l.softmax_length = uint32_t(length), l.softmax_inner = uint32_t(inner);
   add(node, l, x, report);
 }
 
@@ -861,6 +855,8 @@ void Lowering::run(bool throw_refusals) {
   bool refused = false;
   try {
     read_inputs();
+  } catch (const Error& e) {
+    throw Malformed{e.what()};
   } catch (const Refusal& r) {
     if (throw_refusals) throw;
     out_.graph_refused = r.why;
@@ -888,6 +884,8 @@ void Lowering::run(bool throw_refusals) {
       refused = true;
     } catch (const Malformed& m) {
       throw Malformed{"node " + report.name + " (" + report.op_type + "): " + m.why};
+    } catch (const Error& e) {  // the engine's own shape rules (a window that does not fit)
+      throw Malformed{"node " + report.name + " (" + report.op_type + "): " + e.what()};
     }
     out_.nodes.push_back(report);
   }

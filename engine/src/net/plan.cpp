@@ -46,6 +46,10 @@ void require_trainable(const Plan& plan, const std::string& who) {
       throw Error(who + ": " + plan.model + "'s layer " + op.name +
                   " is an average pooling, which has no backward pass yet (such models run inference only)");
     }
+    if (op.kind == OpKind::Softmax && (op.softmax_inner != 1 || (op.softmax_length && op.softmax_length != op.in[1]))) {
+      throw Error(who + ": " + plan.model + "'s softmax " + op.name +
+                  " normalises part of each image's features; the training loss needs all of them");
+    }
   }
 }
 
@@ -140,6 +144,8 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType s
       case LayerType::Softmax:
         op.kind = OpKind::Softmax;
         op.kernel = "softmax_forward";
+        op.softmax_length = l.softmax_length;
+        op.softmax_inner = l.softmax_inner;
         break;
     }
     if ((op.kind == OpKind::Conv2d || op.kind == OpKind::Linear) && relu_next) {

@@ -334,7 +334,7 @@ void SplitNet::prepare(uint32_t batch) {
         case OpKind::Softmax:
           s.logits = in[d];
           s.probabilities = output();
-          ops::softmax(rec, in[d], s.probabilities);
+          ops::softmax(rec, in[d], s.probabilities, op.softmax_length, op.softmax_inner);
           out[d] = s.probabilities;
           break;
       }
