@@ -237,7 +237,6 @@ const std::map<std::string, std::string> kRefused = {
     {"test_split_variable_parts_default_axis", "only [batch, features], [batch, channels, length]"},
     {"test_split_zero_size_splits", "empty tensors are not supported"},
     {"test_Conv2d_dilated", "dilations [2, 2] (only 1"},
-    {"test_Linear_no_bias", "the op Transpose is not supported"},
     {"test_MaxPool2d_stride_padding_dilation", "dilations [10, 10] (only 1"},
 };
 
@@ -294,6 +293,7 @@ struct Style {
   bool softmax = true;     // end in Softmax (else the logits)
   bool identity = false;   // an Identity after every convolution
   bool float_data = false; // initializers in float_data (else raw_data)
+  bool transpose = false;  // MatMul's weight as a Transpose of [out, in] (else stored [in, out])
 };
 
 class OnnxWriter {
@@ -431,7 +431,16 @@ class OnnxWriter {
         break;
       case LayerType::Linear: {
         const HostTensor& w = params_.at(l.weight);
-        if (style_.matmul) {
+        if (style_.matmul && style_.transpose) {
+          initializer(l.weight, dims(l.weight), w.data);
+          auto* t = node("Transpose", l.name + "_t", {l.weight});
+          ints(t, "perm", {1, 0});
+          n = node("MatMul", l.name, {x, t->output(0)});
+          if (!l.bias.empty()) {
+            initializer(l.bias, dims(l.bias), params_.at(l.bias).data);
+            n = node("Add", l.name + "_bias", {n->output(0), l.bias});
+          }
+        } else if (style_.matmul) {
           const uint32_t out = w.shape[0], in = w.shape[1];
           std::vector<float> t(w.data.size());
           for (uint32_t o = 0; o < out; ++o)
@@ -509,9 +518,11 @@ TEST_CASE("an AlexNet-shaped ONNX model classifies as its JSON description", "[o
   const test::TempDir tmp;
   for (const Style& style : {Style{7, false, false, true, false, true}, Style{11, true, true, true, true, false},
                              Style{13, false, false, false, false, false}, Style{17, true, false, true, false, false},
-                             Style{6, false, false, true, false, false}}) {
+                             Style{6, false, false, true, false, false},
+                             Style{13, true, false, true, false, false, true}}) {
     INFO("opset " << style.opset << (style.matmul ? ", MatMul + Add" : ", Gemm") << (style.reshape ? ", Reshape" : ", Flatten")
-                  << (style.softmax ? ", Softmax" : ", logits") << (style.identity ? ", Identity nodes" : ""));
+                  << (style.softmax ? ", Softmax" : ", logits") << (style.identity ? ", Identity nodes" : "")
+                  << (style.transpose ? ", Transpose of the weights" : ""));
     const std::string path = tmp / "fashion.onnx";
     OnnxWriter(native, weights, style).save(path);
     OnnxOptions opt;

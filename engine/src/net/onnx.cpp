@@ -84,6 +84,7 @@ struct Constant {
   std::vector<float> f;
   std::vector<int64_t> i;
   bool is_int = false;
+  std::string origin;  // the initializer it comes from (through a folded Transpose), for naming
   uint64_t numel() const { return is_int ? i.size() : f.size(); }
 };
 
@@ -381,6 +382,11 @@ class Lowering {
     for (int k = 2; !layer_names_.insert(name).second; ++k) name = base + "_" + std::to_string(k);
     return name;
   }
+  // The name a parameter from the node's input k takes: its initializer's.
+  std::string param_name(const onnx::NodeProto& node, int k) const {
+    const Value& v = value(node.input(k));
+    return v.constant && !v.constant->origin.empty() ? v.constant->origin : node.input(k);
+  }
   // A parameter tensor from a constant, under the constant's name (another name where one
   // constant gives two parameters).
   std::string parameter(const std::string& name, const Shape& shape, std::vector<float> data) {
@@ -401,6 +407,7 @@ class Lowering {
   void dropout(const onnx::NodeProto& node, OnnxNode& report);
   void softmax(const onnx::NodeProto& node, OnnxNode& report);
   void constant_node(const onnx::NodeProto& node, OnnxNode& report);
+  void transpose(const onnx::NodeProto& node, OnnxNode& report);
   void to_features(const onnx::NodeProto& node, const std::vector<int64_t>& x, OnnxNode& report);
 };
 
@@ -419,6 +426,7 @@ void Lowering::read_inputs() {
     Value v;
     try {
       v.constant = read_tensor(t, what);
+      v.constant->origin = t.name();
     } catch (const Refusal& r) {
       malformed(r.why);  // no node can use it then; say so at once
     }
@@ -518,8 +526,8 @@ void Lowering::conv(const onnx::NodeProto& node, OnnxNode& report) {
   l.conv.stride_h = uint32_t(win.sh), l.conv.stride_w = uint32_t(win.sw);
   l.conv.pad_h = ph, l.conv.pad_w = pw;
   l.conv.groups = uint32_t(groups);
-  l.weight = parameter(node.input(1), Shape{uint32_t(w.dims[0]), uint32_t(w.dims[1]), uint32_t(w.dims[2]), uint32_t(w.dims[3])}, w.f);
-  if (b) l.bias = parameter(node.input(2), Shape{uint32_t(b->dims[0])}, b->f);
+  l.weight = parameter(param_name(node, 1), Shape{uint32_t(w.dims[0]), uint32_t(w.dims[1]), uint32_t(w.dims[2]), uint32_t(w.dims[3])}, w.f);
+  if (b) l.bias = parameter(param_name(node, 2), Shape{uint32_t(b->dims[0])}, b->f);
   add(node, l, {x[0], w.dims[0], win.out_h(x[2]), win.out_w(x[3])}, report);
 }
 
@@ -579,7 +587,7 @@ void Lowering::gemm(const onnx::NodeProto& node, OnnxNode& report) {
   LayerDesc l;
   l.type = LayerType::Linear;
   l.out_features = uint32_t(n);
-  l.weight = parameter(node.input(1), Shape{uint32_t(n), uint32_t(k)}, std::move(w));
+  l.weight = parameter(param_name(node, 1), Shape{uint32_t(n), uint32_t(k)}, std::move(w));
   if (c) {
     if (c->is_int) malformed("C is not FLOAT");
     // C broadcasts to [M, N]: a bias only where it is the same for every row.
@@ -594,7 +602,7 @@ void Lowering::gemm(const onnx::NodeProto& node, OnnxNode& report) {
     }
     std::vector<float> bias(static_cast<size_t>(n));
     for (int64_t o = 0; o < n; ++o) bias[o] = beta * c->f[c->f.size() == 1 ? 0 : o];
-    l.bias = parameter(node.input(2), Shape{uint32_t(n)}, std::move(bias));
+    l.bias = parameter(param_name(node, 2), Shape{uint32_t(n)}, std::move(bias));
   }
   add(node, l, {x[0], n}, report);
 }
@@ -615,7 +623,7 @@ void Lowering::matmul(const onnx::NodeProto& node, OnnxNode& report) {
   LayerDesc l;
   l.type = LayerType::Linear;
   l.out_features = uint32_t(n);
-  l.weight = parameter(node.input(1), Shape{uint32_t(n), uint32_t(k)}, std::move(w));
+  l.weight = parameter(param_name(node, 1), Shape{uint32_t(n), uint32_t(k)}, std::move(w));
   add(node, l, {x[0], n}, report);
 }
 
@@ -648,7 +656,7 @@ void Lowering::add_bias(const onnx::NodeProto& node, OnnxNode& report) {
   std::vector<float> bias(static_cast<size_t>(n));
   for (int64_t o = 0; o < n; ++o) bias[o] = c.f[c.f.size() == 1 ? 0 : o];
   LayerDesc& l = layers_[v.producer];
-  l.bias = parameter(node.input(1 - data), Shape{uint32_t(n)}, std::move(bias));
+  l.bias = parameter(param_name(node, 1 - data), Shape{uint32_t(n)}, std::move(bias));
   report.lowered = "bias of " + l.name;
   Value out = v;
   define(node.output(0), std::move(out));
@@ -806,6 +814,50 @@ void Lowering::constant_node(const onnx::NodeProto& node, OnnxNode& report) {
   report.lowered = "constant";
 }
 
+// Transpose of a constant (an exporter's weight [in, out] turned [out, in]) folded into a new
+// constant; of an activation it is refused.
+void Lowering::transpose(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"perm"});
+  if (node.input_size() != 1) malformed("Transpose needs one input");
+  const Value& v = value(node.input(0));
+  if (!v.constant) refuse("a Transpose of activations (only of a constant, which is folded) is not supported");
+  const Constant& c = *v.constant;
+  const size_t rank = c.dims.size();
+  std::vector<int64_t> perm(rank);
+  for (size_t i = 0; i < rank; ++i) perm[i] = int64_t(rank - 1 - i);  // default: reversed
+  if (auto p = a.ints("perm")) perm = *p;
+  std::vector<bool> seen(rank, false);
+  if (perm.size() != rank) malformed("perm " + dims_str(perm) + " does not fit the input " + dims_str(c.dims));
+  for (int64_t p : perm) {
+    if (p < 0 || p >= int64_t(rank) || seen[size_t(p)]) malformed("perm " + dims_str(perm) + " is not a permutation");
+    seen[size_t(p)] = true;
+  }
+  require_outputs(node, 1);
+  Constant out;
+  out.is_int = c.is_int;
+  out.origin = c.origin;
+  for (int64_t p : perm) out.dims.push_back(c.dims[size_t(p)]);
+  const uint64_t n = c.numel();
+  // Strides of the input, then each output element's source.
+  std::vector<uint64_t> in_stride(rank, 1);
+  for (size_t i = rank; i-- > 1;) in_stride[i - 1] = in_stride[i] * uint64_t(c.dims[i]);
+  std::vector<uint64_t> idx(rank, 0);
+  if (c.is_int) out.i.resize(n); else out.f.resize(n);
+  for (uint64_t o = 0; o < n; ++o) {
+    uint64_t src = 0;
+    for (size_t k = 0; k < rank; ++k) src += idx[k] * in_stride[size_t(perm[k])];
+    if (c.is_int) out.i[o] = c.i[src]; else out.f[o] = c.f[src];
+    for (size_t k = rank; k-- > 0;) {  // next output index
+      if (++idx[k] < uint64_t(out.dims[k])) break;
+      idx[k] = 0;
+    }
+  }
+  Value r;
+  r.constant = std::move(out);
+  define(node.output(0), std::move(r));
+  report.lowered = "constant (transposed)";
+}
+
 void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
   const std::string& op = node.op_type();
   if (!node.domain().empty() && node.domain() != "ai.onnx") refuse("domain \"" + node.domain() + "\" is not supported");
@@ -831,6 +883,7 @@ void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
   if (op == "Dropout") return dropout(node, report);
   if (op == "Softmax") return softmax(node, report);
   if (op == "Constant") return constant_node(node, report);
+  if (op == "Transpose") return transpose(node, report);
   if (op == "Relu") {
     const Attributes a(node, {});
     const auto x = activation(node, 0);
