@@ -25,6 +25,7 @@ layout(push_constant) uniform Params {
   uint flags;  // 1: write argmax; 2: average; 4: average counting padding
   uint index_base;  // added to every argmax (the dispatch's first element in the whole x)
   uint PHE, PWE;  // padding at the bottom and the right
+  uint DH, DW;    // dilation: the window's taps are DH rows (DW columns) apart
 } p;
 
 void main() {
@@ -41,10 +42,10 @@ void main() {
   uint count = 0;
   const uint kh = KH_C != 0 ? KH_C : p.KH, kw = KW_C != 0 ? KW_C : p.KW;
   [[unroll]] for (uint ky = 0; ky < kh; ++ky) {
-    const int iy = iy0 + int(ky);
+    const int iy = iy0 + int(ky * p.DH);
     if (iy < 0 || iy >= int(p.H)) continue;
     [[unroll]] for (uint kx = 0; kx < kw; ++kx) {
-      const int ix = ix0 + int(kx);
+      const int ix = ix0 + int(kx * p.DW);
       if (ix < 0 || ix >= int(p.W)) continue;
       const uint j = (plane * p.H + uint(iy)) * p.W + uint(ix);
       const float v = LOAD_F(x, j);
@@ -58,9 +59,11 @@ void main() {
   }
   if ((p.flags & 2u) != 0u) {
     if ((p.flags & 4u) != 0u) {
-      // The window's positions inside [-PH, H + PHE) x [-PW, W + PWE).
-      const int y1 = min(iy0 + int(kh), int(p.H + p.PHE)), x1 = min(ix0 + int(kw), int(p.W + p.PWE));
-      count = uint(max(y1 - iy0, 0) * max(x1 - ix0, 0));
+      // The window's taps inside [-PH, H + PHE) x [-PW, W + PWE) (they start at or after -PH).
+      const int ly = int(p.H + p.PHE) - iy0, lx = int(p.W + p.PWE) - ix0;
+      const int cy = ly <= 0 ? 0 : min(int(kh), (ly + int(p.DH) - 1) / int(p.DH));
+      const int cx = lx <= 0 ? 0 : min(int(kw), (lx + int(p.DW) - 1) / int(p.DW));
+      count = uint(cy * cx);
     }
     y[i] = VALUE(sum / float(count));
     return;

@@ -207,7 +207,6 @@ const std::map<std::string, std::string> kRefused = {
     {"test_matmul_3d", "only a 2-D MatMul"},
     {"test_matmul_4d", "only a 2-D MatMul"},
     {"test_maxpool_1d_default", "only 2-D pooling"},
-    {"test_maxpool_2d_dilations", "dilations [2, 2] (only 1"},
     {"test_maxpool_2d_uint8", "of type UINT8"},
     {"test_maxpool_3d_default", "only [batch, features], [batch, channels, length]"},
     {"test_maxpool_with_argmax_2d_precomputed_pads", "only output 0 is supported"},
@@ -237,7 +236,6 @@ const std::map<std::string, std::string> kRefused = {
     {"test_split_variable_parts_default_axis", "only [batch, features], [batch, channels, length]"},
     {"test_split_zero_size_splits", "empty tensors are not supported"},
     {"test_Conv2d_dilated", "dilations [2, 2] (only 1"},
-    {"test_MaxPool2d_stride_padding_dilation", "dilations [10, 10] (only 1"},
 };
 
 }  // namespace

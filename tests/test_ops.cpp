@@ -191,6 +191,10 @@ TEST_CASE("max pool with argmax", "[ops][max_pool]") {
     REQUIRE_CHECK(check_max_pool(ctx, Shape{3, 2, 28, 28}, MaxPoolParams{5, 5, 1, 1, 4, 2, 4, 3}, s + 2), 0.0);
     REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 96, 55, 55}, MaxPoolParams{3, 3, 2, 2, 0, 0, -1, -1, true}, s + 3), 0.0);
   }
+  SECTION("ONNX's dilations") {
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{2, 3, 9, 11}, MaxPoolParams{2, 3, 1, 2, 1, 2, -1, -1, false, 2, 3}, s), 0.0);
+    REQUIRE_CHECK(check_max_pool(ctx, Shape{1, 5, 32, 32}, MaxPoolParams{3, 3, 2, 2, 2, 2, -1, -1, true, 2, 2}, s + 1), 0.0);
+  }
   test::require_no_validation_messages(ctx);
 }
 
@@ -204,6 +208,7 @@ TEST_CASE("average pooling", "[ops][avg_pool]") {
     REQUIRE_CHECK(check_avg_pool(ctx, Shape{2, 3, 7, 9}, MaxPoolParams{3, 3, 2, 2, 0, 1, 2, 0, true}, with_pad, s + 2), kTol);
     REQUIRE_CHECK(check_avg_pool(ctx, Shape{2, 4, 12, 12}, MaxPoolParams{2, 2, 2, 2, 0, 0}, with_pad, s + 3), kTol);
     REQUIRE_CHECK(check_avg_pool(ctx, Shape{1, 8, 6, 6}, MaxPoolParams{6, 6, 1, 1, 0, 0}, with_pad, s + 4), kTol);
+    REQUIRE_CHECK(check_avg_pool(ctx, Shape{2, 3, 9, 11}, MaxPoolParams{2, 3, 1, 2, 1, 2, 0, 1, true, 2, 3}, with_pad, s + 5), kTol);
   }
   test::require_no_validation_messages(ctx);
 }
@@ -241,6 +246,16 @@ TEST_CASE("pooling windows follow ONNX's sizes: end padding and ceil_mode", "[op
   HostTensor y(Shape{1, 1, 5, 5});
   CHECK(cpu::max_pool(y, MaxPoolParams{2, 2, 2, 2, 1, 1, -1, -1, true}).y.shape == Shape{1, 1, 3, 3});
   CHECK_THROWS_WITH(cpu::max_pool(x, MaxPoolParams{2, 2, 1, 1, 2, 0}), Catch::Contains("less than the kernel"));
+  // Dilation 2, kernel 2 on 4x4 (ONNX's test_maxpool_2d_dilations' shape): taps rows r and
+  // r + 2, so 2x2 windows out: max of x[0, 2][0, 2] = 10, x[0, 2][1, 3] = 11, ...
+  const auto dilated = cpu::max_pool(x, MaxPoolParams{2, 2, 1, 1, 0, 0, -1, -1, false, 2, 2});
+  CHECK(dilated.y.shape == Shape{1, 1, 2, 2});
+  CHECK(dilated.y.data == std::vector<float>{10, 11, 14, 15});
+  CHECK(dilated.argmax == std::vector<uint32_t>{10, 11, 14, 15});
+  // A dilated window whose taps all fall in the padding is refused: pad 1, dilation 3, kernel
+  // 2 on 2 rows: the one window's taps are rows -1 and 2.
+  CHECK_THROWS_WITH(cpu::max_pool(HostTensor(Shape{1, 1, 2, 4}), MaxPoolParams{2, 1, 1, 1, 1, 0, -1, -1, false, 3, 1}),
+                    Catch::Contains("padding only"));
 }
 
 TEST_CASE("max pool ties and NaN follow the reference", "[ops][max_pool][cpu]") {

@@ -54,6 +54,9 @@ struct MaxPoolParams {
   uint32_t pad_h = 0, pad_w = 0;
   int32_t pad_bottom = -1, pad_right = -1;
   bool ceil_mode = false;
+  // ONNX's dilations: the window's taps dilation_h rows (dilation_w columns) apart, spanning
+  // (kernel - 1) * dilation + 1; every window must hold at least one input element.
+  uint32_t dilation_h = 1, dilation_w = 1;
 
   uint32_t pad_end_h() const { return pad_bottom < 0 ? pad_h : uint32_t(pad_bottom); }
   uint32_t pad_end_w() const { return pad_right < 0 ? pad_w : uint32_t(pad_right); }

@@ -93,13 +93,28 @@ Shape lrn_output_shape(const Shape& x, const LrnParams& p) {
 
 namespace {
 
-// Output size of pooling windows along one axis (0 where none fits).
-uint32_t pool_out(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t pad_end, bool ceil_mode) {
+// Output size of pooling windows along one axis (0 where none fits); `kernel` is the span of
+// a dilated window.
+uint32_t pool_out(uint32_t in, uint64_t kernel, uint32_t stride, uint32_t pad, uint32_t pad_end, bool ceil_mode) {
   const uint64_t padded = uint64_t(in) + pad + pad_end;
   if (padded < kernel) return 0;
   uint64_t out = (padded - kernel + (ceil_mode ? stride - 1 : 0)) / stride + 1;
   if (ceil_mode && (out - 1) * stride >= uint64_t(in) + pad) --out;  // a window past the input
   return static_cast<uint32_t>(out);
+}
+
+// Whether every window along one axis holds an input element (its taps `dilation` apart).
+bool windows_touch_input(uint32_t in, uint32_t out, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t dilation) {
+  for (uint64_t o = 0; o < out; ++o) {
+    const int64_t start = int64_t(o * stride) - int64_t(pad);
+    bool any = false;
+    for (uint64_t k = 0; k < kernel && !any; ++k) {
+      const int64_t i = start + int64_t(k * dilation);
+      any = i >= 0 && i < int64_t(in);
+    }
+    if (!any) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -111,12 +126,20 @@ Shape max_pool_output_shape(const Shape& x, const MaxPoolParams& p) {
     fail(op, "kernel and stride must be at least 1");
   }
   if (p.pad_bottom < -1 || p.pad_right < -1) fail(op, "end padding must be at least 0 (or -1: as the beginning's)");
-  if (p.pad_h >= p.kernel_h || p.pad_w >= p.kernel_w || p.pad_end_h() >= p.kernel_h || p.pad_end_w() >= p.kernel_w) {
+  if (p.dilation_h == 0 || p.dilation_w == 0 || p.dilation_h > 65535 || p.dilation_w > 65535) {
+    fail(op, "dilation must be from 1 to 65535");
+  }
+  const uint64_t span_h = uint64_t(p.kernel_h - 1) * p.dilation_h + 1, span_w = uint64_t(p.kernel_w - 1) * p.dilation_w + 1;
+  if (p.pad_h >= span_h || p.pad_w >= span_w || p.pad_end_h() >= span_h || p.pad_end_w() >= span_w) {
     fail(op, "padding must be less than the kernel (a window of padding only)");
   }
-  const uint32_t oh = pool_out(x[2], p.kernel_h, p.stride_h, p.pad_h, p.pad_end_h(), p.ceil_mode);
-  const uint32_t ow = pool_out(x[3], p.kernel_w, p.stride_w, p.pad_w, p.pad_end_w(), p.ceil_mode);
+  const uint32_t oh = pool_out(x[2], span_h, p.stride_h, p.pad_h, p.pad_end_h(), p.ceil_mode);
+  const uint32_t ow = pool_out(x[3], span_w, p.stride_w, p.pad_w, p.pad_end_w(), p.ceil_mode);
   if (oh == 0 || ow == 0) fail(op, "kernel does not fit input " + x.str());
+  if (!windows_touch_input(x[2], oh, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h) ||
+      !windows_touch_input(x[3], ow, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)) {
+    fail(op, "a dilated window of padding only (between its taps or beside the input)");
+  }
   return Shape{x[0], x[1], oh, ow};
 }
 

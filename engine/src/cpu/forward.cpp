@@ -95,8 +95,8 @@ MaxPoolResult<T> max_pool(const BasicHostTensor<T>& x, const MaxPoolParams& p) {
         int64_t best_index = -1;
         for (uint32_t ky = 0; ky < p.kernel_h; ++ky)
           for (uint32_t kx = 0; kx < p.kernel_w; ++kx) {
-            const int64_t iy = int64_t(oy) * p.stride_h + ky - p.pad_h;
-            const int64_t ix = int64_t(ox) * p.stride_w + kx - p.pad_w;
+            const int64_t iy = int64_t(oy) * p.stride_h + int64_t(ky) * p.dilation_h - p.pad_h;
+            const int64_t ix = int64_t(ox) * p.stride_w + int64_t(kx) * p.dilation_w - p.pad_w;
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
             const int64_t j = (int64_t(plane) * H + iy) * W + ix;
             const T v = x.data[j];
@@ -125,8 +125,9 @@ BasicHostTensor<T> avg_pool(const BasicHostTensor<T>& x, const MaxPoolParams& p,
         const int64_t y0 = oy * p.stride_h - p.pad_h, x0 = ox * p.stride_w - p.pad_w;
         double sum = 0;
         int64_t inside = 0, padded = 0;
-        for (int64_t iy = y0; iy < y0 + p.kernel_h; ++iy)
-          for (int64_t ix = x0; ix < x0 + p.kernel_w; ++ix) {
+        for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+          for (int64_t kx = 0; kx < p.kernel_w; ++kx) {
+            const int64_t iy = y0 + ky * p.dilation_h, ix = x0 + kx * p.dilation_w;
             if (iy < H + p.pad_end_h() && ix < W + p.pad_end_w()) ++padded;  // (iy, ix >= -pad always)
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
             sum += double(x.data[(plane * H + iy) * W + ix]);

@@ -218,7 +218,7 @@ Window read_window(const Attributes& a, const std::vector<int64_t>& x, std::opti
     if (d->size() != 2) malformed("dilations " + dims_str(*d) + " must have 2 values");
     w.dh = (*d)[0], w.dw = (*d)[1];
     if (w.dh < 1 || w.dw < 1) malformed("dilations must be positive");
-    if (w.dh != 1 || w.dw != 1) refuse("dilations " + dims_str(*d) + " (only 1 is supported)");
+    if (w.dh > 65535 || w.dw > 65535) refuse("dilations " + dims_str(*d) + " beyond 65535");
   }
   w.ceil = a.i("ceil_mode", 0) != 0;
   const std::string auto_pad = a.s("auto_pad", "NOTSET");
@@ -234,13 +234,13 @@ Window read_window(const Attributes& a, const std::vector<int64_t>& x, std::opti
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     // Output ceil(in / stride); the total padding split evenly, the odd one at the end
     // (SAME_UPPER) or the beginning (SAME_LOWER).
-    auto split = [&](int64_t in, int64_t k, int64_t s, int64_t& p0, int64_t& p1) {
+    auto split = [&](int64_t in, int64_t k, int64_t s, int64_t& p0, int64_t& p1) {  // k: the dilated span
       const int64_t total = std::max<int64_t>(((in + s - 1) / s - 1) * s + k - in, 0);
       p0 = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       p1 = total - p0;
     };
-    split(x[2], w.kh, w.sh, w.top, w.bottom);
-    split(x[3], w.kw, w.sw, w.left, w.right);
+    split(x[2], (w.kh - 1) * w.dh + 1, w.sh, w.top, w.bottom);
+    split(x[3], (w.kw - 1) * w.dw + 1, w.sw, w.left, w.right);
   } else {
     malformed("auto_pad \"" + auto_pad + "\" is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
   }
@@ -272,7 +272,8 @@ std::pair<uint32_t, uint32_t> engine_pads(const Window& w, const std::vector<int
 
 // A pooling window in the engine's terms: ONNX's pads per side and ceil_mode as they are.
 void pool_window(const Window& w, const std::vector<int64_t>& x, MaxPoolParams& p) {
-  if (w.top >= w.kh || w.bottom >= w.kh || w.left >= w.kw || w.right >= w.kw) {
+  const int64_t span_h = (w.kh - 1) * w.dh + 1, span_w = (w.kw - 1) * w.dw + 1;
+  if (w.top >= span_h || w.bottom >= span_h || w.left >= span_w || w.right >= span_w) {
     refuse("pads [" + std::to_string(w.top) + ", " + std::to_string(w.left) + ", " + std::to_string(w.bottom) + ", " +
            std::to_string(w.right) + "] not less than the kernel " + std::to_string(w.kh) + "x" + std::to_string(w.kw) +
            " (windows of padding only)");
@@ -283,6 +284,7 @@ void pool_window(const Window& w, const std::vector<int64_t>& x, MaxPoolParams& 
   p.pad_h = uint32_t(w.top), p.pad_w = uint32_t(w.left);
   p.pad_bottom = int32_t(w.bottom), p.pad_right = int32_t(w.right);
   p.ceil_mode = w.ceil;
+  p.dilation_h = uint32_t(w.dh), p.dilation_w = uint32_t(w.dw);
   // ONNX (1.12) and the engine agree on the output size but where a ceil_mode window would
   // start past the input and its top padding, which the engine drops.
   Shape image{1, uint32_t(x[1]), uint32_t(x[2]), uint32_t(x[3])};
@@ -517,6 +519,9 @@ void Lowering::conv(const onnx::NodeProto& node, OnnxNode& report) {
     malformed("bias " + dims_str(b->dims) + " must be [" + std::to_string(w.dims[0]) + "]");
   }
   const Window win = read_window(a, x, std::make_pair(w.dims[2], w.dims[3]));
+  if (win.dh != 1 || win.dw != 1) {
+    refuse("dilations [" + std::to_string(win.dh) + ", " + std::to_string(win.dw) + "] (only 1 is supported for convolutions)");
+  }
   const auto [ph, pw] = engine_pads(win, x);
   require_outputs(node, 1);
   LayerDesc l;

@@ -21,9 +21,10 @@ void pool(const char* op, Recorder& rec, const Tensor& x, const Tensor& y, const
   }
   const Shape& s = x.shape();
   struct {
-    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, flags, index_base, PHE, PWE;
+    uint32_t N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, flags, index_base, PHE, PWE, DH, DW;
   } push{0, s[1], s[2], s[3], out[2], out[3], params.kernel_h, params.kernel_w, params.stride_h,
-         params.stride_w, params.pad_h, params.pad_w, flags | (argmax ? 1u : 0u), 0, params.pad_end_h(), params.pad_end_w()};
+         params.stride_w, params.pad_h, params.pad_w, flags | (argmax ? 1u : 0u), 0, params.pad_end_h(), params.pad_end_w(),
+         params.dilation_h, params.dilation_w};
   const DeviceInfo& dev = recorder_device(rec);
   const uint32_t wg = elementwise_workgroup(dev);
   // Windows of up to 64 values are unrolled (their size is a specialization constant).
