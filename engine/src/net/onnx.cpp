@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -318,7 +317,6 @@ class Lowering {
   std::set<std::string> layer_names_;
   std::string current_;        // the name of the chain's current activation
   std::set<std::string> consumed_;  // value names some node reads (or the graph outputs)
-  std::map<std::string, int> parameter_uses_;
   bool saw_softmax_ = false;
 
   void read_inputs();
