@@ -313,3 +313,153 @@ TEST_CASE("average pooling, ceil_mode and adaptive pooling that shrinks run as t
                     Catch::Contains("only outputs 4x4 that divide the input's height and width"));
   test::require_no_validation_messages(ctx);
 }
+
+namespace {
+
+// A network that branches: slices of the input (overlapping), towers with a ReLU the
+// convolution applies and one it cannot (its convolution is read twice), a concat of four
+// (one twice), slices and a concat of features.
+const char* const kBranches = R"({
+  "name": "branches", "input": {"channels": 3, "height": 15, "width": 15},
+  "preprocess": {"resize": 15, "mean": [0, 0, 0], "std": [1, 1, 1]}, "classes": 4,
+  "layers": [
+    {"name": "sa", "type": "slice", "inputs": ["input"], "begin": 0, "end": 2},
+    {"name": "sb", "type": "slice", "inputs": ["input"], "begin": 1, "end": 3},
+    {"name": "ca", "type": "conv2d", "inputs": ["sa"], "out_channels": 4, "kernel": 3, "padding": 1, "weight": "ca.w", "bias": "ca.b"},
+    {"name": "ra", "type": "relu"},
+    {"name": "cb", "type": "conv2d", "inputs": ["sb"], "out_channels": 3, "kernel": 3, "padding": 1, "weight": "cb.w"},
+    {"name": "rb", "type": "relu"},
+    {"name": "cat", "type": "concat", "inputs": ["ra", "cb", "rb", "ra"]},
+    {"name": "pool", "type": "max_pool", "kernel": 3, "stride": 2},
+    {"name": "c2", "type": "conv2d", "out_channels": 6, "kernel": 3, "groups": 2, "weight": "c2.w", "bias": "c2.b"},
+    {"name": "flat", "type": "flatten"},
+    {"name": "fa", "type": "slice", "begin": 10, "end": 60},
+    {"name": "f1", "type": "linear", "out_features": 5, "weight": "f1.w", "bias": "f1.b"},
+    {"name": "f2", "type": "linear", "inputs": ["flat"], "out_features": 3, "weight": "f2.w"},
+    {"name": "r2", "type": "relu"},
+    {"name": "both", "type": "concat", "inputs": ["f1", "r2"]},
+    {"name": "f3", "type": "linear", "out_features": 4, "weight": "f3.w", "bias": "f3.b"},
+    {"type": "softmax"}
+  ]})";
+
+}  // namespace
+
+TEST_CASE("graphs that branch (slice, concat, inputs) run as the CPU reference", "[net][branch]") {
+  const ModelDesc m = parse_model(kBranches, "branches", ".");
+  const auto shapes = layer_shapes(m, 2);
+  CHECK(shapes[6] == Shape{2, 14, 15, 15});  // 4 + 3 + 3 + 4 channels
+  CHECK(shapes[10] == Shape{2, 50});
+  CHECK(shapes[14] == Shape{2, 8});
+  Context& ctx = test::gpu();
+  Net net(ctx, m);
+  net.set_parameters(random_parameters(m, test::seed()));
+  for (uint32_t batch : {1u, 3u}) {
+    const HostTensor x = random_input(m, batch, test::seed() + batch);
+    require_close(net.forward(x), expected(net, x), 1e-5);
+  }
+  // The ReLU after ca is its kernel's; the one after cb is not (cat reads cb as well), nor is
+  // f2's (not the layer after it).
+  const Plan& plan = net.plan();
+  std::map<std::string, const PlanOp*> op;
+  for (const PlanOp& o : plan.ops) op[o.name] = &o;
+  REQUIRE(op.count("ca"));
+  CHECK(op.at("ca")->relu);
+  CHECK_FALSE(op.count("ra"));
+  CHECK_FALSE(op.at("cb")->relu);
+  CHECK(op.at("rb")->kind == OpKind::Relu);
+  CHECK(op.at("f2")->relu);  // r2 follows f2 and reads it alone
+  CHECK(op.at("cat")->inputs.size() == 4);
+  CHECK(op.at("cat")->inputs[0] == op.at("cat")->inputs[3]);
+  CHECK(op.at("sa")->inputs == std::vector<size_t>{kPlanInput});
+  CHECK_FALSE(plan.is_chain());
+  CHECK_THROWS_WITH(Trainer(net, 2), Catch::Contains("layer sb (slice) does not just read the layer before it") &&
+                                         Catch::Contains("no backward pass yet"));
+  CHECK_THROWS_WITH(split_plan(plan), Catch::Contains("not a chain"));
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("a grouped convolution spelt as slices, convolutions and a concat gives the same", "[net][branch]") {
+  // c2 with groups 2, and the same as two towers of one group each.
+  const std::string head = R"({"name": "g", "input": {"channels": 3, "height": 12, "width": 12},
+    "preprocess": {"resize": 12, "mean": [0, 0, 0], "std": [1, 1, 1]}, "classes": 5, "layers": [
+    {"name": "c1", "type": "conv2d", "out_channels": 8, "kernel": 3, "weight": "c1.w", "bias": "c1.b"},
+    {"type": "relu"},)";
+  const std::string tail = R"(
+    {"name": "flat", "type": "flatten"},
+    {"name": "f", "type": "linear", "out_features": 5, "weight": "f.w", "bias": "f.b"},
+    {"type": "softmax"}]})";
+  const ModelDesc grouped = parse_model(head + R"(
+    {"name": "c2", "type": "conv2d", "out_channels": 6, "kernel": 3, "padding": 1, "groups": 2, "weight": "c2.w", "bias": "c2.b"},
+    {"name": "r2", "type": "relu"},)" + tail, "grouped", ".");
+  const ModelDesc towers = parse_model(head + R"(
+    {"name": "s0", "type": "slice", "begin": 0, "end": 4},
+    {"name": "c2a", "type": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1, "weight": "c2a.w", "bias": "c2a.b"},
+    {"name": "r2a", "type": "relu"},
+    {"name": "s1", "type": "slice", "inputs": ["relu1"], "begin": 4, "end": 8},
+    {"name": "c2b", "type": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1, "weight": "c2b.w", "bias": "c2b.b"},
+    {"name": "r2b", "type": "relu"},
+    {"name": "cat", "type": "concat", "inputs": ["r2a", "r2b"]},)" + tail, "towers", ".");
+  auto p = random_parameters(grouped, test::seed());
+  auto rows = [&](const std::string& name, uint32_t first, uint32_t count) {
+    const HostTensor& t = p.at(name);
+    const uint64_t per_row = t.shape.numel() / t.shape[0];
+    std::vector<uint32_t> dims = t.shape.dims();
+    dims[0] = count;
+    return HostTensor(Shape(dims), std::vector<float>(t.data.begin() + first * per_row, t.data.begin() + (first + count) * per_row));
+  };
+  auto q = p;
+  q.erase("c2.w"), q.erase("c2.b");
+  q["c2a.w"] = rows("c2.w", 0, 3), q["c2a.b"] = rows("c2.b", 0, 3);
+  q["c2b.w"] = rows("c2.w", 3, 3), q["c2b.b"] = rows("c2.b", 3, 3);
+  Context& ctx = test::gpu();
+  Net a(ctx, grouped), b(ctx, towers);
+  a.set_parameters(p);
+  b.set_parameters(q);
+  for (uint32_t batch : {1u, 4u}) {
+    const HostTensor x = random_input(grouped, batch, test::seed() + 7 * batch);
+    const ForwardResult ra = a.forward(x), rb = b.forward(x);
+    INFO("seed " << test::seed() << ", batch " << batch);
+    // The same kernels on the same values (a convolution of 3 output channels per tower):
+    // equal but for the summation order a kernel variant may choose by shape.
+    CHECK(relative_l2(rb.logits, ra.logits) <= 1e-6);
+    CHECK(relative_l2(rb.probabilities, ra.probabilities) <= 1e-6);
+  }
+  test::require_no_validation_messages(ctx);
+}
+
+TEST_CASE("descriptions that branch wrongly are rejected naming the layer", "[net][model][errors][branch]") {
+  const std::string good = kBranches;
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const size_t at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    return s.replace(at, from.size(), to);
+  };
+  CHECK_NOTHROW(parse_model(good, "b.json", "."));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"sa\"]", "\"inputs\": [\"nosuch\"]"), "b.json", "."),
+                    Catch::Contains("layer 2 (ca)") && Catch::Contains("reads \"nosuch\", which is not an earlier layer"));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"sa\"]", "\"inputs\": [\"cb\"]"), "b.json", "."),
+                    Catch::Contains("layer 2 (ca)") && Catch::Contains("reads \"cb\""));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"sa\"]", "\"inputs\": [\"sa\", \"sb\"]"), "b.json", "."),
+                    Catch::Contains("(ca)") && Catch::Contains("only a concat reads more than one"));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"f1\", \"r2\"]", "\"inputs\": [\"f1\"]"), "b.json", "."),
+                    Catch::Contains("(both)") && Catch::Contains("at least two layers"));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"f1\", \"r2\"]", "\"inputs\": []"), "b.json", "."),
+                    Catch::Contains("(both)") && Catch::Contains("non-empty list of layer names"));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"f1\", \"r2\"]", "\"inputs\": [\"f1\", 3]"), "b.json", "."),
+                    Catch::Contains("(both)") && Catch::Contains("list of layer names"));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"f1\", \"r2\"]", "\"inputs\": [\"f2\", \"r2\"]"), "b.json", "."),
+                    Catch::Contains("(f1)") && Catch::Contains("no layer reads its output"));
+  CHECK_THROWS_WITH(parse_model(with("\"name\": \"sa\"", "\"name\": \"input\""), "b.json", "."),
+                    Catch::Contains("may not be named \"input\""));
+  CHECK_THROWS_WITH(parse_model(with("\"begin\": 1, \"end\": 3", "\"begin\": 1, \"end\": 4"), "b.json", "."),
+                    Catch::Contains("(sb)") && Catch::Contains("channels 1 to 4 (end excluded) are not a range of its input [1, 3, 15, 15]'s 3"));
+  CHECK_THROWS_WITH(parse_model(with("\"begin\": 1, \"end\": 3", "\"begin\": 2, \"end\": 2"), "b.json", "."),
+                    Catch::Contains("(sb)") && Catch::Contains("are not a range"));
+  CHECK_THROWS_WITH(parse_model(with("\"begin\": 1, \"end\": 3", "\"end\": 3"), "b.json", "."),
+                    Catch::Contains("(sb)") && Catch::Contains("missing field \"begin\""));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"f1\", \"r2\"]", "\"inputs\": [\"f1\", \"r2\", \"pool\"]"), "b.json", "."),
+                    Catch::Contains("(both)") && Catch::Contains("its inputs [1, 5] and [1, 14, 7, 7] differ in more than their channels"));
+  CHECK_THROWS_WITH(parse_model(with("\"inputs\": [\"ra\", \"cb\", \"rb\", \"ra\"]", "\"inputs\": [\"ra\", \"f1\"]"), "b.json", "."),
+                    Catch::Contains("(cat)") && Catch::Contains("reads \"f1\", which is not an earlier layer"));
+}

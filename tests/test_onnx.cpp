@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <onnx/onnx_pb.h>
@@ -67,6 +68,74 @@ std::string op_of(const onnx::ModelProto& m) {
   return m.graph().node_size() ? "Constant" : "?";
 }
 
+// For a test whose inputs are activations of the same images ([N, C_k, ...], differing in C_k
+// only): rewrites the graph to take them as one input [N, sum C_k, ...], which a Split node
+// (axis 1) cuts into the original inputs, and returns that input's data (the inputs' channels
+// one after another, per image). None where the inputs do not join so.
+std::optional<onnx::TensorProto> join_inputs(onnx::ModelProto& model, const std::vector<std::string>& names,
+                                             const std::vector<onnx::TensorProto>& given) {
+  std::vector<HostTensor> xs;
+  for (const auto& t : given) {
+    if (t.data_type() != onnx::TensorProto::FLOAT) return std::nullopt;
+    xs.push_back(to_host(t));
+  }
+  const Shape& first = xs[0].shape;
+  std::vector<int64_t> sizes;
+  int64_t channels = 0;
+  for (const HostTensor& x : xs) {
+    if (x.shape.rank() != first.rank() || x.shape.rank() < 2) return std::nullopt;
+    for (size_t d = 0; d < first.rank(); ++d)
+      if (d != 1 && x.shape[d] != first[d]) return std::nullopt;
+    sizes.push_back(x.shape[1]);
+    channels += x.shape[1];
+  }
+  onnx::TensorProto joined;
+  joined.set_data_type(onnx::TensorProto::FLOAT);
+  joined.set_name("joined");
+  for (size_t d = 0; d < first.rank(); ++d) joined.add_dims(d == 1 ? channels : first[d]);
+  for (uint32_t n = 0; n < first[0]; ++n) {
+    for (const HostTensor& x : xs) {
+      const size_t per_image = x.data.size() / first[0];
+      for (size_t i = 0; i < per_image; ++i) joined.add_float_data(x.data[n * per_image + i]);
+    }
+  }
+  onnx::GraphProto& g = *model.mutable_graph();
+  onnx::ValueInfoProto in = g.input(0);
+  in.set_name("joined");
+  in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(channels);
+  g.clear_input();
+  *g.add_input() = in;
+  onnx::NodeProto split;
+  split.set_op_type("Split");
+  split.set_name("join_split");
+  split.add_input("joined");
+  for (const std::string& name : names) split.add_output(name);
+  auto* axis = split.add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(1);
+  int64_t opset = 0;
+  for (const auto& o : model.opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+  if (opset >= 13) {
+    split.add_input("join_sizes");
+    onnx::TensorProto* t = g.add_initializer();
+    t->set_name("join_sizes");
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(int64_t(sizes.size()));
+    for (int64_t v : sizes) t->add_int64_data(v);
+  } else {
+    auto* a = split.add_attribute();
+    a->set_name("split");
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : sizes) a->add_ints(v);
+  }
+  *g.add_node() = split;
+  // The new node first: the graph's nodes are in an order that runs.
+  for (int i = g.node_size() - 1; i > 0; --i) g.mutable_node()->SwapElements(i, i - 1);
+  return joined;
+}
+
 NodeTestResult run_node_test(const fs::path& dir) {
   NodeTestResult r;
   r.name = dir.filename().string();
@@ -89,57 +158,75 @@ NodeTestResult run_node_test(const fs::path& dir) {
     ++r.data_sets;
     // The first input is the images; the others (a convolution's weights, a Gemm's B and C, a
     // Reshape's shape) become initializers of the model, as a network's parameters are.
+    // Concat's tests join activations: there its inputs come as one, split by the graph.
     onnx::ModelProto bound = proto;
     std::vector<onnx::TensorProto> given;
     for (size_t k = 0; tensors && k < inputs.size(); ++k) {
       const fs::path p = set.path() / ("input_" + std::to_string(k) + ".pb");
       if (!fs::exists(p)) break;
       given.push_back(read_tensor_file(p));
-      if (k == 0) continue;
+    }
+    if (r.op == "Concat" && given.size() > 1) {
+      if (auto joined = join_inputs(bound, inputs, given)) given = {*joined};
+    }
+    for (size_t k = 1; k < given.size(); ++k) {
       onnx::TensorProto* t = bound.mutable_graph()->add_initializer();
-      *t = given.back();
+      *t = given[k];
       t->set_name(inputs[k]);
     }
-    const test::TempDir tmp;
-    const std::string path = tmp / "model.onnx";
-    {
-      std::ofstream f(path, std::ios::binary);
-      REQUIRE(bound.SerializeToOstream(&f));
+    // The engine's net has one output: a graph with several (Split's tests) runs once for
+    // each, the others dropped from the graph's outputs.
+    const int outputs = bound.graph().output_size();
+    bool all = true;
+    for (int o = 0; o < std::max(outputs, 1); ++o) {
+      onnx::ModelProto one = bound;
+      if (outputs > 1) {
+        one.mutable_graph()->clear_output();
+        *one.mutable_graph()->add_output() = bound.graph().output(o);
+      }
+      const test::TempDir tmp;
+      const std::string path = tmp / "model.onnx";
+      {
+        std::ofstream f(path, std::ios::binary);
+        REQUIRE(one.SerializeToOstream(&f));
+      }
+      OnnxModel model;
+      try {
+        model = load_onnx(path);
+      } catch (const Error& e) {
+        r.refused = e.what();
+        r.refused = r.refused.substr(r.refused.find(": ") + 2);  // without the path
+        return r;
+      }
+      REQUIRE(!given.empty());
+      const HostTensor want = to_host(read_tensor_file(set.path() / ("output_" + std::to_string(o) + ".pb")));
+      Net net(test::gpu(), model.model);
+      net.set_parameters(model.parameters);
+      const HostTensor images = to_host(given[0]);
+      HostTensor x(model.model.input_shape(images.shape[0]), images.data);
+      const ForwardResult got = net.forward(x);
+      const std::vector<float>& out = model.output_is_softmax ? got.probabilities : got.logits;
+      const std::string which = outputs > 1 ? "output " + std::to_string(o) + ": " : "";
+      if (out.size() != want.data.size()) {
+        r.failure = which + "has " + std::to_string(out.size()) + " values, expected " + std::to_string(want.data.size());
+        all = false;
+        continue;
+      }
+      // ONNX's backend tests: |got - want| <= atol + rtol |want|, rtol 1e-3, atol 1e-7.
+      size_t bad = 0;
+      double worst = 0;
+      for (size_t i = 0; i < out.size(); ++i) {
+        const double err = std::fabs(double(out[i]) - want.data[i]), allowed = 1e-7 + 1e-3 * std::fabs(want.data[i]);
+        if (!(err <= allowed)) ++bad;
+        worst = std::max(worst, err / allowed);
+      }
+      if (bad) {
+        r.failure = which + std::to_string(bad) + " of " + std::to_string(out.size()) + " values beyond rtol 1e-3, atol 1e-7 (worst " +
+                    std::to_string(worst) + " times the tolerance)";
+        all = false;
+      }
     }
-    OnnxModel model;
-    try {
-      model = load_onnx(path);
-    } catch (const Error& e) {
-      r.refused = e.what();
-      r.refused = r.refused.substr(r.refused.find(": ") + 2);  // without the path
-      return r;
-    }
-    REQUIRE(!given.empty());
-    const HostTensor want = to_host(read_tensor_file(set.path() / "output_0.pb"));
-    Net net(test::gpu(), model.model);
-    net.set_parameters(model.parameters);
-    const HostTensor images = to_host(given[0]);
-    HostTensor x(model.model.input_shape(images.shape[0]), images.data);
-    const ForwardResult got = net.forward(x);
-    const std::vector<float>& out = model.output_is_softmax ? got.probabilities : got.logits;
-    if (out.size() != want.data.size()) {
-      r.failure = "output has " + std::to_string(out.size()) + " values, expected " + std::to_string(want.data.size());
-      continue;
-    }
-    // ONNX's backend tests: |got - want| <= atol + rtol |want|, rtol 1e-3, atol 1e-7.
-    size_t bad = 0;
-    double worst = 0;
-    for (size_t i = 0; i < out.size(); ++i) {
-      const double err = std::fabs(double(out[i]) - want.data[i]), allowed = 1e-7 + 1e-3 * std::fabs(want.data[i]);
-      if (!(err <= allowed)) ++bad;
-      worst = std::max(worst, err / allowed);
-    }
-    if (bad) {
-      r.failure = std::to_string(bad) + " of " + std::to_string(out.size()) + " values beyond rtol 1e-3, atol 1e-7 (worst " +
-                  std::to_string(worst) + " times the tolerance)";
-    } else {
-      ++r.passed;
-    }
+    if (all) ++r.passed;
   }
   return r;
 }
@@ -178,16 +265,12 @@ const std::map<std::string, std::string> kRefused = {
     {"test_averagepool_3d_default", "only [batch, features], [batch, channels, length]"},
     {"test_concat_1d_axis_0", "only [batch, features], [batch, channels, length]"},
     {"test_concat_1d_axis_negative_1", "only [batch, features], [batch, channels, length]"},
-    {"test_concat_2d_axis_0", "the op Concat is not supported"},
-    {"test_concat_2d_axis_1", "the op Concat is not supported"},
-    {"test_concat_2d_axis_negative_1", "the op Concat is not supported"},
-    {"test_concat_2d_axis_negative_2", "the op Concat is not supported"},
-    {"test_concat_3d_axis_0", "the op Concat is not supported"},
-    {"test_concat_3d_axis_1", "the op Concat is not supported"},
-    {"test_concat_3d_axis_2", "the op Concat is not supported"},
-    {"test_concat_3d_axis_negative_1", "the op Concat is not supported"},
-    {"test_concat_3d_axis_negative_2", "the op Concat is not supported"},
-    {"test_concat_3d_axis_negative_3", "the op Concat is not supported"},
+    {"test_concat_2d_axis_0", "(only the channels, axis 1, are supported)"},
+    {"test_concat_2d_axis_negative_2", "(only the channels, axis 1, are supported)"},
+    {"test_concat_3d_axis_0", "(only the channels, axis 1, are supported)"},
+    {"test_concat_3d_axis_2", "(only the channels, axis 1, are supported)"},
+    {"test_concat_3d_axis_negative_1", "(only the channels, axis 1, are supported)"},
+    {"test_concat_3d_axis_negative_3", "(only the channels, axis 1, are supported)"},
     {"test_constant", "0 inputs without an initializer"},
     {"test_constant_pad", "the op Pad is not supported"},
     {"test_dropout_default_mask", "only output 0 is supported"},
@@ -229,10 +312,8 @@ const std::map<std::string, std::string> kRefused = {
     {"test_softmax_large_number_expanded", "the op ReduceMax is not supported"},
     {"test_softmax_negative_axis_expanded", "the op ReduceMax is not supported"},
     {"test_split_equal_parts_1d", "only [batch, features], [batch, channels, length]"},
-    {"test_split_equal_parts_2d", "the op Split is not supported"},
     {"test_split_equal_parts_default_axis", "only [batch, features], [batch, channels, length]"},
     {"test_split_variable_parts_1d", "only [batch, features], [batch, channels, length]"},
-    {"test_split_variable_parts_2d", "the op Split is not supported"},
     {"test_split_variable_parts_default_axis", "only [batch, features], [batch, channels, length]"},
     {"test_split_zero_size_splits", "empty tensors are not supported"},
     {"test_Conv2d_dilated", "dilations [2, 2] (only 1"},

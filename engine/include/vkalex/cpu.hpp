@@ -58,6 +58,12 @@ template <typename T>
 VKALEX_API BasicHostTensor<T> softmax(const BasicHostTensor<T>& x, uint32_t length = 0, uint32_t inner = 1);
 template <typename T>
 VKALEX_API BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>& x);
+// Channels begin to end - 1 of x [N, C, ...] (features of [N, F]).
+template <typename T>
+VKALEX_API BasicHostTensor<T> slice_channels(const BasicHostTensor<T>& x, uint32_t begin, uint32_t end);
+// The inputs' channels one after another: tensors [N, C_i, ...] that differ only in C_i.
+template <typename T>
+VKALEX_API BasicHostTensor<T> concat_channels(const std::vector<const BasicHostTensor<T>*>& inputs);
 // Training-mode dropout: kept elements scaled by 1 / (1 - p), the others zero. Element i draws
 // dropout_hash(seed, step, first_index + i) (see ops::dropout).
 template <typename T>

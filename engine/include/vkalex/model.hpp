@@ -14,12 +14,15 @@
 VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
-enum class LayerType { Conv2d, Relu, Lrn, MaxPool, AvgPool, AdaptiveAvgPool, Flatten, Dropout, Linear, Softmax };
+enum class LayerType { Conv2d, Relu, Lrn, MaxPool, AvgPool, AdaptiveAvgPool, Flatten, Dropout, Linear, Softmax, Concat, Slice };
 const char* layer_type_name(LayerType type);
 
 struct LayerDesc {
   std::string name;  // from the description, else "<type><position>"
   LayerType type = LayerType::Relu;
+  // The layers whose outputs this one reads, by name ("input": the model's input). Empty: the
+  // layer before it (the model's input for the first layer). Only concat reads more than one.
+  std::vector<std::string> inputs;
   // conv2d
   uint32_t out_channels = 0, kernel_h = 0, kernel_w = 0;
   Conv2dParams conv;
@@ -36,6 +39,9 @@ struct LayerDesc {
   uint32_t softmax_length = 0, softmax_inner = 1;
   // linear
   uint32_t out_features = 0;
+  // slice: channels slice_begin to slice_end - 1 of its input (features of a [N, F] input);
+  // concat joins its inputs' channels (features) in the order of `inputs`
+  uint32_t slice_begin = 0, slice_end = 0;
   // names of the parameter tensors (conv2d, linear); bias may be empty (no bias)
   std::string weight, bias;
   // initial value of the bias for the paper's initialisation ("init_bias", default 0)
@@ -71,6 +77,14 @@ ModelDesc parse_model(const std::string& json_text, const std::string& source,
 // {"preprocess": {...as in a description...}, "labels": "FILE"} (labels optional, resolved
 // against the file's folder) into `model`. Throws Error naming the file and the field.
 void load_preprocess_sidecar(const std::string& path, ModelDesc& model);
+
+// What each layer reads: the positions of the layers named by its `inputs` (kModelInput: the
+// model's input), or of the layer before it. Throws Error naming the layer where a name is
+// unknown or not an earlier layer, where a layer is named "input" (the name of the model's
+// input), where a layer other than concat reads more than one, and where a layer's output is
+// read by none (every layer but the last must be read: the model's output is the last one's).
+constexpr size_t kModelInput = SIZE_MAX;
+std::vector<std::vector<size_t>> layer_inputs(const ModelDesc& model);
 
 // Output shape of every layer for a batch (checked as parse_model checks).
 std::vector<Shape> layer_shapes(const ModelDesc& model, uint32_t batch);

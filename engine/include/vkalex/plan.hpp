@@ -26,6 +26,8 @@ enum class OpKind {
   Dropout,  // training only: the identity at inference
   Reshape,  // flatten, and adaptive average pooling where it is the identity
   Softmax,  // the model's output; training replaces it with the fused loss
+  Concat,   // joins its inputs' channels (copies; inference only)
+  Slice,    // a range of its input's channels (a copy; inference only)
 };
 const char* op_kind_name(OpKind kind);
 
@@ -33,6 +35,9 @@ struct PlanOp {
   OpKind kind = OpKind::Relu;
   std::string name;     // the layer's name
   size_t layer = 0;     // the layer's position in the description
+  // The ops whose outputs this one reads (kPlanInput: the plan's input): the op before it in
+  // a chain; a concat reads several. `in` is the shape of the first.
+  std::vector<size_t> inputs;
   Shape in, out;        // with the batch dimension
   // Conv2d and Linear: parameter names (bias may be empty), and the ReLU layer that follows
   // and is applied by this op's kernel (relu_layer names it; the plan has no op for it).
@@ -45,6 +50,7 @@ struct PlanOp {
   bool count_include_pad = false;  // AvgPool
   float dropout = 0;    // Dropout: probability of dropping
   uint32_t softmax_length = 0, softmax_inner = 1;  // Softmax (see LayerDesc)
+  uint32_t slice_begin = 0, slice_end = 0;          // Slice: its channels of the input
   // The kernel that runs the forward op on this plan's device: the registry's variant
   // ("linear.vec4") where the op has several, else its shader's name.
   std::string kernel;
@@ -54,6 +60,8 @@ struct PlanOp {
   uint64_t flop = 0;
   uint64_t bytes = 0;
 };
+
+constexpr size_t kPlanInput = SIZE_MAX;
 
 struct Plan {
   std::string model;
@@ -66,6 +74,8 @@ struct Plan {
   uint64_t flop() const;  // of the whole forward pass
   // The first op with parameters: a training step's backward pass ends there.
   size_t first_parameter_op() const;
+  // Whether every op reads the op before it (the first the input) and nothing else.
+  bool is_chain() const;
 };
 
 // Lowers `model` for `batch` images on `device`, its tensors stored as `storage` (F32 or F16;
@@ -77,7 +87,9 @@ Plan lower(const ModelDesc& model, uint32_t batch, const DeviceInfo& device, DTy
 // softmax do not: they alias or write the outputs), and the elements those tensors of `plan`
 // hold in all: what a forward pass allocates for its activations.
 bool owns_output(OpKind kind);
-// Throws Error naming the op where the plan has one that cannot be trained (average pooling).
+// Throws Error naming the op where the plan has one that cannot be trained (average pooling,
+// a softmax over part of the features) or is not a chain (concat, slice, a layer that reads
+// another than the one before it).
 void require_trainable(const Plan& plan, const std::string& who);
 uint64_t activation_elements(const Plan& plan);
 
@@ -113,7 +125,8 @@ struct SplitPlan {
 
 // Splits `plan` over two devices. Input channels a device needs and does not compute itself
 // come from the other device (see SplitNet). Throws Error naming the op where it cannot be
-// split: a convolution whose groups are neither 1 nor even, a reshape that is not a flatten.
+// split: a convolution whose groups are neither 1 nor even, a reshape that is not a flatten,
+// a plan that is not a chain.
 SplitPlan split_plan(const Plan& plan);
 
 }  // namespace vkalex

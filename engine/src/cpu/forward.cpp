@@ -193,6 +193,48 @@ BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, 
   return y;
 }
 
+template <typename T>
+BasicHostTensor<T> slice_channels(const BasicHostTensor<T>& x, uint32_t begin, uint32_t end) {
+  check_size("slice", "input", x);
+  if (x.shape.rank() < 2 || begin >= end || end > x.shape[1]) {
+    throw Error("slice: channels " + std::to_string(begin) + " to " + std::to_string(end) + " (end excluded) are not a range of " +
+                x.shape.str());
+  }
+  std::vector<uint32_t> dims = x.shape.dims();
+  const uint64_t inner = x.shape.numel() / (uint64_t(dims[0]) * dims[1]);
+  dims[1] = end - begin;
+  BasicHostTensor<T> y{Shape(dims)};
+  for (uint64_t n = 0, o = 0; n < dims[0]; ++n) {
+    const uint64_t first = (n * x.shape[1] + begin) * inner;
+    for (uint64_t i = 0; i < uint64_t(end - begin) * inner; ++i) y.data[o++] = x.data[first + i];
+  }
+  return y;
+}
+
+template <typename T>
+BasicHostTensor<T> concat_channels(const std::vector<const BasicHostTensor<T>*>& inputs) {
+  if (inputs.empty()) throw Error("concat: no inputs");
+  std::vector<uint32_t> dims = inputs[0]->shape.dims();
+  if (dims.size() < 2) throw Error("concat: input " + inputs[0]->shape.str() + " has no channels");
+  dims[1] = 0;
+  for (const auto* x : inputs) {
+    check_size("concat", "input", *x);
+    bool same = x->shape.rank() == dims.size();
+    for (size_t d = 0; same && d < dims.size(); ++d) same = d == 1 || x->shape[d] == dims[d];
+    if (!same) throw Error("concat: inputs " + inputs[0]->shape.str() + " and " + x->shape.str() + " differ in more than their channels");
+    dims[1] += x->shape[1];
+  }
+  BasicHostTensor<T> y{Shape(dims)};
+  uint64_t o = 0;
+  for (uint32_t n = 0; n < dims[0]; ++n) {
+    for (const auto* x : inputs) {
+      const uint64_t per_image = x->shape.numel() / dims[0];
+      for (uint64_t i = 0; i < per_image; ++i) y.data[o++] = x->data[n * per_image + i];
+    }
+  }
+  return y;
+}
+
 #define VKALEX_INSTANTIATE_FORWARD(T)                                                                  \
   template BasicHostTensor<T> conv2d(const BasicHostTensor<T>&, const BasicHostTensor<T>&,            \
                                      const BasicHostTensor<T>*, const Conv2dParams&);                  \
@@ -204,6 +246,8 @@ BasicHostTensor<T> dropout(const BasicHostTensor<T>& x, float p, uint32_t seed, 
                                      const BasicHostTensor<T>*, bool);                                 \
   template BasicHostTensor<T> softmax(const BasicHostTensor<T>&, uint32_t, uint32_t);                                     \
   template BasicHostTensor<T> dropout_inference(const BasicHostTensor<T>&);                           \
+  template BasicHostTensor<T> slice_channels(const BasicHostTensor<T>&, uint32_t, uint32_t);          \
+  template BasicHostTensor<T> concat_channels(const std::vector<const BasicHostTensor<T>*>&);         \
   template BasicHostTensor<T> dropout(const BasicHostTensor<T>&, float, uint32_t, uint32_t, uint32_t);
 VKALEX_INSTANTIATE_FORWARD(float)
 VKALEX_INSTANTIATE_FORWARD(double)

@@ -29,6 +29,8 @@ const char* layer_type_name(LayerType type) {
     case LayerType::Dropout: return "dropout";
     case LayerType::Linear: return "linear";
     case LayerType::Softmax: return "softmax";
+    case LayerType::Concat: return "concat";
+    case LayerType::Slice: return "slice";
   }
   return "?";
 }
@@ -114,6 +116,19 @@ class Fields {
     }
     return static_cast<float>(d);
   }
+  // A list of at least one string; empty when absent.
+  std::vector<std::string> names(const char* key) {
+    used_.insert(key);
+    std::vector<std::string> out;
+    if (!j_.contains(key)) return out;
+    const json& v = j_[key];
+    if (!v.is_array() || v.empty()) fail(std::string("\"") + key + "\" must be a non-empty list of layer names");
+    for (const auto& e : v) {
+      if (!e.is_string()) fail(std::string("\"") + key + "\" must be a non-empty list of layer names");
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
   const json& object(const char* key) {
     used_.insert(key);
     if (!j_.contains(key)) fail(std::string("missing field \"") + key + "\"");
@@ -138,11 +153,12 @@ LayerType parse_type(Fields& f, const std::string& type) {
       {"avg_pool", LayerType::AvgPool},
       {"adaptive_avg_pool", LayerType::AdaptiveAvgPool},
       {"flatten", LayerType::Flatten}, {"dropout", LayerType::Dropout},
-      {"linear", LayerType::Linear},   {"softmax", LayerType::Softmax}};
+      {"linear", LayerType::Linear},   {"softmax", LayerType::Softmax},
+      {"concat", LayerType::Concat},   {"slice", LayerType::Slice}};
   auto it = types.find(type);
   if (it == types.end()) {
     f.fail("unknown layer type \"" + type +
-           "\" (known: conv2d, relu, lrn, max_pool, avg_pool, adaptive_avg_pool, flatten, dropout, linear, softmax)");
+           "\" (known: conv2d, relu, lrn, max_pool, avg_pool, adaptive_avg_pool, flatten, dropout, linear, softmax, concat, slice)");
   }
   return it->second;
 }
@@ -175,11 +191,49 @@ Shape adaptive_pool_output_shape(const Shape& x, uint32_t out_h, uint32_t out_w)
   return Shape{x[0], x[1], out_h, out_w};
 }
 
-std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
-  std::vector<Shape> shapes;
-  Shape s = m.input_shape(batch);
+std::vector<std::vector<size_t>> layer_inputs(const ModelDesc& m) {
+  std::map<std::string, size_t> position;
+  std::vector<std::vector<size_t>> inputs(m.layers.size());
+  std::vector<bool> read(m.layers.size(), false);
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerDesc& l = m.layers[i];
+    if (l.name == "input") throw Error(where(m, i) + ": a layer may not be named \"input\" (the name of the model's input)");
+    if (l.inputs.empty()) {
+      inputs[i].push_back(i == 0 ? kModelInput : i - 1);
+    } else {
+      for (const std::string& name : l.inputs) {
+        if (name == "input") {
+          inputs[i].push_back(kModelInput);
+          continue;
+        }
+        auto it = position.find(name);
+        if (it == position.end()) {
+          throw Error(where(m, i) + ": reads \"" + name + "\", which is not an earlier layer (nor \"input\")");
+        }
+        inputs[i].push_back(it->second);
+      }
+    }
+    if (inputs[i].size() > 1 && l.type != LayerType::Concat) {
+      throw Error(where(m, i) + ": reads " + std::to_string(inputs[i].size()) + " layers; only a concat reads more than one");
+    }
+    for (size_t k : inputs[i])
+      if (k != kModelInput) read[k] = true;
+    position.emplace(l.name, i);
+  }
+  for (size_t i = 0; i + 1 < m.layers.size(); ++i) {
+    if (!read[i]) throw Error(where(m, i) + ": no layer reads its output (the model's output is the last layer's)");
+  }
+  return inputs;
+}
+
+std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
+  std::vector<Shape> shapes;
+  const auto inputs = layer_inputs(m);
+  const Shape input = m.input_shape(batch);
+  auto shape_of = [&](size_t k) { return k == kModelInput ? input : shapes[k]; };
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerDesc& l = m.layers[i];
+    Shape s = shape_of(inputs[i][0]);
     try {
       switch (l.type) {
         case LayerType::Conv2d: {
@@ -216,6 +270,36 @@ std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
         case LayerType::Softmax:
           s = softmax_output_shape(s);
           break;
+        case LayerType::Concat: {
+          // Every input as the first but for its channels (features), which add up.
+          uint64_t channels = 0;
+          for (size_t k : inputs[i]) {
+            const Shape x = shape_of(k);
+            bool same = x.rank() == s.rank() && x.rank() >= 2;
+            for (size_t d = 0; same && d < x.rank(); ++d) same = d == 1 || x[d] == s[d];
+            if (!same) {
+              throw Error("its inputs " + s.str() + " and " + x.str() + " differ in more than their channels (dimension 1)");
+            }
+            channels += x[1];
+          }
+          if (channels > 1'000'000) throw Error("joins " + std::to_string(channels) + " channels, more than 1000000");
+          std::vector<uint32_t> d = s.dims();
+          d[1] = static_cast<uint32_t>(channels);
+          s = Shape(std::move(d));
+          break;
+        }
+        case LayerType::Slice:
+          if (s.rank() < 2) throw Error("needs a batch dimension, gets " + s.str());
+          if (l.slice_begin >= l.slice_end || l.slice_end > s[1]) {
+            throw Error("channels " + std::to_string(l.slice_begin) + " to " + std::to_string(l.slice_end) + " (end excluded) are not a range of its input " +
+                        s.str() + "'s " + std::to_string(s[1]));
+          }
+          {
+            std::vector<uint32_t> d = s.dims();
+            d[1] = l.slice_end - l.slice_begin;
+            s = Shape(std::move(d));
+          }
+          break;
         case LayerType::Relu:
         case LayerType::Dropout:
           break;
@@ -231,9 +315,10 @@ std::vector<Shape> layer_shapes(const ModelDesc& m, uint32_t batch) {
 std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& m) {
   std::vector<std::pair<std::string, Shape>> out;
   const auto shapes = layer_shapes(m, 1);
-  Shape in = m.input_shape(1);
+  const auto inputs = layer_inputs(m);
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerDesc& l = m.layers[i];
+    const Shape in = inputs[i][0] == kModelInput ? m.input_shape(1) : shapes[inputs[i][0]];
     if (l.type == LayerType::Conv2d) {
       out.emplace_back(l.weight, Shape{l.out_channels, in[1] / l.conv.groups, l.kernel_h, l.kernel_w});
       if (!l.bias.empty()) out.emplace_back(l.bias, Shape{l.out_channels});
@@ -241,7 +326,6 @@ std::vector<std::pair<std::string, Shape>> parameter_shapes(const ModelDesc& m) 
       out.emplace_back(l.weight, Shape{l.out_features, in[1]});
       if (!l.bias.empty()) out.emplace_back(l.bias, Shape{l.out_features});
     }
-    in = shapes[i];
   }
   return out;
 }
@@ -337,6 +421,7 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
     l.type = parse_type(f, f.text("type"));
     l.name = f.text("name", std::string(layer_type_name(l.type)) + std::to_string(i));
     if (!names.insert(l.name).second) f.fail("layer name \"" + l.name + "\" is used twice");
+    l.inputs = f.names("inputs");
     switch (l.type) {
       case LayerType::Conv2d: {
         l.out_channels = f.uint("out_channels");
@@ -377,6 +462,13 @@ ModelDesc parse_model(const std::string& text, const std::string& source, const 
         l.weight = f.text("weight");
         l.bias = f.text("bias", "");
         l.init_bias = f.number("init_bias", 0.0f);
+        break;
+      case LayerType::Slice:
+        l.slice_begin = f.uint("begin");
+        l.slice_end = f.uint("end");
+        break;
+      case LayerType::Concat:
+        if (l.inputs.size() < 2) f.fail("a concat needs \"inputs\": the names of at least two layers");
         break;
       case LayerType::Relu:
       case LayerType::Flatten:

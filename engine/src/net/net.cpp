@@ -6,6 +6,7 @@
 
 #include "net/cpu_walk.hpp"
 #include "vk/device.hpp"
+#include "vk/exchange.hpp"
 #include "vkalex/random.hpp"
 #include "vkalex/error.hpp"
 #include "vkalex/safetensors.hpp"
@@ -177,9 +178,9 @@ void Net::prepare(uint32_t batch) {
 
 void Net::record_pass(Recorder& rec) {
   State& s = *state_;
-  Tensor cur = s.input;
   for (size_t i = 0; i < s.plan.ops.size(); ++i) {
     const PlanOp& op = s.plan.ops[i];
+    const Tensor& cur = op.inputs[0] == kPlanInput ? s.input : s.activations[op.inputs[0]];
     Tensor& y = s.activations[i];
     const Tensor* bias = op.bias.empty() ? nullptr : &s.params.at(op.bias);
     rec.set_scope(op.name);
@@ -197,8 +198,19 @@ void Net::record_pass(Recorder& rec) {
         ops::softmax(rec, cur, s.probabilities, op.softmax_length, op.softmax_inner);
         y = s.probabilities;
         break;
+      case OpKind::Concat: {
+        uint32_t first = 0;
+        for (size_t k : op.inputs) {
+          const Tensor& x = k == kPlanInput ? s.input : s.activations[k];
+          detail::copy_channels(rec, x, 0, y, first, x.shape()[1]);
+          first += x.shape()[1];
+        }
+        break;
+      }
+      case OpKind::Slice:
+        detail::copy_channels(rec, cur, op.slice_begin, y, 0, op.slice_end - op.slice_begin);
+        break;
     }
-    cur = y;
   }
 }
 
@@ -354,16 +366,27 @@ namespace {
 HostTensor64 widen(const HostTensor& t) { return HostTensor64(t.shape, std::vector<double>(t.data.begin(), t.data.end())); }
 
 template <typename T>
-ForwardResult walk_cpu(const Plan& plan, BasicHostTensor<T> cur, const std::map<std::string, BasicHostTensor<T>>& params,
+ForwardResult walk_cpu(const Plan& plan, const BasicHostTensor<T>& input, const std::map<std::string, BasicHostTensor<T>>& params,
                        uint32_t classes) {
   ForwardResult r;
-  r.batch = cur.shape[0];
+  r.batch = input.shape[0];
   r.classes = classes;
-  for (const PlanOp& op : plan.ops) {
-    if (op.kind == OpKind::Softmax) r.logits.assign(cur.data.begin(), cur.data.end());
-    cur = detail::cpu_forward_op(op, cur, params, false, 0, 0).y;
+  std::vector<BasicHostTensor<T>> outputs(plan.ops.size());
+  auto output_of = [&](size_t k) -> const BasicHostTensor<T>& { return k == kPlanInput ? input : outputs[k]; };
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const PlanOp& op = plan.ops[i];
+    const BasicHostTensor<T>& x = output_of(op.inputs[0]);
+    if (op.kind == OpKind::Softmax) r.logits.assign(x.data.begin(), x.data.end());
+    if (op.kind == OpKind::Concat) {
+      std::vector<const BasicHostTensor<T>*> xs;
+      for (size_t k : op.inputs) xs.push_back(&output_of(k));
+      outputs[i] = cpu::concat_channels(xs);
+    } else {
+      outputs[i] = detail::cpu_forward_op(op, x, params, false, 0, 0).y;
+    }
   }
-  r.probabilities.assign(cur.data.begin(), cur.data.end());
+  const BasicHostTensor<T>& y = outputs.empty() ? input : outputs.back();
+  r.probabilities.assign(y.data.begin(), y.data.end());
   return r;
 }
 
@@ -412,6 +435,8 @@ BasicCpuForward<T> cpu_forward_op(const PlanOp& op, const BasicHostTensor<T>& x,
       r.y.shape = op.out;
       break;
     case OpKind::Softmax: r.y = cpu::softmax(x, op.softmax_length, op.softmax_inner); break;
+    case OpKind::Slice: r.y = cpu::slice_channels(x, op.slice_begin, op.slice_end); break;
+    case OpKind::Concat: r.y = cpu::concat_channels(std::vector<const BasicHostTensor<T>*>{&x}); break;  // of one input
   }
   if (op.relu) {
     r.pre_relu = r.y;

@@ -294,9 +294,9 @@ void pool_window(const Window& w, const std::vector<int64_t>& x, MaxPoolParams& 
   }
 }
 
-// The state of the walk: the chain of layers so far and what each value name holds.
+// The state of the walk: the layers so far and what each value name holds.
 struct Value {
-  std::optional<Constant> constant;  // else an activation of the chain
+  std::optional<Constant> constant;  // else an activation
   std::vector<int64_t> dims;         // an activation's dimensions (dims[0] the batch, -1 where symbolic)
   size_t producer = SIZE_MAX;        // the layer that wrote it (SIZE_MAX: the graph input)
 };
@@ -315,7 +315,6 @@ class Lowering {
   std::map<std::string, Value> values_;
   std::vector<LayerDesc> layers_;
   std::set<std::string> layer_names_;
-  std::string current_;        // the name of the chain's current activation
   std::set<std::string> consumed_;  // value names some node reads (or the graph outputs)
   bool saw_softmax_ = false;
 
@@ -327,16 +326,24 @@ class Lowering {
     if (it == values_.end()) malformed("reads \"" + name + "\", which no earlier node, input or initializer gives");
     return it->second;
   }
-  // The node's input `k` as the chain's current activation.
+  // The node's input `k`, an activation (the graph input or a layer's output).
   const std::vector<int64_t>& activation(const onnx::NodeProto& node, int k) {
     if (node.input_size() <= k || node.input(k).empty()) malformed("input " + std::to_string(k) + " is missing");
     const Value& v = value(node.input(k));
     if (v.constant) refuse("input \"" + node.input(k) + "\" is a constant (constant folding is not supported)");
-    if (node.input(k) != current_) {
-      refuse("reads \"" + node.input(k) + "\", not the output of the layer before it (\"" + current_ +
-             "\"): graphs that branch are not supported yet");
-    }
     return v.dims;
+  }
+  // The description's name of the activation `name`: its layer's, or "input".
+  std::string source(const std::string& name) const {
+    const Value& v = value(name);
+    return v.producer == SIZE_MAX ? std::string("input") : layers_[v.producer].name;
+  }
+  // What a layer reading activation `name` lists as its inputs: nothing where that is the
+  // layer before it (or the graph input, before any layer).
+  std::vector<std::string> reads(const std::string& name) const {
+    const size_t last = layers_.empty() ? SIZE_MAX : layers_.size() - 1;
+    if (value(name).producer == last) return {};
+    return {source(name)};
   }
   const Constant& constant(const onnx::NodeProto& node, int k, const char* what) {
     if (node.input_size() <= k || node.input(k).empty()) malformed(std::string(what) + " (input " + std::to_string(k) + ") is missing");
@@ -356,28 +363,29 @@ class Lowering {
       }
     }
   }
-  // Adds a layer reading the current activation; its output becomes the node's output 0.
-  void add(const onnx::NodeProto& node, LayerDesc layer, std::vector<int64_t> dims, OnnxNode& report) {
-    layer.name = unique_layer_name(node, layer.type);
-    report.lowered = std::string(layer_type_name(layer.type)) + " " + layer.name;
+  // Adds a layer whose output becomes the node's output `k`. It reads the node's input 0
+  // unless it lists its inputs itself, or `after_previous` (the layer just added for it).
+  void add(const onnx::NodeProto& node, LayerDesc layer, std::vector<int64_t> dims, OnnxNode& report, int k = 0,
+           bool after_previous = false) {
+    if (layer.inputs.empty() && !after_previous) layer.inputs = reads(node.input(0));
+    layer.name = unique_layer_name(node, layer.type, node.output_size() > 1 ? "_" + std::to_string(k) : "");
+    report.lowered += std::string(report.lowered.empty() ? "" : ", ") + layer_type_name(layer.type) + " " + layer.name;
     layers_.push_back(std::move(layer));
     Value v;
     v.dims = std::move(dims);
     v.producer = layers_.size() - 1;
-    define(node.output(0), std::move(v));
-    current_ = node.output(0);
+    define(node.output(k), std::move(v));
   }
   void alias(const onnx::NodeProto& node, const std::string& from) {
     Value v = value(from);
     define(node.output(0), std::move(v));
-    if (from == current_) current_ = node.output(0);
   }
   void define(const std::string& name, Value v) {
     if (name.empty()) malformed("an output has no name");
     if (!values_.emplace(name, std::move(v)).second) malformed("\"" + name + "\" is given by two nodes (or an input)");
   }
-  std::string unique_layer_name(const onnx::NodeProto& node, LayerType type) {
-    std::string base = node.name().empty() ? std::string(layer_type_name(type)) + std::to_string(layers_.size() + 1) : node.name();
+  std::string unique_layer_name(const onnx::NodeProto& node, LayerType type, const std::string& suffix = "") {
+    std::string base = (node.name().empty() ? std::string(layer_type_name(type)) + std::to_string(layers_.size() + 1) : node.name()) + suffix;
     std::string name = base;
     for (int k = 2; !layer_names_.insert(name).second; ++k) name = base + "_" + std::to_string(k);
     return name;
@@ -408,6 +416,8 @@ class Lowering {
   void softmax(const onnx::NodeProto& node, OnnxNode& report);
   void constant_node(const onnx::NodeProto& node, OnnxNode& report);
   void transpose(const onnx::NodeProto& node, OnnxNode& report);
+  void concat(const onnx::NodeProto& node, OnnxNode& report);
+  void split(const onnx::NodeProto& node, OnnxNode& report);
   void to_features(const onnx::NodeProto& node, const std::vector<int64_t>& x, OnnxNode& report);
 };
 
@@ -479,17 +489,18 @@ void Lowering::read_inputs() {
   m.channels = uint32_t(dims[1]);
   m.height = dims.size() > 2 ? uint32_t(dims[2]) : 1;
   m.width = dims.size() > 3 ? uint32_t(dims[3]) : 1;
+  layer_names_.insert("input");  // the description's name of its input
   Value v;
   v.dims = dims;
-  define(in.name(), std::move(v));
-  current_ = in.name();
   if (dims.size() == 2) {  // the description's input is an image [C, H, W]: [F, 1, 1] here
     LayerDesc f;
     f.type = LayerType::Flatten;
     f.name = "input_flatten";
     layer_names_.insert(f.name);
     layers_.push_back(f);
+    v.producer = 0;
   }
+  define(in.name(), std::move(v));
   for (const auto& o : g.output()) consumed_.insert(o.name());
   for (const auto& n : g.node()) {
     for (const auto& i : n.input()) consumed_.insert(i);
@@ -663,7 +674,6 @@ void Lowering::add_bias(const onnx::NodeProto& node, OnnxNode& report) {
   report.lowered = "bias of " + l.name;
   Value out = v;
   define(node.output(0), std::move(out));
-  current_ = node.output(0);
 }
 
 void Lowering::flatten(const onnx::NodeProto& node, OnnxNode& report) {
@@ -780,16 +790,18 @@ void Lowering::softmax(const onnx::NodeProto& node, OnnxNode& report) {
   require_outputs(node, 1);
   if (saw_softmax_) refuse("a second softmax (only one, at the end, is supported)");
   saw_softmax_ = true;
-  if (x.size() > 2) {
+  const bool flatten = x.size() > 2;
+  if (flatten) {
     LayerDesc f;
     f.type = LayerType::Flatten;
+    f.inputs = reads(node.input(0));
     f.name = unique_layer_name(node, LayerType::Flatten);
     layers_.push_back(f);
   }
   LayerDesc l;
   l.type = LayerType::Softmax;
   if (length != features(x) || inner != 1) l.softmax_length = uint32_t(length), l.softmax_inner = uint32_t(inner);
-  add(node, l, x, report);
+  add(node, l, x, report, 0, flatten);
 }
 
 void Lowering::constant_node(const onnx::NodeProto& node, OnnxNode& report) {
@@ -861,6 +873,88 @@ void Lowering::transpose(const onnx::NodeProto& node, OnnxNode& report) {
   report.lowered = "constant (transposed)";
 }
 
+// Concat along the channels (features): a concat layer of the inputs in order.
+void Lowering::concat(const onnx::NodeProto& node, OnnxNode& report) {
+  const Attributes a(node, {"axis"});
+  if (!a.has("axis")) malformed("has no axis (required)");
+  const auto x = activation(node, 0);
+  const int64_t rank = int64_t(x.size());
+  int64_t axis = a.i("axis", 1);
+  if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
+  if (axis < 0) axis += rank;
+  if (axis != 1) refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " (only the channels, axis 1, are supported)");
+  std::vector<int64_t> out = x;
+  out[1] = 0;
+  LayerDesc l;
+  l.type = LayerType::Concat;
+  for (int k = 0; k < node.input_size(); ++k) {
+    const auto d = activation(node, k);
+    bool same = d.size() == x.size();
+    for (size_t i = 2; same && i < d.size(); ++i) same = d[i] == x[i];
+    if (!same) malformed("inputs " + dims_str(x) + " and " + dims_str(d) + " differ in more than their channels (axis 1)");
+    out[1] += d[1];
+    l.inputs.push_back(source(node.input(k)));
+  }
+  require_outputs(node, 1);
+  if (node.input_size() == 1) {
+    alias(node, node.input(0));
+    report.lowered = "identity";
+    return;
+  }
+  add(node, l, out, report);
+}
+
+// Split along the channels (features): a slice layer for each output some node reads.
+void Lowering::split(const onnx::NodeProto& node, OnnxNode& report) {
+  const int64_t opset = out_.opset;
+  const Attributes a = opset < 13 ? Attributes(node, {"axis", "split"}) : Attributes(node, {"axis"});
+  const auto x = activation(node, 0);
+  const int64_t rank = int64_t(x.size());
+  int64_t axis = a.i("axis", 0);
+  if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
+  if (axis < 0) axis += rank;
+  if (axis != 1) refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " (only the channels, axis 1, are supported)");
+  const int outputs = node.output_size();
+  if (outputs < 1) malformed("has no output");
+  std::vector<int64_t> sizes;
+  if (opset < 13) {
+    if (auto v = a.ints("split")) sizes = *v;
+  } else if (const Constant* c = optional_constant(node, 1, "split")) {
+    if (!c->is_int || c->dims.size() != 1) malformed("split " + dims_str(c->dims) + " is not a 1-D INT64 tensor");
+    sizes = c->i;
+  }
+  if (sizes.empty()) {
+    if (x[1] % outputs) malformed(dims_str(x) + " has " + std::to_string(x[1]) + " channels, which do not split into " + std::to_string(outputs) + " equal parts");
+    sizes.assign(size_t(outputs), x[1] / outputs);
+  }
+  if (int64_t(sizes.size()) != outputs) {
+    malformed("split gives " + std::to_string(sizes.size()) + " sizes for " + std::to_string(outputs) + " outputs");
+  }
+  int64_t total = 0;
+  for (int64_t v : sizes) {
+    if (v < 0 || v > x[1]) malformed("split size " + std::to_string(v) + " is not a part of " + std::to_string(x[1]) + " channels");
+    total += v;
+  }
+  if (total != x[1]) malformed("split sizes add up to " + std::to_string(total) + ", the input " + dims_str(x) + " has " + std::to_string(x[1]) + " channels");
+  const std::string from = source(node.input(0));
+  int64_t begin = 0;
+  for (int k = 0; k < outputs; ++k) {
+    const int64_t end = begin + sizes[size_t(k)];
+    if (!node.output(k).empty() && consumed_.count(node.output(k))) {
+      if (end == begin) refuse("output " + std::to_string(k) + " (\"" + node.output(k) + "\") is empty, and read");
+      LayerDesc l;
+      l.type = LayerType::Slice;
+      l.inputs = {from};
+      l.slice_begin = uint32_t(begin), l.slice_end = uint32_t(end);
+      std::vector<int64_t> d = x;
+      d[1] = end - begin;
+      add(node, l, d, report, k);
+    }
+    begin = end;
+  }
+  if (report.lowered.empty()) report.lowered = "nothing (no output is read)";
+}
+
 void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
   const std::string& op = node.op_type();
   if (!node.domain().empty() && node.domain() != "ai.onnx") refuse("domain \"" + node.domain() + "\" is not supported");
@@ -887,6 +981,8 @@ void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
   if (op == "Softmax") return softmax(node, report);
   if (op == "Constant") return constant_node(node, report);
   if (op == "Transpose") return transpose(node, report);
+  if (op == "Concat") return concat(node, report);
+  if (op == "Split") return split(node, report);
   if (op == "Relu") {
     const Attributes a(node, {});
     const auto x = activation(node, 0);
@@ -958,8 +1054,9 @@ void Lowering::run(bool throw_refusals) {
   }
   auto it = values_.find(out_.output);
   if (it == values_.end()) malformed("the graph's output \"" + out_.output + "\" is given by no node");
-  if (it->second.constant || out_.output != current_) {
-    Refusal r{"the graph's output \"" + out_.output + "\" is not the end of the chain of layers (\"" + current_ + "\")"};
+  if (it->second.constant || it->second.producer != (layers_.empty() ? SIZE_MAX : layers_.size() - 1)) {
+    Refusal r{"the graph's output \"" + out_.output + "\" is not the output of its last layer" +
+              (layers_.empty() ? std::string() : " (" + layers_.back().name + ")")};
     if (throw_refusals) throw r;
     out_.graph_refused = r.why;
     return;

@@ -19,6 +19,8 @@ const char* op_kind_name(OpKind kind) {
     case OpKind::Dropout: return "dropout";
     case OpKind::Reshape: return "reshape";
     case OpKind::Softmax: return "softmax";
+    case OpKind::Concat: return "concat";
+    case OpKind::Slice: return "slice";
   }
   return "?";
 }
@@ -35,12 +37,26 @@ size_t Plan::first_parameter_op() const {
   return ops.size();
 }
 
+bool Plan::is_chain() const {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].inputs.size() != 1 || ops[i].inputs[0] != (i == 0 ? kPlanInput : i - 1)) return false;
+  }
+  return true;
+}
+
 bool owns_output(OpKind kind) {
   return kind == OpKind::Conv2d || kind == OpKind::Linear || kind == OpKind::Relu || kind == OpKind::Lrn ||
-         kind == OpKind::MaxPool || kind == OpKind::AvgPool;
+         kind == OpKind::MaxPool || kind == OpKind::AvgPool || kind == OpKind::Concat || kind == OpKind::Slice;
 }
 
 void require_trainable(const Plan& plan, const std::string& who) {
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const PlanOp& op = plan.ops[i];
+    if (op.inputs.size() != 1 || op.inputs[0] != (i == 0 ? kPlanInput : i - 1)) {
+      throw Error(who + ": " + plan.model + "'s layer " + op.name + " (" + op_kind_name(op.kind) +
+                  ") does not just read the layer before it; graphs that branch have no backward pass yet (such models run inference only)");
+    }
+  }
   for (const PlanOp& op : plan.ops) {
     if (op.kind == OpKind::AvgPool) {
       throw Error(who + ": " + plan.model + "'s layer " + op.name +
@@ -64,24 +80,34 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType s
   ops::check_forced_kernels(device);
   if (batch == 0) throw Error("model " + m.name + ": batch size must be at least 1");
   const std::vector<Shape> shapes = layer_shapes(m, batch);
+  const auto inputs = layer_inputs(m);
+  std::vector<size_t> readers(m.layers.size(), 0);  // how many layers read each one
+  for (const auto& in : inputs)
+    for (size_t k : in)
+      if (k != kModelInput) ++readers[k];
+  std::vector<size_t> op_of(m.layers.size(), kPlanInput);  // the op that gives each layer's output
   Plan plan;
   plan.model = m.name;
   plan.batch = batch;
   plan.storage = storage;
   plan.input = m.input_shape(batch);
   plan.classes = m.classes;
-  Shape in = plan.input;
   const uint64_t f = dtype_size(storage);
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const LayerDesc& l = m.layers[i];
     PlanOp op;
     op.name = l.name;
     op.layer = i;
+    for (size_t k : inputs[i]) op.inputs.push_back(k == kModelInput ? kPlanInput : op_of[k]);
+    const Shape in = inputs[i][0] == kModelInput ? plan.input : shapes[inputs[i][0]];
     op.in = in;
     op.out = shapes[i];
-    const uint64_t in_bytes = in.numel() * f, out_bytes = op.out.numel() * f;
-    op.bytes = in_bytes + out_bytes;
-    const bool relu_next = i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu;
+    uint64_t in_bytes = 0;
+    for (size_t k : inputs[i]) in_bytes += (k == kModelInput ? plan.input : shapes[k]).numel() * f;
+    op.bytes = in_bytes + op.out.numel() * f;
+    // A ReLU right after this layer that reads it, and it alone, is applied by its kernel.
+    const bool relu_next = i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu &&
+                           inputs[i + 1][0] == i && readers[i] == 1;
     switch (l.type) {
       case LayerType::Conv2d: {
         op.kind = OpKind::Conv2d;
@@ -147,19 +173,34 @@ Plan lower(const ModelDesc& m, uint32_t batch, const DeviceInfo& device, DType s
         op.softmax_length = l.softmax_length;
         op.softmax_inner = l.softmax_inner;
         break;
+      case LayerType::Concat:
+        op.kind = OpKind::Concat;
+        op.kernel = "copy_channels";
+        break;
+      case LayerType::Slice:
+        op.kind = OpKind::Slice;
+        op.kernel = "copy_channels";
+        op.slice_begin = l.slice_begin;
+        op.slice_end = l.slice_end;
+        op.bytes = 2 * op.out.numel() * f;  // it reads only its channels
+        break;
     }
     if ((op.kind == OpKind::Conv2d || op.kind == OpKind::Linear) && relu_next) {
       op.relu = op.conv.relu = true;
       op.relu_layer = m.layers[i + 1].name;
+      op_of[i] = plan.ops.size();
       ++i;  // that ReLU is this op's
     }
-    in = op.out;
+    op_of[i] = plan.ops.size();
     plan.ops.push_back(std::move(op));
   }
   return plan;
 }
 
 SplitPlan split_plan(const Plan& plan) {
+  if (!plan.is_chain()) {
+    throw Error("split over two devices: " + plan.model + " is not a chain of layers (it has a concat, a slice or a layer that reads another than the one before it)");
+  }
   SplitPlan sp;
   sp.plan = plan;
   auto halves = [](uint32_t c) { return std::array<ChannelRange, 2>{ChannelRange{0, c / 2}, ChannelRange{c / 2, c}}; };
@@ -219,6 +260,9 @@ SplitPlan split_plan(const Plan& plan) {
       case OpKind::Softmax:
         s.computes = s.input = s.output = {ChannelRange{0, cout}, ChannelRange{}};
         break;
+      case OpKind::Concat:
+      case OpKind::Slice:
+        fail("not a chain");  // refused above
     }
     sp.ops.push_back(s);
   }

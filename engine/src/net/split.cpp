@@ -337,6 +337,9 @@ void SplitNet::prepare(uint32_t batch) {
           ops::softmax(rec, in[d], s.probabilities, op.softmax_length, op.softmax_inner);
           out[d] = s.probabilities;
           break;
+        case OpKind::Concat:
+        case OpKind::Slice:
+          throw Error("SplitNet: a plan that is not a chain");  // split_plan refused it
       }
     }
     have = out;

@@ -109,7 +109,10 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
           break;
         case OpKind::Relu: sv.y = make(d, op.out, so.output[d].size()); ops::relu(rec, sv.x, sv.y); break;
         case OpKind::Lrn: sv.y = make(d, op.out, so.output[d].size()); ops::lrn(rec, sv.x, sv.y, op.lrn); break;
-        case OpKind::AvgPool: throw Error("SplitTrainer: average pooling has no backward pass");  // require_trainable refused it
+        case OpKind::AvgPool:
+        case OpKind::Concat:
+        case OpKind::Slice:  // require_trainable and split_plan refused them
+          throw Error(std::string("SplitTrainer: ") + op_kind_name(op.kind) + " has no backward pass");
         case OpKind::MaxPool:
           sv.y = make(d, op.out, so.output[d].size());
           sv.argmax = make(d, op.out, so.output[d].size(), DType::U32);
@@ -202,7 +205,10 @@ SplitTrainer::SplitTrainer(SplitNet& split, uint32_t batch) : batch_(batch), sta
           relu_before = i > first && plan.ops[i - 1].relu;
           ops::lrn_backward(rec, dy[d], sv.x, gx[d], op.lrn, relu_before);
           break;
-        case OpKind::AvgPool: throw Error("SplitTrainer: average pooling has no backward pass");  // require_trainable refused it
+        case OpKind::AvgPool:
+        case OpKind::Concat:
+        case OpKind::Slice:  // require_trainable and split_plan refused them
+          throw Error(std::string("SplitTrainer: ") + op_kind_name(op.kind) + " has no backward pass");
         case OpKind::MaxPool:
           gx[d] = make(d, op.in, so.input[d].size());
           ops::max_pool_backward(rec, dy[d], sv.argmax, gx[d], op.pool);

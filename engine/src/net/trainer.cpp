@@ -305,7 +305,10 @@ Trainer::Trainer(Net& net, uint32_t batch, const TrainerOptions& options)
         sv.y = keep(ctx.tensor(op.out));
         ops::lrn(*rec, cur, sv.y, op.lrn);
         break;
-      case OpKind::AvgPool: throw Error("Trainer: average pooling has no backward pass");  // require_trainable refused it
+      case OpKind::AvgPool:
+      case OpKind::Concat:
+      case OpKind::Slice:  // require_trainable refused them
+        throw Error(std::string("Trainer: ") + op_kind_name(op.kind) + " has no backward pass");
       case OpKind::MaxPool:
         sv.y = keep(ctx.tensor(op.out));
         sv.argmax = keep(ctx.tensor(op.out, DType::U32));
@@ -379,7 +382,10 @@ Trainer::Trainer(Net& net, uint32_t batch, const TrainerOptions& options)
         grad = gx;
         break;
       }
-      case OpKind::AvgPool: throw Error("Trainer: average pooling has no backward pass");  // require_trainable refused it
+      case OpKind::AvgPool:
+      case OpKind::Concat:
+      case OpKind::Slice:  // require_trainable refused them
+        throw Error(std::string("Trainer: ") + op_kind_name(op.kind) + " has no backward pass");
       case OpKind::MaxPool: {
         Tensor gx = keep(ctx.tensor(sv.x.shape()));
         ops::max_pool_backward(*rec, grad, sv.argmax, gx, op.pool);
@@ -583,7 +589,10 @@ StepStats train_step_cpu(const ModelDesc& m, std::map<std::string, HostTensor>& 
       }
       case OpKind::Relu: g = cpu::relu_backward(g, sv.y); break;
       case OpKind::Lrn: g = cpu::lrn_backward(g, sv.x, op.lrn); break;
-      case OpKind::AvgPool: throw Error("Trainer: average pooling has no backward pass");  // require_trainable refused it
+      case OpKind::AvgPool:
+      case OpKind::Concat:
+      case OpKind::Slice:  // require_trainable refused them
+        throw Error(std::string("Trainer: ") + op_kind_name(op.kind) + " has no backward pass");
       case OpKind::MaxPool: g = cpu::max_pool_backward(g, sv.argmax, sv.x.shape); break;
       case OpKind::Reshape: g.shape = sv.x.shape; break;
       case OpKind::Dropout: g = cpu::dropout_backward(g, op.dropout, sp.seed, sp.step); break;
