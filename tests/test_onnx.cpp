@@ -392,8 +392,26 @@ class OnnxWriter {
     tt->set_elem_type(onnx::TensorProto::FLOAT);
     tt->mutable_shape()->add_dim()->set_dim_param("batch");
     for (uint32_t d : {m.channels, m.height, m.width}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    // Each layer's ONNX value; a layer reads those its `inputs` name, else the one before.
+    const auto inputs = layer_inputs(m);
+    shapes_ = layer_shapes(m, 1);
+    std::vector<std::string> value(m.layers.size());
     std::string cur = "images";
-    for (const LayerDesc& l : m.layers) cur = layer(l, cur);
+    for (size_t i = 0; i < m.layers.size(); ++i) {
+      std::vector<std::string> xs;
+      for (size_t k : inputs[i]) xs.push_back(k == kModelInput ? "images" : value[k]);
+      const LayerDesc& l = m.layers[i];
+      if (l.type == LayerType::Concat) {
+        auto* n = node("Concat", l.name, xs);
+        integer(n, "axis", 1);
+        cur = n->output(0);
+      } else if (l.type == LayerType::Slice) {
+        cur = slice(m, inputs, i, xs[0]);
+      } else {
+        cur = layer(l, xs[0]);
+      }
+      value[i] = cur;
+    }
     auto* out = g_->add_output();
     out->set_name(cur);
     auto* ot = out->mutable_type()->mutable_tensor_type();
@@ -414,6 +432,9 @@ class OnnxWriter {
   onnx::ModelProto proto_;
   onnx::GraphProto* g_ = nullptr;
   int count_ = 0;
+  std::vector<Shape> shapes_;  // of every layer, batch 1
+  // Per value a Split cut: the first channel of each part -> (the part's value, its end).
+  std::map<std::string, std::map<int64_t, std::pair<std::string, int64_t>>> splits_;
 
   void initializer(const std::string& name, const std::vector<int64_t>& dims, const std::vector<float>& data) {
     auto* t = g_->add_initializer();
@@ -456,6 +477,49 @@ class OnnxWriter {
     std::vector<int64_t> d;
     for (uint32_t x : params_.at(param).shape.dims()) d.push_back(x);
     return d;
+  }
+
+  // A slice layer as an output of a Split node of its input: one Split per input, cut at
+  // every slice's ends (the parts no slice is, unread).
+  std::string slice(const ModelDesc& m, const std::vector<std::vector<size_t>>& inputs, size_t i, const std::string& x) {
+    const LayerDesc& l = m.layers[i];
+    if (!splits_.count(x)) {
+      const uint32_t channels = inputs[i][0] == kModelInput ? m.channels : shapes_[inputs[i][0]][1];
+      std::set<int64_t> cuts{0, channels};
+      for (size_t j = 0; j < m.layers.size(); ++j) {
+        if (m.layers[j].type == LayerType::Slice && inputs[j] == inputs[i]) {
+          cuts.insert(m.layers[j].slice_begin);
+          cuts.insert(m.layers[j].slice_end);
+        }
+      }
+      std::vector<int64_t> sizes;
+      for (auto it = std::next(cuts.begin()); it != cuts.end(); ++it) sizes.push_back(*it - *std::prev(it));
+      auto* n = node("Split", l.name + "_split", {x});
+      n->clear_output();
+      integer(n, "axis", 1);
+      if (style_.opset < 13) {
+        ints(n, "split", sizes);
+      } else {
+        const std::string name = l.name + "_sizes";
+        auto* t = g_->add_initializer();
+        t->set_name(name);
+        t->set_data_type(onnx::TensorProto::INT64);
+        t->add_dims(int64_t(sizes.size()));
+        for (int64_t v : sizes) t->add_int64_data(v);
+        n->add_input(name);
+      }
+      auto& parts = splits_[x];
+      auto it = cuts.begin();
+      for (size_t k = 0; k < sizes.size(); ++k, ++it) {
+        n->add_output(x + "_part" + std::to_string(k));
+        parts[*it] = {n->output(int(k)), *std::next(it)};
+      }
+    }
+    const auto& parts = splits_.at(x);
+    auto part = parts.find(l.slice_begin);
+    REQUIRE(part != parts.end());
+    REQUIRE(part->second.second == int64_t(l.slice_end));  // one part, not several
+    return part->second.first;
   }
 
   std::string layer(const LayerDesc& l, const std::string& x) {
@@ -548,6 +612,10 @@ class OnnxWriter {
         n = node("AveragePool", l.name, {x});
         ints(n, "kernel_shape", {1, 1});
         break;
+      case LayerType::Concat:
+      case LayerType::Slice:
+        FAIL("written by the constructor");
+        break;
       case LayerType::AvgPool:
         n = node("AveragePool", l.name, {x});
         ints(n, "kernel_shape", {l.pool.kernel_h, l.pool.kernel_w});
@@ -584,6 +652,29 @@ std::vector<uint32_t> top5(const std::vector<float>& p, uint32_t classes, uint32
   return idx;
 }
 
+// The imported parameters are `weights` to the bit (in the engine's layouts), and the imported
+// net classifies `images` as `want`: the same top 5, probabilities and logits within relative
+// L2 1e-5. Returns the net.
+Net require_same_classification(const OnnxModel& onnx, const std::map<std::string, HostTensor>& weights,
+                                const HostTensor& images, const ForwardResult& want) {
+  REQUIRE(onnx.parameters.size() == weights.size());
+  for (const auto& [name, t] : weights) {
+    INFO(name);
+    REQUIRE(onnx.parameters.count(name));
+    CHECK(onnx.parameters.at(name).shape == t.shape);
+    CHECK(onnx.parameters.at(name).data == t.data);
+  }
+  Net net(test::gpu(), onnx.model);
+  net.set_parameters(onnx.parameters);
+  const ForwardResult got = net.forward(images);
+  CHECK(relative_l2(got.probabilities, want.probabilities) <= 1e-5);
+  CHECK(relative_l2(got.logits, want.logits) <= 1e-5);
+  for (uint32_t i = 0; i < images.shape[0]; ++i) {
+    CHECK(top5(got.probabilities, want.classes, i) == top5(want.probabilities, want.classes, i));
+  }
+  return net;
+}
+
 }  // namespace
 
 TEST_CASE("an AlexNet-shaped ONNX model classifies as its JSON description", "[onnx]") {
@@ -611,22 +702,107 @@ TEST_CASE("an AlexNet-shaped ONNX model classifies as its JSON description", "[o
     CHECK(onnx.output_is_softmax == style.softmax);
     CHECK(onnx.opset == style.opset);
     CHECK(onnx.model.classes == native.classes);
-    // The initializers, in the engine's layouts, are the weights to the bit.
-    REQUIRE(onnx.parameters.size() == weights.size());
-    for (const auto& [name, t] : weights) {
-      INFO(name);
-      REQUIRE(onnx.parameters.count(name));
-      CHECK(onnx.parameters.at(name).shape == t.shape);
-      CHECK(onnx.parameters.at(name).data == t.data);
+    require_same_classification(onnx, weights, images, want);
+  }
+}
+
+namespace {
+
+// Rows first to first + count - 1 of a parameter (output channels of a weight or bias).
+HostTensor rows(const HostTensor& t, uint32_t first, uint32_t count) {
+  const uint64_t per_row = t.shape.numel() / t.shape[0];
+  std::vector<uint32_t> dims = t.shape.dims();
+  dims[0] = count;
+  return HostTensor(Shape(dims), std::vector<float>(t.data.begin() + first * per_row, t.data.begin() + (first + count) * per_row));
+}
+
+// A chain `m` with every convolution of groups 2 written out as the paper's two towers: a
+// slice of each half of its input, a convolution of one group (and its ReLU) per half, and a
+// concat of the two; the weights cut likewise.
+std::pair<ModelDesc, std::map<std::string, HostTensor>> two_towers(const ModelDesc& m,
+                                                                    const std::map<std::string, HostTensor>& params) {
+  ModelDesc out = m;
+  out.layers.clear();
+  auto p = params;
+  const auto shapes = layer_shapes(m, 1);
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const LayerDesc& l = m.layers[i];
+    if (l.type != LayerType::Conv2d || l.conv.groups != 2) {
+      out.layers.push_back(l);
+      continue;
     }
-    Net net(test::gpu(), onnx.model);
-    net.set_parameters(onnx.parameters);
-    const ForwardResult got = net.forward(images);
-    CHECK(relative_l2(got.probabilities, want.probabilities) <= 1e-5);
-    CHECK(relative_l2(got.logits, want.logits) <= 1e-5);
-    for (uint32_t i = 0; i < images.shape[0]; ++i) {
-      CHECK(top5(got.probabilities, native.classes, i) == top5(want.probabilities, native.classes, i));
+    const std::string from = i == 0 ? "input" : m.layers[i - 1].name;
+    const uint32_t cin = i == 0 ? m.channels : shapes[i - 1][1], half = l.out_channels / 2;
+    const bool relu = i + 1 < m.layers.size() && m.layers[i + 1].type == LayerType::Relu;
+    LayerDesc cat;
+    cat.type = LayerType::Concat;
+    cat.name = relu ? m.layers[i + 1].name : l.name;
+    for (uint32_t t = 0; t < 2; ++t) {
+      const std::string tower = l.name + (t ? "b" : "a");
+      LayerDesc s;
+      s.type = LayerType::Slice;
+      s.name = tower + "_in";
+      s.inputs = {from};
+      s.slice_begin = t * cin / 2, s.slice_end = (t + 1) * cin / 2;
+      LayerDesc c = l;
+      c.name = tower;
+      c.conv.groups = 1;
+      c.out_channels = half;
+      c.weight = tower + ".weight";
+      p[c.weight] = rows(params.at(l.weight), t * half, half);
+      if (!l.bias.empty()) c.bias = tower + ".bias", p[c.bias] = rows(params.at(l.bias), t * half, half);
+      out.layers.push_back(s);
+      out.layers.push_back(c);
+      cat.inputs.push_back(c.name);
+      if (relu) {
+        LayerDesc r;
+        r.type = LayerType::Relu;
+        r.name = tower + "_relu";
+        out.layers.push_back(r);
+        cat.inputs.back() = r.name;
+      }
     }
+    p.erase(l.weight);
+    if (!l.bias.empty()) p.erase(l.bias);
+    out.layers.push_back(cat);
+    if (relu) ++i;
+  }
+  return {out, p};
+}
+
+}  // namespace
+
+TEST_CASE("an ONNX model of two towers (Split, Concat) classifies as the grouped description", "[onnx][branch]") {
+  const ModelDesc native = load_model(kModelDir + "/alexnet-fashion.json");
+  Net reference(test::gpu(), native);
+  reference.load_weights(SafeTensors(native.weights_path));
+  const auto weights = reference.parameters();
+  const HostTensor images = sample_images(native);
+  const ForwardResult want = reference.forward(images);
+  const auto [towers, tower_weights] = two_towers(native, weights);
+  // conv2, 4 and 5 (each with its ReLU) become 2 slices, 2 convolutions, 2 ReLUs and a concat.
+  REQUIRE(towers.layers.size() == native.layers.size() + 3 * 5);
+  const test::TempDir tmp;
+  for (const Style& style : {Style{11, false, false, true, false, false}, Style{13, true, true, false, true, false}}) {
+    INFO("opset " << style.opset);
+    const std::string path = tmp / "towers.onnx";
+    OnnxWriter(towers, tower_weights, style).save(path);
+    OnnxOptions opt;
+    opt.has_preprocess = true;
+    opt.preprocess = native.preprocess;
+    const OnnxModel onnx = load_onnx(path, opt);
+    size_t slices = 0, concats = 0;
+    for (const LayerDesc& l : onnx.model.layers) {
+      slices += l.type == LayerType::Slice;
+      concats += l.type == LayerType::Concat;
+    }
+    CHECK(slices == 6);
+    CHECK(concats == 3);
+    Net net = require_same_classification(onnx, tower_weights, images, want);
+    // The towers' ReLUs are their convolutions' (nothing else reads them).
+    for (const PlanOp& op : net.plan().ops)
+      if (op.kind == OpKind::Conv2d) CHECK(op.relu);
+    CHECK_THROWS_WITH(Trainer(net, 2), Catch::Contains("graphs that branch have no backward pass yet"));
   }
 }
 
