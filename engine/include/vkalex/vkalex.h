@@ -118,7 +118,11 @@ VKALEX_C_API vkalex_status vkalex_context_device_name(vkalex_context* context, c
                                                       size_t* length) VKALEX_NOEXCEPT;
 
 /* A network from a model description (a .json file, e.g. model/alexnet2012.json) with its
- * weights (safetensors): a null `weights_path` takes the description's own "weights" file. */
+ * weights (safetensors): a null `weights_path` takes the description's own "weights" file.
+ * Or from an ONNX model (a path ending in .onnx; `weights_path` must be null, the model's
+ * initializers are its weights): preprocessing from FILE.onnx.json where that exists (see the
+ * README, "ONNX models"), else pixels in [0, 1]. What the model cannot run fails with
+ * VKALEX_ERROR_FILE and the node named in vkalex_last_error. */
 VKALEX_C_API vkalex_status vkalex_net_create(vkalex_context* context, const char* model_path,
                                              const char* weights_path, vkalex_net** out) VKALEX_NOEXCEPT;
 

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@
 #include "vkalex/host_vulkan.hpp"
 #include "vkalex/image.hpp"
 #include "vkalex/net.hpp"
+#include "vkalex/onnx.hpp"
 #include "vkalex/safetensors.hpp"
 #include "vkalex/trainer.hpp"
 
@@ -403,14 +405,25 @@ vkalex_status vkalex_net_create(vkalex_context* context, const char* model_path,
     require(model_path != nullptr, "model_path is null");
     auto n = std::make_shared<vkalex_net>();
     n->owner = c.shared_from_this();
-    const vkalex::ModelDesc model = vkalex::load_model(model_path);
-    const std::string weights = weights_path ? std::string(weights_path) : model.weights_path;
-    if (weights.empty()) {
-      fail(VKALEX_ERROR_FILE, std::string(model_path) + " names no weights file, and weights_path is null");
+    const std::string path = model_path;
+    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0) {
+      // An ONNX model carries its weights; its preprocessing comes from FILE.onnx.json, as for
+      // classify, where that exists.
+      require(weights_path == nullptr, "weights_path must be null for an ONNX model (its initializers are the weights)");
+      vkalex::OnnxModel onnx = vkalex::load_onnx(path);
+      if (std::filesystem::exists(path + ".json")) vkalex::load_preprocess_sidecar(path + ".json", onnx.model);
+      n->net.emplace(*c.context, onnx.model);
+      n->net->set_parameters(onnx.parameters);
+    } else {
+      const vkalex::ModelDesc model = vkalex::load_model(path);
+      const std::string weights = weights_path ? std::string(weights_path) : model.weights_path;
+      if (weights.empty()) {
+        fail(VKALEX_ERROR_FILE, path + " names no weights file, and weights_path is null");
+      }
+      const vkalex::SafeTensors file(weights);
+      n->net.emplace(*c.context, model);
+      n->net->load_weights(file);
     }
-    const vkalex::SafeTensors file(weights);
-    n->net.emplace(*c.context, model);
-    n->net->load_weights(file);
     std::lock_guard lock(registry().mutex);
     require_live_parent(c, "the context");
     registry().nets.emplace(n.get(), n);

@@ -247,6 +247,9 @@ Window read_window(const Attributes& a, const std::vector<int64_t>& x, std::opti
   return w;
 }
 
+// The most weights a dilated convolution's kernel may spread to (its zeros included): 64 M.
+constexpr int64_t kMaxDilatedWeights = int64_t(1) << 26;
+
 // The engine's windows pad both sides alike and round the output size down. A window whose
 // padding differs at the end (or that rounds up) is the same computation where it gives the
 // same output size: the windows start at the same places, and what lies outside the input is
@@ -528,21 +531,41 @@ void Lowering::conv(const onnx::NodeProto& node, OnnxNode& report) {
     malformed("bias " + dims_str(b->dims) + " must be [" + std::to_string(w.dims[0]) + "]");
   }
   const Window win = read_window(a, x, std::make_pair(w.dims[2], w.dims[3]));
-  if (win.dh != 1 || win.dw != 1) {
-    refuse("dilations [" + std::to_string(win.dh) + ", " + std::to_string(win.dw) + "] (only 1 is supported for convolutions)");
-  }
   const auto [ph, pw] = engine_pads(win, x);
+  // Dilations: the same convolution with a kernel spanning (k - 1) * d + 1 whose taps between
+  // the dilated ones are zero (d^2 times the multiply-adds; every kernel variant runs it).
+  const int64_t kh = (w.dims[2] - 1) * win.dh + 1, kw = (w.dims[3] - 1) * win.dw + 1;
+  const bool dilated = kh != w.dims[2] || kw != w.dims[3];
+  if (dilated && double(w.dims[0]) * double(w.dims[1]) * double(kh) * double(kw) > double(kMaxDilatedWeights)) {
+    refuse("dilations [" + std::to_string(win.dh) + ", " + std::to_string(win.dw) + "] spread the kernel to " + std::to_string(kh) +
+           "x" + std::to_string(kw) + ", more than " + std::to_string(kMaxDilatedWeights) + " weights with the zeros between its taps");
+  }
+  std::vector<float> weight = w.f;
+  if (dilated) {
+    weight.assign(size_t(w.dims[0] * w.dims[1] * kh * kw), 0.0f);
+    for (int64_t r = 0; r < w.dims[0] * w.dims[1]; ++r) {
+      for (int64_t y = 0; y < w.dims[2]; ++y) {
+        for (int64_t x0 = 0; x0 < w.dims[3]; ++x0) {
+          weight[size_t((r * kh + y * win.dh) * kw + x0 * win.dw)] = w.f[size_t((r * w.dims[2] + y) * w.dims[3] + x0)];
+        }
+      }
+    }
+  }
   require_outputs(node, 1);
   LayerDesc l;
   l.type = LayerType::Conv2d;
   l.out_channels = uint32_t(w.dims[0]);
-  l.kernel_h = uint32_t(w.dims[2]), l.kernel_w = uint32_t(w.dims[3]);
+  l.kernel_h = uint32_t(kh), l.kernel_w = uint32_t(kw);
   l.conv.stride_h = uint32_t(win.sh), l.conv.stride_w = uint32_t(win.sw);
   l.conv.pad_h = ph, l.conv.pad_w = pw;
   l.conv.groups = uint32_t(groups);
-  l.weight = parameter(param_name(node, 1), Shape{uint32_t(w.dims[0]), uint32_t(w.dims[1]), uint32_t(w.dims[2]), uint32_t(w.dims[3])}, w.f);
+  l.weight = parameter(param_name(node, 1), Shape{uint32_t(w.dims[0]), uint32_t(w.dims[1]), uint32_t(kh), uint32_t(kw)}, std::move(weight));
   if (b) l.bias = parameter(param_name(node, 2), Shape{uint32_t(b->dims[0])}, b->f);
   add(node, l, {x[0], w.dims[0], win.out_h(x[2]), win.out_w(x[3])}, report);
+  if (dilated) {
+    report.lowered += " (dilations [" + std::to_string(win.dh) + ", " + std::to_string(win.dw) + "]: a " + std::to_string(kh) + "x" +
+                      std::to_string(kw) + " kernel, zero between the taps)";
+  }
 }
 
 void Lowering::pool(const onnx::NodeProto& node, OnnxNode& report, bool average) {
