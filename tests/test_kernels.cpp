@@ -46,6 +46,10 @@ const Case kConvCases[] = {
     {Shape{2, 10, 9, 14}, Shape{18, 5, 3, 3}, Conv2dParams{1, 1, 1, 1, 2, false}},    // partial channel tiles
     {Shape{1, 6, 5, 5}, Shape{3, 2, 1, 1}, Conv2dParams{1, 1, 0, 0, 3, false}},       // 1x1, groups 3
     {Shape{1, 2, 7, 1}, Shape{3, 2, 3, 1}, Conv2dParams{1, 1, 1, 0, 1, false}},       // rows of one pixel
+    // Padding that differs at the end (ONNX's pads per side): none above and 3 below (a last
+    // row of windows in the padding alone), 2 left and none right; and at stride 1.
+    {Shape{2, 3, 10, 9}, Shape{4, 3, 3, 3}, Conv2dParams{2, 1, 0, 2, 1, true, 3, 0}},
+    {Shape{1, 4, 8, 8}, Shape{6, 2, 3, 3}, Conv2dParams{1, 1, 0, 1, 2, false, 2, 0}},
 };
 
 }  // namespace

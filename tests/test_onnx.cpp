@@ -1156,88 +1156,120 @@ TEST_CASE("an ONNX LRN of even size takes ONNX's window, not torch's", "[onnx][l
   CHECK(r.logits[2] == Approx(3.0 / 10));
 }
 
-TEST_CASE("an ONNX convolution with dilations takes every dilation-th input", "[onnx][conv]") {
-  // x [2, 4, 13, 11], weight [6, 2, 3, 2] (groups 2), dilations [2, 3], strides [2, 1], pads
-  // [2, 1, 2, 1], against the definition: y[n, k, oy, ox] = b[k] + sum over c, ky, kx of
-  // w[k, c, ky, kx] * x[n, g * 2 + c, oy * 2 - 2 + 2 ky, ox - 1 + 3 kx] (zero outside).
-  const int64_t N = 2, C = 4, H = 13, W = 11, K = 6, G = 2, KH = 3, KW = 2, DH = 2, DW = 3, SH = 2, SW = 1, PH = 2, PW = 1;
-  const int64_t OH = (H + 2 * PH - ((KH - 1) * DH + 1)) / SH + 1, OW = (W + 2 * PW - ((KW - 1) * DW + 1)) / SW + 1;
-  const auto xv = random_uniform(size_t(N * C * H * W), test::seed(), 1.0f);
-  const auto wv = random_uniform(size_t(K * (C / G) * KH * KW), test::seed() + 1, 1.0f);
-  const auto bv = random_uniform(size_t(K), test::seed() + 2, 1.0f);
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto* g = m.mutable_graph();
-  g->set_name("dilated");
-  auto value = [](onnx::ValueInfoProto* v, const char* name, std::vector<int64_t> dims) {
-    v->set_name(name);
-    auto* tt = v->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+TEST_CASE("ONNX convolutions with dilations and pads per side compute their definition", "[onnx][conv]") {
+  // y[n, k, oy, ox] = b[k] + sum over c, ky, kx of w[k, c, ky, kx] *
+  //   x[n, g * C/G + c, oy * SH - top + ky * DH, ox * SW - left + kx * DW] (zero outside), for
+  // oy < OH = (H + top + bottom - span) / SH + 1, computed here from ONNX's definition alone.
+  struct Config {
+    int64_t N, C, H, W, K, G, KH, KW, DH, DW, SH, SW;
+    std::vector<int64_t> pads;  // top, left, bottom, right; empty: auto_pad
+    const char* auto_pad;
+    const char* lowered;        // what info says
   };
-  value(g->add_input(), "x", {N, C, H, W});
-  value(g->add_output(), "y", {N, K, OH, OW});
-  auto tensor = [&](const char* name, std::vector<int64_t> dims, const std::vector<float>& data) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : dims) t->add_dims(d);
-    for (float v : data) t->add_float_data(v);
+  const Config configs[] = {
+      {2, 4, 13, 11, 6, 2, 3, 2, 2, 3, 2, 1, {2, 1, 2, 1}, "", "dilations [2, 3]: a 5x4 kernel"},
+      {2, 3, 10, 9, 4, 1, 3, 3, 1, 1, 2, 1, {0, 2, 3, 0}, "", "conv2d"},        // a last row in the padding alone
+      {1, 2, 8, 7, 3, 1, 2, 4, 1, 1, 1, 2, {}, "SAME_LOWER", "conv2d"},          // even kernels: the odd pad in front
+      {1, 2, 8, 7, 3, 1, 2, 4, 2, 1, 3, 1, {}, "SAME_UPPER", "dilations [2, 1]"},  // the odd pad at the end
   };
-  tensor("w", {K, C / G, KH, KW}, wv);
-  tensor("b", {K}, bv);
-  auto* n = g->add_node();
-  n->set_op_type("Conv");
-  n->set_name("dilated");
-  for (const char* i : {"x", "w", "b"}) n->add_input(i);
-  n->add_output("y");
-  auto ints = [&](const char* name, std::vector<int64_t> v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t e : v) a->add_ints(e);
-  };
-  ints("dilations", {DH, DW});
-  ints("strides", {SH, SW});
-  ints("pads", {PH, PW, PH, PW});
-  ints("kernel_shape", {KH, KW});
-  auto* group = n->add_attribute();
-  group->set_name("group");
-  group->set_type(onnx::AttributeProto::INT);
-  group->set_i(G);
-  const test::TempDir tmp;
-  const std::string path = tmp / "dilated.onnx";
-  {
-    std::ofstream f(path, std::ios::binary);
-    REQUIRE(m.SerializeToOstream(&f));
+  for (size_t ci = 0; ci < std::size(configs); ++ci) {
+    const Config& f = configs[ci];
+    INFO("config " << ci << ", seed " << test::seed());
+    // auto_pad SAME_*: output ceil(in / stride), the total padding split as ONNX says.
+    std::vector<int64_t> pads = f.pads;
+    const int64_t span_h = (f.KH - 1) * f.DH + 1, span_w = (f.KW - 1) * f.DW + 1;
+    if (pads.empty()) {
+      const int64_t th = std::max<int64_t>(((f.H + f.SH - 1) / f.SH - 1) * f.SH + span_h - f.H, 0);
+      const int64_t tw = std::max<int64_t>(((f.W + f.SW - 1) / f.SW - 1) * f.SW + span_w - f.W, 0);
+      const bool upper = std::string(f.auto_pad) == "SAME_UPPER";
+      pads = {upper ? th / 2 : th - th / 2, upper ? tw / 2 : tw - tw / 2, 0, 0};
+      pads[2] = th - pads[0], pads[3] = tw - pads[1];
+    }
+    const int64_t OH = (f.H + pads[0] + pads[2] - span_h) / f.SH + 1, OW = (f.W + pads[1] + pads[3] - span_w) / f.SW + 1;
+    const int64_t cpg = f.C / f.G;
+    const auto xv = random_uniform(size_t(f.N * f.C * f.H * f.W), test::seed() + ci, 1.0f);
+    const auto wv = random_uniform(size_t(f.K * cpg * f.KH * f.KW), test::seed() + 10 + ci, 1.0f);
+    const auto bv = random_uniform(size_t(f.K), test::seed() + 20 + ci, 1.0f);
+    onnx::ModelProto m;
+    m.set_ir_version(7);
+    m.add_opset_import()->set_version(13);
+    auto* g = m.mutable_graph();
+    g->set_name("conv");
+    auto value = [](onnx::ValueInfoProto* v, const char* name, std::vector<int64_t> dims) {
+      v->set_name(name);
+      auto* tt = v->mutable_type()->mutable_tensor_type();
+      tt->set_elem_type(onnx::TensorProto::FLOAT);
+      for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    };
+    value(g->add_input(), "x", {f.N, f.C, f.H, f.W});
+    value(g->add_output(), "y", {f.N, f.K, OH, OW});
+    auto tensor = [&](const char* name, std::vector<int64_t> dims, const std::vector<float>& data) {
+      auto* t = g->add_initializer();
+      t->set_name(name);
+      t->set_data_type(onnx::TensorProto::FLOAT);
+      for (int64_t d : dims) t->add_dims(d);
+      for (float v : data) t->add_float_data(v);
+    };
+    tensor("w", {f.K, cpg, f.KH, f.KW}, wv);
+    tensor("b", {f.K}, bv);
+    auto* n = g->add_node();
+    n->set_op_type("Conv");
+    n->set_name("conv");
+    for (const char* i : {"x", "w", "b"}) n->add_input(i);
+    n->add_output("y");
+    auto ints = [&](const char* name, std::vector<int64_t> v) {
+      auto* a = n->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INTS);
+      for (int64_t e : v) a->add_ints(e);
+    };
+    ints("dilations", {f.DH, f.DW});
+    ints("strides", {f.SH, f.SW});
+    ints("kernel_shape", {f.KH, f.KW});
+    if (f.pads.empty()) {
+      auto* a = n->add_attribute();
+      a->set_name("auto_pad");
+      a->set_type(onnx::AttributeProto::STRING);
+      a->set_s(f.auto_pad);
+    } else {
+      ints("pads", f.pads);
+    }
+    auto* group = n->add_attribute();
+    group->set_name("group");
+    group->set_type(onnx::AttributeProto::INT);
+    group->set_i(f.G);
+    const test::TempDir tmp;
+    const std::string path = tmp / "conv.onnx";
+    {
+      std::ofstream out(path, std::ios::binary);
+      REQUIRE(m.SerializeToOstream(&out));
+    }
+    const OnnxModel model = load_onnx(path);
+    REQUIRE(model.nodes.size() == 1);
+    CHECK_THAT(model.nodes[0].lowered, Catch::Contains(f.lowered));
+    std::vector<float> want(size_t(f.N * f.K * OH * OW));
+    for (int64_t i = 0; i < f.N; ++i)
+      for (int64_t k = 0; k < f.K; ++k)
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            double sum = bv[size_t(k)];
+            const int64_t gi = k / (f.K / f.G);
+            for (int64_t c = 0; c < cpg; ++c)
+              for (int64_t ky = 0; ky < f.KH; ++ky)
+                for (int64_t kx = 0; kx < f.KW; ++kx) {
+                  const int64_t iy = oy * f.SH - pads[0] + ky * f.DH, ix = ox * f.SW - pads[1] + kx * f.DW;
+                  if (iy < 0 || iy >= f.H || ix < 0 || ix >= f.W) continue;
+                  sum += double(wv[size_t(((k * cpg + c) * f.KH + ky) * f.KW + kx)]) *
+                         xv[size_t(((i * f.C + gi * cpg + c) * f.H + iy) * f.W + ix)];
+                }
+            want[size_t(((i * f.K + k) * OH + oy) * OW + ox)] = float(sum);
+          }
+    Net net(test::gpu(), model.model);
+    net.set_parameters(model.parameters);
+    const ForwardResult r = net.forward(HostTensor(model.model.input_shape(uint32_t(f.N)), xv));
+    REQUIRE(r.logits.size() == want.size());
+    CHECK(relative_l2(r.logits, want) <= 1e-6);
   }
-  const OnnxModel model = load_onnx(path);
-  REQUIRE(model.nodes.size() == 1);
-  CHECK_THAT(model.nodes[0].lowered, Catch::Contains("dilations [2, 3]: a 5x4 kernel"));
-  std::vector<double> want(size_t(N * K * OH * OW));
-  for (int64_t i = 0; i < N; ++i)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t oy = 0; oy < OH; ++oy)
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          double sum = bv[size_t(k)];
-          const int64_t cpg = C / G, gi = k / (K / G);
-          for (int64_t c = 0; c < cpg; ++c)
-            for (int64_t ky = 0; ky < KH; ++ky)
-              for (int64_t kx = 0; kx < KW; ++kx) {
-                const int64_t iy = oy * SH - PH + ky * DH, ix = ox * SW - PW + kx * DW;
-                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                sum += double(wv[size_t(((k * cpg + c) * KH + ky) * KW + kx)]) * xv[size_t(((i * C + gi * cpg + c) * H + iy) * W + ix)];
-              }
-          want[size_t(((i * K + k) * OH + oy) * OW + ox)] = sum;
-        }
-  Net net(test::gpu(), model.model);
-  net.set_parameters(model.parameters);
-  const ForwardResult r = net.forward(HostTensor(model.model.input_shape(N), xv));
-  REQUIRE(r.logits.size() == want.size());
-  std::vector<float> wantf(want.begin(), want.end());
-  INFO("seed " << test::seed());
-  CHECK(relative_l2(r.logits, wantf) <= 1e-6);
 }
 
 TEST_CASE("the C API opens ONNX models: vkalex_net_create with a .onnx path", "[onnx][capi]") {

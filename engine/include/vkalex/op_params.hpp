@@ -12,12 +12,18 @@ VKALEX_PUBLIC_BEGIN
 namespace vkalex {
 
 // 2-D convolution, NCHW. x [N, C, H, W], weight [K, C/groups, KH, KW], bias [K],
-// y [N, K, OH, OW] with OH = (H + 2*pad_h - KH) / stride_h + 1 (likewise OW).
+// y [N, K, OH, OW] with OH = (H + pad_h + pad_end_h() - KH) / stride_h + 1 (likewise OW):
+// pad_h rows of zeros above the input, and as many below unless pad_bottom says otherwise
+// (ONNX's pads per side; -1: the same as above).
 struct Conv2dParams {
   uint32_t stride_h = 1, stride_w = 1;
   uint32_t pad_h = 0, pad_w = 0;
   uint32_t groups = 1;
   bool relu = false;  // apply max(0, .) to the output
+  int32_t pad_bottom = -1, pad_right = -1;
+
+  uint32_t pad_end_h() const { return pad_bottom < 0 ? pad_h : uint32_t(pad_bottom); }
+  uint32_t pad_end_w() const { return pad_right < 0 ? pad_w : uint32_t(pad_right); }
 };
 
 // Local response normalisation across channels, as torch.nn.LocalResponseNorm (and Caffe)

@@ -43,8 +43,8 @@ void require_rank(const char* op, const char* name, const Shape& s, size_t rank)
 }
 
 // Output size of a sliding window, or 0 when the window does not fit.
-uint32_t window_out(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad) {
-  const uint64_t padded = uint64_t(in) + 2ull * pad;
+uint32_t window_out(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t pad_end) {
+  const uint64_t padded = uint64_t(in) + pad + pad_end;
   if (kernel == 0 || stride == 0 || padded < kernel) return 0;
   return static_cast<uint32_t>((padded - kernel) / stride + 1);
 }
@@ -70,8 +70,9 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Shape* bias, con
   if (bias && (bias->rank() != 1 || (*bias)[0] != K)) {
     fail(op, "bias " + bias->str() + " must be [" + std::to_string(K) + "]");
   }
-  const uint32_t oh = window_out(x[2], w[2], p.stride_h, p.pad_h);
-  const uint32_t ow = window_out(x[3], w[3], p.stride_w, p.pad_w);
+  if (p.pad_bottom < -1 || p.pad_right < -1) fail(op, "end padding must be at least 0 (or -1: as the beginning's)");
+  const uint32_t oh = window_out(x[2], w[2], p.stride_h, p.pad_h, p.pad_end_h());
+  const uint32_t ow = window_out(x[3], w[3], p.stride_w, p.pad_w, p.pad_end_w());
   if (oh == 0 || ow == 0) {
     fail(op, "kernel " + std::to_string(w[2]) + "x" + std::to_string(w[3]) +
                  " does not fit input " + x.str() + " with padding " + std::to_string(p.pad_h) +

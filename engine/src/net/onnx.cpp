@@ -250,26 +250,15 @@ Window read_window(const Attributes& a, const std::vector<int64_t>& x, std::opti
 // The most weights a dilated convolution's kernel may spread to (its zeros included): 64 M.
 constexpr int64_t kMaxDilatedWeights = int64_t(1) << 26;
 
-// The engine's windows pad both sides alike and round the output size down. A window whose
-// padding differs at the end (or that rounds up) is the same computation where it gives the
-// same output size: the windows start at the same places, and what lies outside the input is
-// padding either way.
-std::pair<uint32_t, uint32_t> engine_pads(const Window& w, const std::vector<int64_t>& x) {
-  if (w.top > 0xffff || w.left > 0xffff) refuse("pads beyond 65535");
-  const int64_t oh = w.out_h(x[2]), ow = w.out_w(x[3]);
-  if (oh < 1 || ow < 1) malformed("the window " + std::to_string(w.kh) + "x" + std::to_string(w.kw) + " does not fit the input " + dims_str(x));
-  Window e = w;
-  e.bottom = w.top, e.right = w.left, e.ceil = false;
-  if (e.out_h(x[2]) != oh || e.out_w(x[3]) != ow) {
-    std::ostringstream why;
-    why << "pads [" << w.top << ", " << w.left << ", " << w.bottom << ", " << w.right << "]"
-        << (w.ceil ? " with ceil_mode 1" : "") << " give a " << oh << "x" << ow
-        << " output; only windows whose output is that of the same padding on both sides, rounded down, are "
-           "supported (here "
-        << e.out_h(x[2]) << "x" << e.out_w(x[3]) << ")";
-    refuse(why.str());
+// A convolution's window in the engine's terms: ONNX's pads per side as they are.
+void conv_pads(const Window& w, const std::vector<int64_t>& x, Conv2dParams& p) {
+  if (w.top > 0xffff || w.left > 0xffff || w.bottom > 0xffff || w.right > 0xffff) refuse("pads beyond 65535");
+  if (w.out_h(x[2]) < 1 || w.out_w(x[3]) < 1) {
+    malformed("the window " + std::to_string(w.kh) + "x" + std::to_string(w.kw) + " does not fit the input " + dims_str(x));
   }
-  return {uint32_t(w.top), uint32_t(w.left)};
+  p.pad_h = uint32_t(w.top), p.pad_w = uint32_t(w.left);
+  p.pad_bottom = w.bottom == w.top ? -1 : int32_t(w.bottom);
+  p.pad_right = w.right == w.left ? -1 : int32_t(w.right);
 }
 
 // A pooling window in the engine's terms: ONNX's pads per side and ceil_mode as they are.
@@ -531,7 +520,6 @@ void Lowering::conv(const onnx::NodeProto& node, OnnxNode& report) {
     malformed("bias " + dims_str(b->dims) + " must be [" + std::to_string(w.dims[0]) + "]");
   }
   const Window win = read_window(a, x, std::make_pair(w.dims[2], w.dims[3]));
-  const auto [ph, pw] = engine_pads(win, x);
   // Dilations: the same convolution with a kernel spanning (k - 1) * d + 1 whose taps between
   // the dilated ones are zero (d^2 times the multiply-adds; every kernel variant runs it).
   const int64_t kh = (w.dims[2] - 1) * win.dh + 1, kw = (w.dims[3] - 1) * win.dw + 1;
@@ -557,7 +545,7 @@ void Lowering::conv(const onnx::NodeProto& node, OnnxNode& report) {
   l.out_channels = uint32_t(w.dims[0]);
   l.kernel_h = uint32_t(kh), l.kernel_w = uint32_t(kw);
   l.conv.stride_h = uint32_t(win.sh), l.conv.stride_w = uint32_t(win.sw);
-  l.conv.pad_h = ph, l.conv.pad_w = pw;
+  conv_pads(win, x, l.conv);
   l.conv.groups = uint32_t(groups);
   l.weight = parameter(param_name(node, 1), Shape{uint32_t(w.dims[0]), uint32_t(w.dims[1]), uint32_t(kh), uint32_t(kw)}, std::move(weight));
   if (b) l.bias = parameter(param_name(node, 2), Shape{uint32_t(b->dims[0])}, b->f);
@@ -1162,10 +1150,17 @@ OnnxModel import(const std::string& path, const OnnxOptions& options, bool throw
     m.preprocess.mean.assign(m.channels == 3 ? 3 : 1, 0.0f);
     m.preprocess.std.assign(m.channels == 3 ? 3 : 1, 1.0f);
   }
+  // The engine's own shape rules must agree with the walk's: the layers chain and give the
+  // graph's output size.
+  std::vector<Shape> shapes;
   try {
-    layer_shapes(m, 1);  // the engine's own shape rules agree with the walk's
+    shapes = layer_shapes(m, 1);
   } catch (const Error& e) {
     throw Error(path + ": the lowered layers do not chain: " + e.what());
+  }
+  if (shapes.back().numel() != m.classes) {
+    throw Error(path + ": the lowered layers give " + shapes.back().str() + ", the graph's output has " +
+                std::to_string(m.classes) + " values per image (an importer error)");
   }
   return out;
 }
