@@ -945,6 +945,22 @@ TEST_CASE("classify and info refuse what an ONNX model cannot run, by node, befo
   CHECK(istatus == 1);
   CHECK_THAT(iout, Catch::Contains("CANNOT RUN: the op Elu is not supported"));
   CHECK_THAT(iout, Catch::Contains("-> conv2d conv1"));
+  // A node nothing reads (of an op vkalex cannot run, even) is dead code: left out, and said.
+  relu->set_op_type("Relu");
+  auto* dead = m.mutable_graph()->add_node();
+  *dead = *relu;
+  dead->set_op_type("Elu");
+  dead->set_name("unused");
+  dead->set_output(0, "unused_out");
+  const std::string with_dead = tmp / "dead.onnx";
+  {
+    std::ofstream f(with_dead, std::ios::binary);
+    REQUIRE(m.SerializeToOstream(&f));
+  }
+  const auto [dstatus, dout] = test::run_command(std::string(VKALEX_INFO_EXE) + " --model " + with_dead);
+  CHECK(dstatus == 0);
+  CHECK_THAT(dout, Catch::Contains("nothing (no node reads its outputs"));
+  CHECK(load_onnx(with_dead).model.layers.size() == load_onnx(onnx).model.layers.size());
   const auto [gstatus, gout] = test::run_command(std::string(VKALEX_INFO_EXE) + " --model " + onnx + " --save-weights " + (tmp / "w.safetensors"));
   CHECK(gstatus == 0);
   CHECK_THAT(gout, Catch::Contains("every node runs"));
@@ -1043,15 +1059,21 @@ TEST_CASE("malformed ONNX files get clear errors", "[onnx]") {
 
 TEST_CASE("the ONNX importer survives random damage", "[onnx]") {
   const test::TempDir tmp;
-  const std::string good = write_fashion_onnx(tmp, Style{11, true, true, false, true, false});
-  const std::string bytes = file_bytes(good);
+  // The fashion model as a chain, and as two towers (Split, Concat, layers reading earlier ones).
+  const std::string chain = file_bytes(write_fashion_onnx(tmp, Style{11, true, true, false, true, false}));
+  const ModelDesc native = load_model(kModelDir + "/alexnet-fashion.json");
+  Net net(test::gpu(), native);
+  net.load_weights(SafeTensors(native.weights_path));
+  const auto [towers, tower_weights] = two_towers(native, net.parameters());
+  OnnxWriter(towers, tower_weights, Style{13, false, false, true, false, false}).save(tmp / "towers.onnx");
+  const std::string branched = file_bytes(tmp / "towers.onnx");
   // Bytes flipped in the graph's structure (the first and last kilobytes hold the nodes and
   // the headers of the initializers around the weights): an Error or a model, never a crash.
   uint64_t state = test::seed();
   auto next = [&]() { return state = state * 6364136223846793005ull + 1442695040888963407ull, uint32_t(state >> 33); };
   size_t errors = 0, loaded = 0;
   for (int round = 0; round < 200; ++round) {
-    std::string b = bytes;
+    std::string b = round % 2 ? branched : chain;
     for (int k = 0; k < 4; ++k) {
       const size_t where = next() % 2 ? next() % 2048 : b.size() - 1 - next() % 2048;
       b[where] = char(next());

@@ -1032,6 +1032,13 @@ void Lowering::run(bool throw_refusals) {
     report.op_type = node.op_type();
     report.inputs.assign(node.input().begin(), node.input().end());
     report.outputs.assign(node.output().begin(), node.output().end());
+    bool read = false;
+    for (const auto& o : node.output()) read = read || (!o.empty() && consumed_.count(o));
+    if (!refused && !read) {  // dead code: nothing needs it, so nothing runs it
+      report.lowered = "nothing (no node reads its outputs, nor is one the graph's output)";
+      out_.nodes.push_back(report);
+      continue;
+    }
     if (refused) {
       // After a refusal the chain is unknown: say what each later node is, and whether its op
       // is one the importer knows.
