@@ -2,8 +2,8 @@
 // parameters (then run by Net like any description). Read with the ONNX project's own protobuf
 // classes (Debian's libonnx-dev); opsets 7 to 17 of the default domain.
 //
-// What runs: a chain of the ops AlexNet-family models use, each in its ONNX meaning (README,
-// "ONNX models"). Anything else is refused before any GPU work by load_onnx, naming the node,
+// What runs: the ops AlexNet-family models use, each in its ONNX meaning, in graphs that may
+// branch (Split, Concat) from one input to one output (README, "ONNX models"). Anything else is refused before any GPU work by load_onnx, naming the node,
 // its op and the attribute or value; inspect_onnx records the refusals instead (for `info`).
 #pragma once
 

@@ -21,7 +21,7 @@ using CpuForward = BasicCpuForward<float>;
 
 // Runs `op` on x, with activations (and parameters) stored as T: float like the GPU, or
 // double. Dropout is the identity unless `training`, when it draws the mask of (seed, step).
-// Softmax returns the probabilities.
+// Softmax returns the probabilities. A concat joins x alone (Net::forward_cpu joins several).
 template <typename T>
 BasicCpuForward<T> cpu_forward_op(const PlanOp& op, const BasicHostTensor<T>& x,
                                   const std::map<std::string, BasicHostTensor<T>>& params, bool training,

@@ -1040,7 +1040,7 @@ void Lowering::run(bool throw_refusals) {
       continue;
     }
     if (refused) {
-      // After a refusal the chain is unknown: say what each later node is, and whether its op
+      // After a refusal the layers are unknown: say what each later node is, and whether its op
       // is one the importer knows.
       for (const auto& out : node.output()) values_.emplace(out, Value{});
       out_.nodes.push_back(report);
@@ -1163,7 +1163,7 @@ OnnxModel import(const std::string& path, const OnnxOptions& options, bool throw
   try {
     shapes = layer_shapes(m, 1);
   } catch (const Error& e) {
-    throw Error(path + ": the lowered layers do not chain: " + e.what());
+    throw Error(path + ": the lowered layers do not fit together: " + e.what());
   }
   if (shapes.back().numel() != m.classes) {
     throw Error(path + ": the lowered layers give " + shapes.back().str() + ", the graph's output has " +
