@@ -1346,3 +1346,21 @@ TEST_CASE("the C API opens ONNX models: vkalex_net_create with a .onnx path", "[
   CHECK(other == nullptr);
   CHECK(vkalex_context_destroy(ctx) == VKALEX_OK);
 }
+
+TEST_CASE("bench times an ONNX model's layers, verified against the CPU reference", "[onnx][bench]") {
+  const test::TempDir tmp;
+  const std::string path = write_fashion_onnx(tmp, Style{13, false, false, false, false, false});
+  const std::string upper = tmp / "FASHION.ONNX";  // the extension in any case
+  fs::copy_file(path, upper);
+  const auto [status, out] = test::run_command(std::string(VKALEX_BENCH_EXE) + " --model " + upper +
+                                                   " --batch 2 --repeat 1 --warmup 0 --seed 5",
+                                               true);
+  INFO(out);
+  CHECK(status == 0);
+  CHECK_THAT(out, Catch::Contains("model FASHION, forward"));
+  CHECK_THAT(out, Catch::Contains("against the CPU reference") && Catch::Contains("(ok)"));
+  CHECK_THAT(out, Catch::Contains("conv1") && Catch::Contains("fc8"));
+  const auto [bad, bout] = test::run_command(std::string(VKALEX_BENCH_EXE) + " --model " + (tmp / "missing.onnx"), true);
+  CHECK(bad == 1);
+  CHECK_THAT(bout, Catch::Contains("missing.onnx: cannot open the ONNX model"));
+}

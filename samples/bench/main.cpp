@@ -27,7 +27,7 @@ constexpr double kVerifyToleranceF16 = 1e-2;  // with fp16 storage
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: bench [--model FILE.json] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
+               "usage: bench [--model FILE.json|FILE.onnx] [--mode forward|train] [--batch 1,8,32] [--repeat N]\n"
                "             [--warmup N] [--peak] [--tune] [--fp16] [--json FILE] [--no-verify]\n"
                "             [--device N|NAME] [--split N|NAME,N|NAME] [--seed S] [--bucket-kib K]\n"
                "       mpirun -n N bench --mode train ...   (data parallelism, see below)\n"
@@ -39,7 +39,8 @@ void usage(FILE* out) {
                "(relative L2 at most 1e-4, or 1e-2 with --fp16); a plan that disagrees is not timed.\n"
                "\n"
                "  --model FILE.json  model description (default: %s;\n"
-               "                     the folder is $VKALEX_MODEL_DIR where set)\n"
+               "                     the folder is $VKALEX_MODEL_DIR where set), or FILE.onnx:\n"
+               "                     an ONNX model's layers (its weights are not used)\n"
                "  --mode forward|train  what to time (default forward)\n"
                "  --batch LIST       batch sizes, comma-separated (default 1)\n"
                "  --repeat N         timed passes per batch size (default 10)\n"
@@ -379,7 +380,9 @@ int main(int argc, char** argv) {
     vkalex_samples::die(kProgram, "cannot silence the standard output of rank " + std::to_string(world.rank()));
   }
   try {
-    const vkalex::ModelDesc model = vkalex::load_model(opt.model);
+    // An ONNX model's layers (bench runs random parameters, not the model's initializers).
+    const vkalex::ModelDesc model =
+        vkalex::is_onnx_path(opt.model) ? vkalex::load_onnx(opt.model).model : vkalex::load_model(opt.model);
     vkalex::ContextOptions copt;
     copt.device = opt.device ? opt.device : vkalex_samples::device_for_rank(world);
     const bool train = opt.mode == "train";

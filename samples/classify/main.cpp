@@ -57,11 +57,7 @@ void usage(FILE* out) {
 
 [[noreturn]] void die(const std::string& message) { vkalex_samples::die("classify", message); }
 
-bool is_onnx(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".onnx";
-}
+bool is_onnx(const std::string& path) { return vkalex::is_onnx_path(path); }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -73,6 +73,11 @@ OnnxModel load_onnx(const std::string& path, const OnnxOptions& options = {});
 // throws.
 OnnxModel inspect_onnx(const std::string& path, const OnnxOptions& options = {});
 
+// Whether `path` names an ONNX model: its extension is ".onnx", in any case. (classify,
+// bench and the C API's vkalex_net_create take such a path as an ONNX model, others as a
+// description.)
+bool is_onnx_path(const std::string& path);
+
 // Whether this build reads ONNX files (built with libonnx-dev); without it both functions
 // throw Error saying so.
 bool onnx_available();

@@ -406,7 +406,7 @@ vkalex_status vkalex_net_create(vkalex_context* context, const char* model_path,
     auto n = std::make_shared<vkalex_net>();
     n->owner = c.shared_from_this();
     const std::string path = model_path;
-    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0) {
+    if (vkalex::is_onnx_path(path)) {
       // An ONNX model carries its weights; its preprocessing comes from FILE.onnx.json, as for
       // classify, where that exists.
       require(weights_path == nullptr, "weights_path must be null for an ONNX model (its initializers are the weights)");

@@ -3,6 +3,7 @@
 #include "vkalex/onnx.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -26,6 +27,12 @@ std::string OnnxModel::refusal() const {
     if (!n.refused.empty()) return "node " + n.name + " (" + n.op_type + "): " + n.refused;
   }
   return {};
+}
+
+bool is_onnx_path(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".onnx";
 }
 
 #if !VKALEX_HAVE_ONNX
