@@ -1364,3 +1364,102 @@ TEST_CASE("bench times an ONNX model's layers, verified against the CPU referenc
   CHECK(bad == 1);
   CHECK_THAT(bout, Catch::Contains("missing.onnx: cannot open the ONNX model"));
 }
+
+namespace {
+
+// A small graph from "x" [batch, 4] to "y" [batch, features]: nodes given as (op, inputs, outputs, INT
+// attributes), FLOAT initializers by name.
+std::string write_graph(const test::TempDir& tmp, const char* file,
+                        const std::vector<std::tuple<std::string, std::vector<std::string>, std::vector<std::string>,
+                                                     std::map<std::string, int64_t>>>& nodes,
+                        const std::map<std::string, HostTensor>& initializers) {
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name(file);
+  for (const char* name : {"x", "y"}) {
+    auto* v = std::string(name) == "x" ? g->add_input() : g->add_output();
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("batch");
+    if (std::string(name) == "x") {
+      tt->mutable_shape()->add_dim()->set_dim_value(4);
+    } else {
+      tt->mutable_shape()->add_dim()->set_dim_param("features");
+    }
+  }
+  for (const auto& [name, t] : initializers) {
+    auto* i = g->add_initializer();
+    i->set_name(name);
+    i->set_data_type(onnx::TensorProto::FLOAT);
+    for (uint32_t d : t.shape.dims()) i->add_dims(d);
+    for (float v : t.data) i->add_float_data(v);
+  }
+  for (const auto& [op, ins, outs, ints] : nodes) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(outs[0] + "_node");
+    for (const auto& i : ins) n->add_input(i);
+    for (const auto& o : outs) n->add_output(o);
+    for (const auto& [name, value] : ints) {
+      auto* a = n->add_attribute();
+      a->set_name(name);
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(value);
+    }
+  }
+  const std::string path = (tmp.path / file).string();
+  std::ofstream f(path, std::ios::binary);
+  REQUIRE(m.SerializeToOstream(&f));
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("ONNX graphs that branch where vkalex cannot follow are refused, and dead branches left out", "[onnx][branch]") {
+  const test::TempDir tmp;
+  const std::map<std::string, HostTensor> w{{"w", HostTensor(Shape{4, 3}, random_uniform(12, test::seed(), 1.0f))},
+                                            {"b", HostTensor(Shape{3}, random_uniform(3, test::seed() + 1, 1.0f))}};
+  // The MatMul's output without the bias read besides the Add: the bias goes into the linear
+  // layer, so that output no longer exists.
+  const std::string without = write_graph(
+      tmp, "without.onnx", {{"MatMul", {"x", "w"}, {"m"}, {}}, {"Add", {"m", "b"}, {"a"}, {}}, {"Concat", {"m", "a"}, {"y"}, {{"axis", 1}}}}, w);
+  CHECK_THROWS_WITH(load_onnx(without), Catch::Contains("reads \"m\", the output of m_node before the bias an Add gives it"));
+  const std::string alias = write_graph(tmp, "alias.onnx",
+                                        {{"MatMul", {"x", "w"}, {"m"}, {}}, {"Identity", {"m"}, {"i"}, {}}, {"Add", {"m", "b"}, {"a"}, {}},
+                                         {"Concat", {"i", "a"}, {"y"}, {{"axis", 1}}}},
+                                        w);
+  CHECK_THROWS_WITH(load_onnx(alias), Catch::Contains("reads \"i\", the output of m_node before the bias"));
+  // With the biased output alone read twice, it runs: y = [xW + b, relu(xW + b)].
+  const std::string fine = write_graph(tmp, "fine.onnx",
+                                       {{"MatMul", {"x", "w"}, {"m"}, {}}, {"Add", {"m", "b"}, {"a"}, {}}, {"Relu", {"a"}, {"r"}, {}},
+                                        {"Concat", {"a", "r"}, {"y"}, {{"axis", 1}}}},
+                                       w);
+  const OnnxModel ok = load_onnx(fine);
+  Net net(test::gpu(), ok.model);
+  net.set_parameters(ok.parameters);
+  const HostTensor x(Shape{2, 4}, random_uniform(8, test::seed() + 2, 1.0f));
+  const ForwardResult r = net.forward(HostTensor(ok.model.input_shape(2), x.data));
+  REQUIRE(r.logits.size() == 12);
+  for (uint32_t i = 0; i < 2; ++i) {
+    for (uint32_t o = 0; o < 3; ++o) {
+      double a = w.at("b").data[o];
+      for (uint32_t k = 0; k < 4; ++k) a += double(x.data[i * 4 + k]) * w.at("w").data[k * 3 + o];
+      CHECK(r.logits[i * 6 + o] == Approx(a).margin(1e-6));
+      CHECK(r.logits[i * 6 + 3 + o] == Approx(std::max(a, 0.0)).margin(1e-6));
+    }
+  }
+  // A softmax read by other layers: only a final one is supported.
+  const std::string mid = write_graph(tmp, "mid.onnx", {{"Softmax", {"x"}, {"s"}, {{"axis", 1}}}, {"Concat", {"s", "x"}, {"y"}, {{"axis", 1}}}}, {});
+  CHECK_THROWS_WITH(load_onnx(mid), Catch::Contains("the softmax s_node is read by other layers"));
+  // A dead branch of two nodes (a Relu only an Elu reads, and nothing reads the Elu): left out.
+  const std::string dead = write_graph(tmp, "dead.onnx",
+                                       {{"Relu", {"x"}, {"r"}, {}}, {"Elu", {"r"}, {"e"}, {}}, {"MatMul", {"x", "w"}, {"y"}, {}}}, w);
+  const OnnxModel pruned = load_onnx(dead);
+  REQUIRE(pruned.nodes.size() == 3);
+  CHECK_THAT(pruned.nodes[0].lowered, Catch::Contains("nothing"));
+  CHECK_THAT(pruned.nodes[1].lowered, Catch::Contains("nothing"));
+  CHECK(pruned.model.layers.size() == 3);  // input_flatten, the MatMul's linear layer, output_softmax
+}

@@ -298,6 +298,8 @@ struct Value {
   std::optional<Constant> constant;  // else an activation
   std::vector<int64_t> dims;         // an activation's dimensions (dims[0] the batch, -1 where symbolic)
   size_t producer = SIZE_MAX;        // the layer that wrote it (SIZE_MAX: the graph input)
+  // A linear layer's output as it was before an Add gave the layer its bias: no longer there.
+  bool before_bias = false;
 };
 
 class Lowering {
@@ -314,7 +316,7 @@ class Lowering {
   std::map<std::string, Value> values_;
   std::vector<LayerDesc> layers_;
   std::set<std::string> layer_names_;
-  std::set<std::string> consumed_;  // value names some node reads (or the graph outputs)
+  std::set<std::string> consumed_;  // value names the graph's outputs need (they, and what needed nodes read)
   bool saw_softmax_ = false;
 
   void read_inputs();
@@ -330,7 +332,12 @@ class Lowering {
     if (node.input_size() <= k || node.input(k).empty()) malformed("input " + std::to_string(k) + " is missing");
     const Value& v = value(node.input(k));
     if (v.constant) refuse("input \"" + node.input(k) + "\" is a constant (constant folding is not supported)");
+    if (v.before_bias) refuse(before_bias(node.input(k)));
     return v.dims;
+  }
+  std::string before_bias(const std::string& name) const {
+    return "reads \"" + name + "\", the output of " + layers_[value(name).producer].name +
+           " before the bias an Add gives it; only the output with the bias may be read";
   }
   // The description's name of the activation `name`: its layer's, or "input".
   std::string source(const std::string& name) const {
@@ -500,9 +507,14 @@ void Lowering::read_inputs() {
     v.producer = 0;
   }
   define(in.name(), std::move(v));
+  // Walking back from the graph's outputs (the nodes are in an order that runs): a node is
+  // needed where one of its outputs is, and then so is everything it reads.
   for (const auto& o : g.output()) consumed_.insert(o.name());
-  for (const auto& n : g.node()) {
-    for (const auto& i : n.input()) consumed_.insert(i);
+  for (int i = g.node_size() - 1; i >= 0; --i) {
+    const auto& n = g.node(i);
+    bool needed = false;
+    for (const auto& o : n.output()) needed = needed || (!o.empty() && consumed_.count(o));
+    if (needed) consumed_.insert(n.input().begin(), n.input().end());
   }
 }
 
@@ -687,10 +699,15 @@ void Lowering::add_bias(const onnx::NodeProto& node, OnnxNode& report) {
   require_outputs(node, 1);
   std::vector<float> bias(static_cast<size_t>(n));
   for (int64_t o = 0; o < n; ++o) bias[o] = c.f[c.f.size() == 1 ? 0 : o];
-  LayerDesc& l = layers_[v.producer];
+  const size_t linear = v.producer;
+  LayerDesc& l = layers_[linear];
   l.bias = parameter(param_name(node, 1 - data), Shape{uint32_t(n)}, std::move(bias));
   report.lowered = "bias of " + l.name;
   Value out = v;
+  // The layer now gives the output with the bias: its output without (and that output's
+  // aliases) is gone.
+  for (auto& [name, other] : values_)
+    if (!other.constant && other.producer == linear) other.before_bias = true;
   define(node.output(0), std::move(out));
 }
 
@@ -1079,9 +1096,20 @@ void Lowering::run(bool throw_refusals) {
   }
   auto it = values_.find(out_.output);
   if (it == values_.end()) malformed("the graph's output \"" + out_.output + "\" is given by no node");
+  std::string why;
   if (it->second.constant || it->second.producer != (layers_.empty() ? SIZE_MAX : layers_.size() - 1)) {
-    Refusal r{"the graph's output \"" + out_.output + "\" is not the output of its last layer" +
-              (layers_.empty() ? std::string() : " (" + layers_.back().name + ")")};
+    why = "the graph's output \"" + out_.output + "\" is not the output of its last layer" +
+          (layers_.empty() ? std::string() : " (" + layers_.back().name + ")");
+  } else if (it->second.before_bias) {
+    why = "the graph's output " + before_bias(out_.output);
+  }
+  for (size_t i = 0; why.empty() && i + 1 < layers_.size(); ++i) {
+    if (layers_[i].type == LayerType::Softmax) {
+      why = "the softmax " + layers_[i].name + " is read by other layers (only a softmax that gives the graph's output is supported)";
+    }
+  }
+  if (!why.empty()) {
+    Refusal r{why};
     if (throw_refusals) throw r;
     out_.graph_refused = r.why;
     return;
