@@ -415,7 +415,7 @@ TEST_CASE("a grouped convolution spelt as slices, convolutions and a concat give
   Net a(ctx, grouped), b(ctx, towers);
   a.set_parameters(p);
   b.set_parameters(q);
-  for (uint32_t batch : {1u, 4u}) {
+  for (uint32_t batch : {1u, 4u, 128u}) {  // 128: a copy region per image and input
     const HostTensor x = random_input(grouped, batch, test::seed() + 7 * batch);
     const ForwardResult ra = a.forward(x), rb = b.forward(x);
     INFO("seed " << test::seed() << ", batch " << batch);

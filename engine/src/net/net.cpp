@@ -178,9 +178,10 @@ void Net::prepare(uint32_t batch) {
 
 void Net::record_pass(Recorder& rec) {
   State& s = *state_;
+  auto output_of = [&](size_t k) -> const Tensor& { return k == kPlanInput ? s.input : s.activations[k]; };
   for (size_t i = 0; i < s.plan.ops.size(); ++i) {
     const PlanOp& op = s.plan.ops[i];
-    const Tensor& cur = op.inputs[0] == kPlanInput ? s.input : s.activations[op.inputs[0]];
+    const Tensor& cur = output_of(op.inputs[0]);
     Tensor& y = s.activations[i];
     const Tensor* bias = op.bias.empty() ? nullptr : &s.params.at(op.bias);
     rec.set_scope(op.name);
@@ -201,7 +202,7 @@ void Net::record_pass(Recorder& rec) {
       case OpKind::Concat: {
         uint32_t first = 0;
         for (size_t k : op.inputs) {
-          const Tensor& x = k == kPlanInput ? s.input : s.activations[k];
+          const Tensor& x = output_of(k);
           detail::copy_channels(rec, x, 0, y, first, x.shape()[1]);
           first += x.shape()[1];
         }

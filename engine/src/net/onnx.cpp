@@ -908,16 +908,20 @@ void Lowering::transpose(const onnx::NodeProto& node, OnnxNode& report) {
   report.lowered = "constant (transposed)";
 }
 
+// Concat's and Split's axis, which must be the channels (features): 1, or 1 - rank.
+void require_channel_axis(int64_t axis, const std::vector<int64_t>& x) {
+  const int64_t rank = int64_t(x.size());
+  if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
+  if (axis < 0) axis += rank;
+  if (axis != 1) refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " (only the channels, axis 1, are supported)");
+}
+
 // Concat along the channels (features): a concat layer of the inputs in order.
 void Lowering::concat(const onnx::NodeProto& node, OnnxNode& report) {
   const Attributes a(node, {"axis"});
   if (!a.has("axis")) malformed("has no axis (required)");
   const auto x = activation(node, 0);
-  const int64_t rank = int64_t(x.size());
-  int64_t axis = a.i("axis", 1);
-  if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
-  if (axis < 0) axis += rank;
-  if (axis != 1) refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " (only the channels, axis 1, are supported)");
+  require_channel_axis(a.i("axis", 1), x);
   std::vector<int64_t> out = x;
   out[1] = 0;
   LayerDesc l;
@@ -944,11 +948,7 @@ void Lowering::split(const onnx::NodeProto& node, OnnxNode& report) {
   const int64_t opset = out_.opset;
   const Attributes a = opset < 13 ? Attributes(node, {"axis", "split"}) : Attributes(node, {"axis"});
   const auto x = activation(node, 0);
-  const int64_t rank = int64_t(x.size());
-  int64_t axis = a.i("axis", 0);
-  if (axis < -rank || axis >= rank) malformed("axis " + std::to_string(axis) + " is outside " + dims_str(x));
-  if (axis < 0) axis += rank;
-  if (axis != 1) refuse("axis " + std::to_string(axis) + " of " + dims_str(x) + " (only the channels, axis 1, are supported)");
+  require_channel_axis(a.i("axis", 0), x);
   const int outputs = node.output_size();
   if (outputs < 1) malformed("has no output");
   std::vector<int64_t> sizes;
@@ -987,7 +987,6 @@ void Lowering::split(const onnx::NodeProto& node, OnnxNode& report) {
     }
     begin = end;
   }
-  if (report.lowered.empty()) report.lowered = "nothing (no output is read)";
 }
 
 void Lowering::lower(const onnx::NodeProto& node, OnnxNode& report) {
